@@ -1,0 +1,1 @@
+"""The wire contract of the Smart Zone: message types, topics, decoding and the MQTT adapter."""

@@ -1,0 +1,46 @@
+"""The project's error hierarchy, drawn once.
+
+    SmartZoneError                 base of every error the project raises on purpose
+    ├── InvalidReading             (sensors) bytes that are not a valid v1 message
+    ├── BrokerUnavailable          (sensors) the MQTT broker cannot be reached
+    ├── SettlementError            (settlement) base of the settlement errors
+    │   ├── StoreUnavailable       the database cannot be reached
+    │   └── ChainError             the chain node cannot be reached or refused a transaction
+    └── ConfigurationError         (smartzone) settings that cannot work
+
+Adapters translate library errors into these; entry points turn them into a one-line message
+and an exit code (CLI) or a problem-details response (HTTP).
+"""
+
+from __future__ import annotations
+
+
+class SmartZoneError(Exception):
+    """Base of every error the project raises on purpose."""
+
+
+class InvalidReading(SmartZoneError):
+    """A payload that is not a valid message; ``reason`` says why in one line."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class ServiceUnavailable(SmartZoneError):
+    """An external service cannot be reached; the message names its URL."""
+
+    def __init__(self, service: str, url: str, detail: str = "") -> None:
+        text = f"cannot reach the {service} at {url}"
+        if detail:
+            text += f": {detail}"
+        super().__init__(text)
+        self.service = service
+        self.url = url
+
+
+class BrokerUnavailable(ServiceUnavailable):
+    """The MQTT broker cannot be reached."""
+
+    def __init__(self, url: str, detail: str = "") -> None:
+        super().__init__("MQTT broker", url, detail)

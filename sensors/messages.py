@@ -1,0 +1,109 @@
+"""Frozen message types of wire format v1: telemetry, events and vehicle state."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+WIRE_VERSION = 1
+
+
+class VehicleKind(enum.StrEnum):
+    """What a vehicle is; names follow GBFS/MDS vehicle types."""
+
+    BIKE = "bike"
+    EBIKE = "ebike"
+    SCOOTER = "scooter"
+    CAR = "car"
+
+
+class EventType(enum.StrEnum):
+    """What happened to a vehicle. ``MDS_EVENT_TYPES`` maps each to its MDS 2.0 name."""
+
+    UNLOCK = "unlock"
+    LOCK = "lock"
+    FAULT = "fault"
+    FAULT_CLEARED = "fault_cleared"
+    BATTERY_LOW = "battery_low"
+
+
+MDS_EVENT_TYPES: dict[EventType, str] = {
+    EventType.UNLOCK: "trip_start",
+    EventType.LOCK: "trip_end",
+    EventType.FAULT: "maintenance",
+    EventType.FAULT_CLEARED: "maintenance_end",
+    EventType.BATTERY_LOW: "battery_low",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A WGS84 position in degrees."""
+
+    lat: float
+    lon: float
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """A periodic reading of one vehicle.
+
+    ``seq`` is the vehicle's message counter, shared by its telemetry and events and strictly
+    increasing; (vehicle_id, seq) is the idempotency key of every stored message.
+    ``timestamp`` is milliseconds since the Unix epoch (UTC), as in MDS.
+    """
+
+    vehicle_id: str
+    operator: str
+    kind: VehicleKind
+    seq: int
+    timestamp: int
+    position: Position
+    speed_mps: float
+    odometer_m: int
+    battery_pct: float | None = None
+    fuel_pct: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that happened to one vehicle at one moment (unlock, lock, fault, ...).
+
+    ``rider`` names who unlocked or locked it (an opaque id or an 0x address).
+    ``signature`` is reserved for the vehicle's EIP-712 signature (hex), unused in v1.
+    """
+
+    vehicle_id: str
+    operator: str
+    kind: VehicleKind
+    seq: int
+    timestamp: int
+    event_type: EventType
+    position: Position
+    odometer_m: int
+    battery_pct: float | None = None
+    rider: str | None = None
+    detail: str | None = None
+    signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleState:
+    """The retained connectivity state of a vehicle (or of a whole fleet gateway).
+
+    Published retained on connect (``online`` true, with ``kind`` and ``owner``), and as the
+    connection's last will (``online`` false) so that the broker marks it offline when the link dies.
+    The reserved vehicle id ``FLEET_GATEWAY`` stands for every vehicle of an operator that shares one link.
+    """
+
+    vehicle_id: str
+    operator: str
+    timestamp: int
+    online: bool
+    kind: VehicleKind | None = None
+    owner: str | None = None
+
+
+FLEET_GATEWAY = "_fleet"
+
+Message = Telemetry | Event | VehicleState

@@ -1,0 +1,71 @@
+"""The MQTT topic layout: ``<root>/v1/<operator>/<vehicle_id>/<channel>``."""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from sensors.errors import InvalidReading
+
+TOPIC_VERSION = "v1"
+DEFAULT_ROOT = "smartzone"
+SHARE_GROUP = "smartzone-aggregators"
+_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class Channel(enum.StrEnum):
+    """The last topic level: which kind of message the topic carries."""
+
+    TELEMETRY = "telemetry"
+    EVENT = "event"
+    STATE = "state"
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """A parsed topic: who sent it and on which channel."""
+
+    root: str
+    operator: str
+    vehicle_id: str
+    channel: Channel
+
+
+def check_id(value: str, what: str) -> str:
+    """Return ``value`` if it is a valid operator or vehicle id, else raise ``InvalidReading``."""
+    if not _ID.match(value):
+        raise InvalidReading(f"{what} {value!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+    return value
+
+
+def topic_for(operator: str, vehicle_id: str, channel: Channel, root: str = DEFAULT_ROOT) -> str:
+    """The topic on which ``vehicle_id`` of ``operator`` publishes ``channel`` messages."""
+    check_id(operator, "operator")
+    check_id(vehicle_id, "vehicle id")
+    return f"{root}/{TOPIC_VERSION}/{operator}/{vehicle_id}/{channel.value}"
+
+
+def parse_topic(topic: str) -> Topic:
+    """Parse a topic of the v1 layout, or raise ``InvalidReading`` saying what is wrong."""
+    parts = topic.split("/")
+    if len(parts) != 5:
+        raise InvalidReading(f"topic {topic!r} does not have 5 levels <root>/v1/<operator>/<vehicle>/<channel>")
+    root, version, operator, vehicle_id, channel = parts
+    if version != TOPIC_VERSION:
+        raise InvalidReading(f"topic {topic!r} has version {version!r}, expected {TOPIC_VERSION!r}")
+    try:
+        kind = Channel(channel)
+    except ValueError:
+        raise InvalidReading(f"topic {topic!r} has unknown channel {channel!r}") from None
+    return Topic(root, check_id(operator, "operator"), check_id(vehicle_id, "vehicle id"), kind)
+
+
+def subscription(channel: Channel, root: str = DEFAULT_ROOT, operator: str = "+") -> str:
+    """The filter for ``channel`` messages of one operator (or all: ``+``)."""
+    return f"{root}/{TOPIC_VERSION}/{operator}/+/{channel.value}"
+
+
+def shared(topic_filter: str, group: str = SHARE_GROUP) -> str:
+    """The MQTT v5 shared-subscription form of ``topic_filter`` (load shared within ``group``)."""
+    return f"$share/{group}/{topic_filter}"

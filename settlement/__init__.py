@@ -1,0 +1,1 @@
+"""Ingest, trips, fares, epochs and on-chain settlement of the Smart Zone."""

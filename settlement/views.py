@@ -1,0 +1,98 @@
+"""The read side of settlement: what the dashboard may see, as frozen views, and the port that serves them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleView:
+    """A vehicle as last seen. ``state`` is its MDS 2.0 vehicle state."""
+
+    vehicle_id: str
+    operator: str
+    kind: str
+    owner: str | None
+    state: str  # available | on_trip | non_operational | unknown
+    online: bool
+    battery_pct: float | None
+    lat: float | None
+    lon: float | None
+    last_seen_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TripView:
+    """A completed trip with its fare and where it stands in settlement."""
+
+    trip_id: str
+    vehicle_id: str
+    kind: str
+    owner: str
+    rider: str
+    start_ms: int
+    end_ms: int
+    duration_s: int
+    distance_m: int
+    fare_micro: int
+    status: str  # priced | batched | settled
+    epoch_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class EpochView:
+    """A batch of trips and its settlement transaction."""
+
+    epoch_id: int
+    trip_count: int
+    total_micro: int
+    trips_root: str
+    status: str  # closed | settled
+    tx_hash: str | None
+    block_number: int | None
+    gas_used: int | None
+    closed_ms: int
+    settled_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutView:
+    """What one vehicle owner has earned: settled on chain and still pending."""
+
+    owner: str
+    trip_count: int
+    settled_micro: int
+    pending_micro: int
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """Counts for the overview."""
+
+    vehicles: int
+    online: int
+    telemetry: int
+    events: int
+    rejected: int
+    trips: int
+    epochs: int
+    settled_micro: int
+
+
+class ReadModel(Protocol):
+    """Queries the dashboard runs; every list is newest or most relevant first and bounded by ``limit``."""
+
+    def vehicles(self) -> list[VehicleView]: ...
+
+    def vehicle(self, vehicle_id: str) -> VehicleView | None: ...
+
+    def trips(self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None) -> list[TripView]: ...
+
+    def trip(self, trip_id: str) -> TripView | None: ...
+
+    def epochs(self, limit: int = 100) -> list[EpochView]: ...
+
+    def payouts(self) -> list[PayoutView]: ...
+
+    def stats(self) -> Stats: ...
