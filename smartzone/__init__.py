@@ -1,0 +1,1 @@
+"""Composition root of the Smart Zone platform: settings and the ``smartzone`` command."""

@@ -1,0 +1,197 @@
+"""The ``smartzone`` command: ``up`` runs everything; ``simulate``, ``aggregate`` and ``serve`` run one part."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+from pydantic import ValidationError
+
+from sensors.errors import SmartZoneError
+from smartzone.settings import Settings
+
+log = logging.getLogger("smartzone")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``smartzone`` console script; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings(**_overrides(args))
+    except ValidationError as exc:
+        print(f"smartzone: error: invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
+              file=sys.stderr)
+        return 2
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    command: Callable[[Settings], int] = args.command
+    try:
+        return command(settings)
+    except SmartZoneError as exc:
+        print(f"smartzone: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smartzone", description="Smart Zone shared mobility platform.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    up = sub.add_parser("up", help="run broker, chain, simulator, aggregator and dashboard in one process")
+    up.set_defaults(command=cmd_up)
+    _sim_options(up)
+    sim = sub.add_parser("simulate", help="run the simulated fleet against a broker")
+    sim.set_defaults(command=cmd_simulate)
+    _sim_options(sim)
+    agg = sub.add_parser("aggregate", help="run an aggregator against a broker, a database and a chain")
+    agg.set_defaults(command=cmd_aggregate)
+    serve = sub.add_parser("serve", help="serve the dashboard and the API from a database")
+    serve.set_defaults(command=cmd_serve)
+    for p in (up, serve):
+        p.add_argument("--port", dest="http_port", type=int, help="HTTP port (default 8000)")
+    return parser
+
+
+def _sim_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vehicles", type=int, help="fleet size (default 20)")
+    parser.add_argument("--minutes", dest="sim_minutes", type=float, help="simulated minutes; 0 runs until stopped")
+    parser.add_argument("--speed", type=float, help="simulated seconds per real second; 0 is as fast as possible")
+    parser.add_argument("--seed", type=int, help="seed of the fleet and its riders (default 7)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("vehicles", "sim_minutes", "speed", "seed", "http_port")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+@contextmanager
+def _stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM, with the previous handlers restored afterwards."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _progress(sim_s: float, total_s: float) -> None:
+    if total_s < 10**7:
+        print(f"simulated {sim_s / 60:.0f}/{total_s / 60:.0f} min", file=sys.stderr, flush=True)
+
+
+def cmd_simulate(settings: Settings) -> int:
+    from smartzone.parts import run_simulator
+
+    url = settings.broker_url()
+    with _stop_on_signals() as stop:
+        summary = run_simulator(settings, mqtt_url=url, protocol=settings.mqtt_protocol, stop=stop,
+                                progress=_progress)
+    print(summary.to_json() if hasattr(summary, "to_json") else summary)
+    return 0
+
+
+def cmd_aggregate(settings: Settings) -> int:
+    from smartzone.parts import build_aggregator, open_store
+
+    store = open_store(settings)
+    part = build_aggregator(settings, store, mqtt_url=settings.broker_url(), protocol=settings.mqtt_protocol)
+    print(f"aggregating from {settings.broker_url()} into {store.url}, settling on "
+          f"{settings.chain_url or 'embedded py-evm'} (contract {part.contract})", flush=True)
+    with _stop_on_signals() as stop:
+        part.run(stop)
+    c = part.aggregator.counters
+    print(f"stopped: {c.received} received, {c.stored} stored, {c.duplicates} duplicates, {c.rejected} rejected, "
+          f"{c.trips} trips, {c.epochs_settled} epochs settled", flush=True)
+    return 0
+
+
+def _server(settings: Settings, store: Any, label: str) -> Any:
+    import uvicorn
+
+    from dashboard.app import create_app
+    from smartzone.parts import read_model
+
+    app = create_app(read_model(store), chain_label=label)
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    return uvicorn.Server(config)
+
+
+def _serve_in_thread(server: Any, stack: ExitStack) -> None:
+    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    stack.callback(stop)
+    deadline = time.monotonic() + 15
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if not server.started:
+        raise SmartZoneError("the dashboard could not start (is the port already taken?)")
+
+
+def cmd_serve(settings: Settings) -> int:
+    from smartzone.parts import chain_label, open_store
+
+    store = open_store(settings)
+    with ExitStack() as stack, _stop_on_signals() as stop:
+        _serve_in_thread(_server(settings, store, chain_label(settings)), stack)
+        print(f"dashboard on http://{settings.http_host}:{settings.http_port}/ from {store.url}", flush=True)
+        stop.wait()
+    return 0
+
+
+def cmd_up(settings: Settings) -> int:
+    from smartzone.broker import RunningBroker, embedded_broker
+    from smartzone.parts import build_aggregator, chain_label, open_store, run_simulator
+
+    with ExitStack() as stack, _stop_on_signals() as stop:
+        if settings.mqtt_url:
+            broker = RunningBroker(settings.mqtt_url, settings.mqtt_protocol, "external")
+        else:
+            broker = stack.enter_context(embedded_broker())
+        store = open_store(settings)
+        if settings.chain_url is None:
+            store.reset()  # the embedded chain starts empty each time, so must the database
+        part = build_aggregator(settings, store, mqtt_url=broker.url, protocol=broker.protocol)
+        agg_stop, sim_stop = threading.Event(), threading.Event()
+        agg = threading.Thread(target=part.run, args=(agg_stop,), name="aggregator")
+        agg.start()
+        stack.callback(agg.join)
+        stack.callback(agg_stop.set)
+        sim = threading.Thread(target=run_simulator, name="simulator", kwargs={
+            "settings": settings, "mqtt_url": broker.url, "protocol": broker.protocol, "stop": sim_stop})
+        sim.start()
+        stack.callback(sim.join)
+        stack.callback(sim_stop.set)
+        _serve_in_thread(_server(settings, store, chain_label(settings)), stack)
+        print(
+            "Smart Zone is up.\n"
+            f"  dashboard  http://{settings.http_host}:{settings.http_port}/\n"
+            f"  API        http://{settings.http_host}:{settings.http_port}/docs\n"
+            f"  broker     {broker.url} ({broker.name})\n"
+            f"  database   {store.url}\n"
+            f"  chain      {chain_label(settings)}, contract {part.contract}\n"
+            f"  fleet      {settings.vehicles} vehicles, seed {settings.seed}, speed {settings.speed:g}x\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            if not agg.is_alive():
+                raise SmartZoneError("the aggregator stopped unexpectedly; see the log above")
+        print("stopping: simulator, aggregator (settling what is left), dashboard, broker", flush=True)
+    print("stopped cleanly", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

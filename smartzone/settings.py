@@ -1,0 +1,46 @@
+"""The one settings object, read from ``SMARTZONE_*`` environment variables at the entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+class Settings(BaseSettings):
+    """Everything a part of the platform needs to know about where the others are."""
+
+    model_config = SettingsConfigDict(env_prefix="SMARTZONE_", frozen=True, extra="ignore")
+
+    mqtt_url: str | None = Field(None, description="Broker URL; unset: `up` starts its own, other parts use 1883")
+    mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    topic_root: str = "smartzone"
+    database_url: str | None = Field(None, description="SQLAlchemy URL; unset: a SQLite file in data_dir")
+    chain_url: str | None = Field(None, description="JSON-RPC URL of an EVM node; unset: embedded py-evm")
+    chain_private_key: SecretStr | None = Field(None, description="Key of the aggregator's account; unset: node's")
+    contract_address: str | None = None
+    data_dir: Path = Path("data")
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    epoch_seconds: float = Field(30.0, gt=0)
+    epoch_max_trips: int = Field(1000, ge=1, le=256_000)
+    aggregator_id: str = "aggregator-1"
+    operator: str = "smartzone-demo"
+    vehicles: int = Field(20, ge=1)
+    seed: int = 7
+    speed: float = Field(10.0, ge=0, description="Simulated seconds per real second; 0: as fast as possible")
+    sim_minutes: float = Field(0.0, ge=0, description="Simulated minutes to run; 0: until stopped")
+    log_level: str = "INFO"
+
+    def broker_url(self) -> str:
+        return self.mqtt_url or DEFAULT_MQTT_URL
+
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'smartzone.db'}"
+
+    def private_key(self) -> str | None:
+        return self.chain_private_key.get_secret_value() if self.chain_private_key else None
