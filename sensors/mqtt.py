@@ -172,6 +172,14 @@ class MqttClient:
         if self._outcome is None:
             self._outcome = "connection failed"
 
+    def probe_protocol(self, timeout: float = 10.0) -> str:
+        """Find (with a short, clean connection) which protocol the broker speaks, and keep to it."""
+        if self._protocol == "auto":
+            probe = MqttClient(self.url, f"{self.client_id}-probe"[:64]).connect(timeout)
+            probe.close()
+            self._protocol = probe.protocol_version or "3.1.1"
+        return self._protocol
+
     @property
     def connected(self) -> bool:
         return self._connected.is_set()
@@ -221,12 +229,15 @@ class MqttClient:
     def subscribe(self, filters: list[tuple[str, int]], handler: Handler) -> None:
         """Deliver messages matching ``filters`` to ``handler`` (on the network thread); kept across reconnects.
 
+        Call it before ``connect`` to receive what a persistent session kept while this client was away.
+
         The handler must call ``Received.ack`` once the message is safely handled; only then does a QoS 1
         message count as delivered.
         """
         self._handler = handler
         self._subscriptions.extend(filters)
-        self._require().subscribe(filters)
+        if self._client is not None:
+            self._client.subscribe(filters)
 
     def _on_message(self, client: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         handler = self._handler
@@ -237,8 +248,7 @@ class MqttClient:
                 client.ack(mid, qos)
 
         if handler is None:
-            ack()
-            return
+            return  # not acknowledged: the broker delivers it again once a handler is there
         try:
             handler(Received(msg.topic, bytes(msg.payload), time.time(), ack))
         except SmartZoneError:

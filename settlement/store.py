@@ -122,8 +122,11 @@ class Store:
     def _insert_rows(self, conn: sa.Connection, model: type[Base], rows: list[dict[str, object]]) -> int:
         if not rows:
             return 0
-        result = conn.execute(self._insert(model.__table__), rows)  # type: ignore[arg-type]
-        return max(result.rowcount, 0)
+        table: sa.Table = model.__table__  # type: ignore[assignment]
+        key = table.primary_key.columns[0]
+        # RETURNING counts the rows really inserted, on every backend (rowcount is not reliable in executemany)
+        result = conn.execute(self._insert(table).returning(key), rows)
+        return len(result.all())
 
     def _apply_state(self, conn: sa.Connection, state: VehicleState) -> None:
         vehicles = VehicleRow.__table__
@@ -179,7 +182,7 @@ class Store:
         e = EventRow.__table__
         kinds = (EventType.UNLOCK.value, EventType.LOCK.value)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(e).where(e.c.vehicle_id == vehicle_id, e.c.event_type.in_(kinds))).all()
+            rows = conn.execute(sa.select(e).where(e.c.vehicle_id == vehicle_id, e.c.event_type.in_(kinds)).order_by(e.c.seq)).all()
             owner = conn.execute(
                 sa.select(VehicleRow.owner).where(VehicleRow.vehicle_id == vehicle_id)
             ).scalar_one_or_none()

@@ -59,14 +59,15 @@ def build_aggregator(settings: Settings, store: Store, *, mqtt_url: str, protoco
     contract = aggregator.attach_contract(settings.contract_address)
     inbox: queue.Queue[Received] = queue.Queue()
     client = MqttClient(mqtt_url, f"smartzone-{settings.aggregator_id}", protocol=protocol,
-                        persistent_session=True).connect()
+                        persistent_session=True)
     root = settings.topic_root
     load = [subscription(Channel.TELEMETRY, root), subscription(Channel.EVENT, root)]
-    if client.protocol_version == "5":
+    if protocol == "5" or (protocol == "auto" and client.probe_protocol() == "5"):
         load = [shared(f) for f in load]  # several aggregators share the load
     # Retained states are not delivered to shared subscriptions: every aggregator takes them all.
     filters = [(f, 1) for f in load] + [(subscription(Channel.STATE, root), 1)]
     client.subscribe(filters, inbox.put)
+    client.connect()
     log.info("aggregator subscribed to %s", ", ".join(f for f, _ in filters))
     return AggregatorPart(aggregator, client, inbox, contract)
 

@@ -1,0 +1,117 @@
+"""The aggregator on a real SQLite file with the fake chain: bad input, duplicates, trips and epochs."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from pathlib import Path
+
+from sensors.codec import channel_of, encode
+from sensors.messages import Event, EventType, Message, Position, Telemetry, VehicleKind, VehicleState
+from sensors.ports import Received
+from sensors.topics import topic_for
+from settlement.aggregator import Aggregator
+from settlement.ports import FakeChain
+from settlement.queries import SqlReadModel
+from settlement.store import Store
+
+OWNERS = ["0x" + "aa" * 20, "0x" + "bb" * 20]
+T0 = 1_790_000_000_000
+
+
+class Acks:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+def received(message: Message, acks: Acks) -> Received:
+    topic = topic_for(message.operator, message.vehicle_id, channel_of(message))
+    return Received(topic, encode(message), T0 / 1000, acks)
+
+
+def ride(vehicle: str, first_seq: int, rider: str) -> list[Message]:
+    pos = Position(51.215, 4.396)
+    return [
+        Event(vehicle, "op", VehicleKind.EBIKE, first_seq, T0, EventType.UNLOCK, pos, 100, 90.0, rider=rider),
+        Telemetry(vehicle, "op", VehicleKind.EBIKE, first_seq + 1, T0 + 5000, pos, 5.0, 125, 89.0),
+        Event(vehicle, "op", VehicleKind.EBIKE, first_seq + 2, T0 + 300_000, EventType.LOCK, pos, 1600, 85.0,
+              rider=rider),
+    ]
+
+
+def make(tmp_path: Path, clock: list[float]) -> tuple[Aggregator, FakeChain]:
+    chain = FakeChain()
+    aggregator = Aggregator(Store.connect(f"sqlite:///{tmp_path / 'agg.db'}"), chain, epoch_seconds=10,
+                            clock=lambda: clock[0])
+    aggregator.attach_contract()
+    return aggregator, chain
+
+
+def births() -> list[Message]:
+    return [VehicleState(f"ebike-{i}", "op", T0, True, VehicleKind.EBIKE, OWNERS[i % 2]) for i in range(3)]
+
+
+def test_malformed_messages_are_dead_lettered_and_acked_while_good_ones_are_stored(tmp_path: Path) -> None:
+    aggregator, _ = make(tmp_path, [0.0])
+    acks = Acks()
+    good = [received(m, acks) for m in [*births(), *ride("ebike-0", 1, "r1")]]
+    bad = [
+        Received("smartzone/v1/op/ebike-0/event", b"\x00garbage", 0.0, acks),
+        Received("smartzone/v1/op/ebike-0/telemetry", b"{}", 0.0, acks),
+        Received("not/a/topic", b"{}", 0.0, acks),
+        Received("smartzone/v1/op/ebike-0/event", b"{" + b"1" * 100_000 + b"}", 0.0, acks),
+    ]
+    result = aggregator.handle(good + bad)
+    assert (result.rejected, result.events_new, result.telemetry_new) == (4, 2, 1)
+    assert acks.count == len(good) + len(bad)
+    assert SqlReadModel(aggregator.store).stats().rejected == 4
+
+
+def test_every_completed_trip_is_priced_once_and_settled_in_exactly_one_epoch(tmp_path: Path) -> None:
+    clock = [0.0]
+    aggregator, chain = make(tmp_path, clock)
+    acks = Acks()
+    messages = [*births(), *ride("ebike-0", 1, "r1"), *ride("ebike-1", 1, "r2"), *ride("ebike-2", 10, "r3")]
+    aggregator.handle([received(m, acks) for m in reversed(messages)])  # locks before unlocks
+    aggregator.handle([received(m, acks) for m in messages])  # and everything again
+    assert aggregator.build_trips() == 3
+    assert aggregator.build_trips() == 0
+    clock[0] = 11.0
+    assert aggregator.settle_due() == [1]
+    assert aggregator.settle_due() == []
+    read = SqlReadModel(aggregator.store)
+    trips = read.trips()
+    assert len(trips) == 3 and {t.epoch_id for t in trips} == {1} and {t.status for t in trips} == {"settled"}
+    assert chain.total_settled() == sum(t.fare_micro for t in trips)
+    assert {o: chain.owed(o) for o in OWNERS} == read.payout_totals()
+
+
+def test_an_epoch_already_on_chain_after_a_crash_is_recorded_not_sent_again(tmp_path: Path) -> None:
+    clock = [0.0]
+    aggregator, chain = make(tmp_path, clock)
+    acks = Acks()
+    aggregator.handle([received(m, acks) for m in [*births(), *ride("ebike-0", 1, "r1")]])
+    aggregator.build_trips()
+    [commit] = [c for c in [aggregator.store.close_epoch(100, T0)] if c]
+    chain.settle(commit)  # sent, then the process died before recording it
+    clock[0] = 1.0
+    assert aggregator.settle_due() == [1]
+    assert len(chain.sent) == 1
+    assert SqlReadModel(aggregator.store).epochs()[0].status == "settled"
+
+
+def test_the_run_loop_drains_its_inbox_and_settles_everything_when_stopped(tmp_path: Path) -> None:
+    aggregator, chain = make(tmp_path, [0.0])
+    inbox: queue.Queue[Received] = queue.Queue()
+    acks = Acks()
+    for m in [*births(), *ride("ebike-0", 1, "r1"), *ride("ebike-1", 1, "r2")]:
+        inbox.put(received(m, acks))
+    stop = threading.Event()
+    stop.set()
+    aggregator.run(inbox, stop)
+    assert inbox.empty()
+    assert chain.last_epoch() == 1
+    assert chain.epochs[1].trip_count == 2
