@@ -1,0 +1,97 @@
+"""The JSON API under ``/api/v1``: thin routes from the read model to the response models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+
+from dashboard.problems import INVALID, NOT_FOUND
+from dashboard.schemas import (
+    Epoch,
+    EpochList,
+    Health,
+    Payout,
+    PayoutList,
+    Stats,
+    Trip,
+    TripList,
+    Vehicle,
+    VehicleList,
+)
+from settlement.views import ReadModel
+
+MAX_LIMIT = 1000
+
+
+def read_model(request: Request) -> ReadModel:
+    """The read model ``create_app`` was given; tests may replace it with ``dependency_overrides``."""
+    model: ReadModel = request.app.state.read_model
+    return model
+
+
+Model = Annotated[ReadModel, Depends(read_model)]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many, newest first.")]
+
+router = APIRouter(prefix="/api/v1")
+health = APIRouter()
+
+
+@router.get("/vehicles", tags=["fleet"])
+def list_vehicles(model: Model) -> VehicleList:
+    """Every vehicle of the fleet as last seen."""
+    return VehicleList(items=[Vehicle.model_validate(v) for v in model.vehicles()])
+
+
+@router.get("/vehicles/{vehicle_id}", tags=["fleet"], responses=NOT_FOUND)
+def get_vehicle(vehicle_id: str, model: Model) -> Vehicle:
+    """One vehicle as last seen."""
+    view = model.vehicle(vehicle_id)
+    if view is None:
+        raise HTTPException(404, f"no vehicle with id {vehicle_id!r}")
+    return Vehicle.model_validate(view)
+
+
+@router.get("/trips", tags=["trips"], responses=INVALID)
+def list_trips(
+    model: Model,
+    limit: Limit = 100,
+    vehicle_id: Annotated[str | None, Query(description="Only this vehicle's trips.")] = None,
+    rider: Annotated[str | None, Query(description="Only this rider's trips (wallet address).")] = None,
+) -> TripList:
+    """Completed trips, newest first, optionally of one vehicle or one rider."""
+    views = model.trips(limit=limit, vehicle_id=vehicle_id, rider=rider)
+    return TripList(items=[Trip.model_validate(t) for t in views])
+
+
+@router.get("/trips/{trip_id}", tags=["trips"], responses=NOT_FOUND)
+def get_trip(trip_id: str, model: Model) -> Trip:
+    """One trip, its fare and its settlement status."""
+    view = model.trip(trip_id)
+    if view is None:
+        raise HTTPException(404, f"no trip with id {trip_id!r}")
+    return Trip.model_validate(view)
+
+
+@router.get("/epochs", tags=["settlement"], responses=INVALID)
+def list_epochs(model: Model, limit: Limit = 100) -> EpochList:
+    """Epochs (batches of trips) and their settlement transactions, newest first."""
+    return EpochList(items=[Epoch.model_validate(e) for e in model.epochs(limit=limit)])
+
+
+@router.get("/payouts", tags=["settlement"])
+def list_payouts(model: Model) -> PayoutList:
+    """What each vehicle owner has earned, settled on chain and pending."""
+    return PayoutList(items=[Payout.model_validate(p) for p in model.payouts()])
+
+
+@router.get("/stats", tags=["overview"])
+def get_stats(model: Model) -> Stats:
+    """Counts of vehicles, messages, trips and epochs, and the total settled."""
+    return Stats.model_validate(model.stats())
+
+
+@health.get("/healthz", tags=["health"])
+def healthz() -> Health:
+    """The app is up and answering."""
+    return Health()

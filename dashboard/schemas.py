@@ -1,0 +1,128 @@
+"""The JSON shapes of the ``/api/v1`` API, built from settlement's frozen views.
+
+Money is always an integer number of micro-euro (1 EUR = 1,000,000) in fields named ``*_micro``;
+times are integer milliseconds since the Unix epoch in fields named ``*_ms``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MICRO = "Integer micro-euro (1 EUR = 1,000,000 micro-euro)."
+
+
+class _View(BaseModel):
+    """A response model read straight from a frozen view's attributes."""
+
+    model_config = ConfigDict(from_attributes=True, frozen=True)
+
+
+class Vehicle(_View):
+    """A vehicle as last seen."""
+
+    vehicle_id: str
+    operator: str
+    kind: str = Field(description="Vehicle type, e.g. bicycle, e-bike, e-scooter, car.")
+    owner: str | None = Field(description="Address of the owner paid for its trips, if any.")
+    state: str = Field(description="MDS 2.0 vehicle state: available, on_trip, non_operational or unknown.")
+    online: bool
+    battery_pct: float | None = Field(description="Battery level in percent; null without a battery.")
+    lat: float | None = Field(description="WGS 84 latitude of the last position.")
+    lon: float | None = Field(description="WGS 84 longitude of the last position.")
+    last_seen_ms: int | None = Field(description="When the vehicle was last heard from, ms since the epoch.")
+
+
+class Trip(_View):
+    """A completed trip with its fare and where it stands in settlement."""
+
+    trip_id: str = Field(description="Unique trip id, '<vehicle_id>:<n>'.")
+    vehicle_id: str
+    kind: str
+    owner: str
+    rider: str = Field(description="The rider's wallet address.")
+    start_ms: int
+    end_ms: int
+    duration_s: int
+    distance_m: int
+    fare_micro: int = Field(description=f"The fare. {MICRO}")
+    status: str = Field(description="Settlement status: priced, batched or settled.")
+    epoch_id: int | None = Field(description="The epoch that batches the trip, once batched.")
+
+
+class Epoch(_View):
+    """A batch of trips and its settlement transaction."""
+
+    epoch_id: int
+    trip_count: int
+    total_micro: int = Field(description=f"Sum of the epoch's fares. {MICRO}")
+    trips_root: str = Field(description="Merkle root of the epoch's trips, 0x-prefixed hex.")
+    status: str = Field(description="closed or settled.")
+    tx_hash: str | None = Field(description="The settlement transaction, once sent.")
+    block_number: int | None
+    gas_used: int | None
+    closed_ms: int
+    settled_ms: int | None
+
+
+class Payout(_View):
+    """What one vehicle owner has earned."""
+
+    owner: str
+    trip_count: int
+    settled_micro: int = Field(description=f"Earned in settled epochs. {MICRO}")
+    pending_micro: int = Field(description=f"Earned in trips not yet settled. {MICRO}")
+
+
+class Stats(_View):
+    """Counts for the overview."""
+
+    vehicles: int
+    online: int
+    telemetry: int = Field(description="Telemetry readings accepted.")
+    events: int = Field(description="Vehicle events accepted.")
+    rejected: int = Field(description="Messages rejected as invalid.")
+    trips: int
+    epochs: int
+    settled_micro: int = Field(description=f"Total settled on chain. {MICRO}")
+
+
+class VehicleList(BaseModel):
+    """Every vehicle of the fleet."""
+
+    items: list[Vehicle]
+
+
+class TripList(BaseModel):
+    """Trips, newest first."""
+
+    items: list[Trip]
+
+
+class EpochList(BaseModel):
+    """Epochs, newest first."""
+
+    items: list[Epoch]
+
+
+class PayoutList(BaseModel):
+    """Earnings per vehicle owner."""
+
+    items: list[Payout]
+
+
+class Health(BaseModel):
+    """The app is up."""
+
+    status: str = "ok"
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem details object (served as application/problem+json)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(default="about:blank", description="A URI naming the problem type.")
+    title: str = Field(description="Short summary of the problem type.")
+    status: int = Field(description="The HTTP status code.")
+    detail: str = Field(description="What went wrong in this occurrence.")
+    instance: str | None = Field(default=None, description="The request path that failed.")

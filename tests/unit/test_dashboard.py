@@ -1,0 +1,272 @@
+"""The dashboard app over a fake read model: the page, the JSON API, problem details and OpenAPI."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from dashboard.api import read_model
+from dashboard.app import create_app
+from settlement.errors import StoreUnavailable
+from settlement.views import EpochView, PayoutView, Stats, TripView, VehicleView
+
+OWNER_A = "0x" + "a1" * 20
+OWNER_B = "0x" + "b2" * 20
+RIDER_1 = "0x" + "11" * 20
+RIDER_2 = "0x" + "22" * 20
+T0 = 1_717_000_000_000
+
+
+@dataclass
+class FakeReadModel:
+    """A read model over lists of views, newest first where the port says so."""
+
+    vehicle_views: list[VehicleView] = field(default_factory=list)
+    trip_views: list[TripView] = field(default_factory=list)
+    epoch_views: list[EpochView] = field(default_factory=list)
+    payout_views: list[PayoutView] = field(default_factory=list)
+    counts: Stats = field(default_factory=lambda: Stats(0, 0, 0, 0, 0, 0, 0, 0))
+
+    def vehicles(self) -> list[VehicleView]:
+        return list(self.vehicle_views)
+
+    def vehicle(self, vehicle_id: str) -> VehicleView | None:
+        return next((v for v in self.vehicle_views if v.vehicle_id == vehicle_id), None)
+
+    def trips(
+        self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None
+    ) -> list[TripView]:
+        chosen = [
+            t
+            for t in self.trip_views
+            if (vehicle_id is None or t.vehicle_id == vehicle_id) and (rider is None or t.rider == rider)
+        ]
+        return sorted(chosen, key=lambda t: t.end_ms, reverse=True)[:limit]
+
+    def trip(self, trip_id: str) -> TripView | None:
+        return next((t for t in self.trip_views if t.trip_id == trip_id), None)
+
+    def epochs(self, limit: int = 100) -> list[EpochView]:
+        return sorted(self.epoch_views, key=lambda e: e.epoch_id, reverse=True)[:limit]
+
+    def payouts(self) -> list[PayoutView]:
+        return list(self.payout_views)
+
+    def stats(self) -> Stats:
+        return self.counts
+
+
+def vehicle(vehicle_id: str, **changes: object) -> VehicleView:
+    base = VehicleView(vehicle_id, "smartzone", "bicycle", OWNER_A, "available", True, 87.5, 51.2, 4.39, T0)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def trip(trip_id: str, n: int, **changes: object) -> TripView:
+    vehicle_id = trip_id.split(":")[0]
+    base = TripView(
+        trip_id, vehicle_id, "bicycle", OWNER_A, RIDER_1, T0 + n * 1000, T0 + n * 1000 + 600_000,
+        600, 1_850, 1_234_567, "settled", 1,
+    )  # fmt: skip
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def sample() -> FakeReadModel:
+    return FakeReadModel(
+        vehicle_views=[
+            vehicle("bike-0001"),
+            vehicle("scooter-0002", kind="e-scooter", owner=OWNER_B, state="on_trip", battery_pct=41.0),
+            vehicle("car-0003", kind="car", owner=None, online=False, lat=None, lon=None, last_seen_ms=None),
+        ],
+        trip_views=[
+            trip("bike-0001:12", 1),
+            trip("bike-0001:13", 2, rider=RIDER_2, fare_micro=990_000, status="batched", epoch_id=2),
+            trip("scooter-0002:7", 3, owner=OWNER_B, kind="e-scooter", status="priced", epoch_id=None),
+        ],
+        epoch_views=[
+            EpochView(1, 1, 1_234_567, "0x" + "ab" * 32, "settled", "0x" + "cd" * 32, 42, 61_000, T0, T0 + 5),
+            EpochView(2, 1, 990_000, "0x" + "ef" * 32, "closed", None, None, None, T0 + 10, None),
+        ],
+        payout_views=[
+            PayoutView(OWNER_A, 2, settled_micro=12_345_678_901, pending_micro=990_000),
+            PayoutView(OWNER_B, 1, settled_micro=0, pending_micro=2_505_000),
+        ],
+        counts=Stats(3, 2, 1_000, 40, 2, 3, 2, 1_234_567),
+    )
+
+
+@pytest.fixture()
+def fake() -> FakeReadModel:
+    return sample()
+
+
+@pytest.fixture()
+def client(fake: FakeReadModel) -> TestClient:
+    return TestClient(create_app(fake, chain_label="anvil 31337"))
+
+
+def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "detail"} <= body.keys()
+    return body
+
+
+def test_the_page_shows_every_vehicle_and_each_owners_payouts_in_euros(client: TestClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    for vehicle_id in ("bike-0001", "scooter-0002", "car-0003"):
+        assert vehicle_id in page.text
+    for euros in ("€ 12,345.68", "€ 0.99", "€ 0.00", "€ 2.51"):
+        assert euros in page.text
+    assert "0xa1a1…a1a1" in page.text
+
+
+def test_the_page_shows_counts_epochs_and_trips_on_first_load(client: TestClient) -> None:
+    page = client.get("/").text
+    assert 'data-stat="telemetry">1000<' in page
+    assert "€ 1.23" in page  # settled total and the first trip's fare
+    assert "0xcdcd…cdcd" in page and ">42<" in page and ">61000<" in page
+    assert "bike-0001:12" in page and "10 min 00 s" in page and "1.85 km" in page
+    assert "anvil 31337" in page
+
+
+def test_the_page_credits_the_zone_boundary_and_links_its_source_code(client: TestClient) -> None:
+    page = client.get("/").text
+    assert "Zone boundary: Bron: Stad Antwerpen (open geodata)" in page
+    assert "Source code (AGPL-3.0-or-later)</a>" in page
+
+
+def test_the_page_loads_its_script_and_style_from_the_app_itself(client: TestClient) -> None:
+    page = client.get("/").text
+    assert 'src="static/dashboard.js"' in page and 'href="static/dashboard.css"' in page
+    assert 'src="http' not in page and 'href="//' not in page
+    assert "javascript" in client.get("/static/dashboard.js").headers["content-type"]
+    assert client.get("/static/dashboard.css").headers["content-type"].startswith("text/css")
+
+
+def test_the_page_escapes_a_hostile_vehicle_id(fake: FakeReadModel) -> None:
+    fake.vehicle_views.append(vehicle("<script>alert(1)</script>"))
+    page = TestClient(create_app(fake)).get("/").text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_the_page_says_so_when_there_is_nothing_yet() -> None:
+    page = TestClient(create_app(FakeReadModel())).get("/").text
+    assert "No vehicles yet." in page and "No trips yet." in page
+
+
+def test_the_vehicles_endpoint_returns_the_whole_fleet(client: TestClient, fake: FakeReadModel) -> None:
+    assert client.get("/api/v1/vehicles").json() == {"items": [asdict(v) for v in fake.vehicle_views]}
+
+
+def test_one_vehicle_is_found_by_its_id(client: TestClient, fake: FakeReadModel) -> None:
+    assert client.get("/api/v1/vehicles/scooter-0002").json() == asdict(fake.vehicle_views[1])
+
+
+def test_an_unknown_vehicle_is_a_404_problem_that_names_it(client: TestClient) -> None:
+    body = assert_problem(client.get("/api/v1/vehicles/bike-9999"), 404)
+    assert "bike-9999" in body["detail"]
+    assert body["title"] == "Not Found" and body["instance"] == "/api/v1/vehicles/bike-9999"
+
+
+def test_trips_come_newest_first_with_their_fare_in_integer_micro_euro(client: TestClient) -> None:
+    items = client.get("/api/v1/trips").json()["items"]
+    assert [t["trip_id"] for t in items] == ["scooter-0002:7", "bike-0001:13", "bike-0001:12"]
+    assert [t["fare_micro"] for t in items] == [1_234_567, 990_000, 1_234_567]
+    assert all(type(t["fare_micro"]) is int for t in items)
+
+
+def test_trips_are_filtered_by_vehicle_and_by_rider(client: TestClient) -> None:
+    by_vehicle = client.get("/api/v1/trips", params={"vehicle_id": "bike-0001"}).json()["items"]
+    by_rider = client.get("/api/v1/trips", params={"rider": RIDER_2}).json()["items"]
+    assert [t["trip_id"] for t in by_vehicle] == ["bike-0001:13", "bike-0001:12"]
+    assert [t["trip_id"] for t in by_rider] == ["bike-0001:13"]
+
+
+def test_the_limit_bounds_trips_and_epochs(client: TestClient) -> None:
+    assert [t["trip_id"] for t in client.get("/api/v1/trips?limit=1").json()["items"]] == ["scooter-0002:7"]
+    assert [e["epoch_id"] for e in client.get("/api/v1/epochs?limit=1").json()["items"]] == [2]
+    assert len(client.get("/api/v1/trips?limit=1000").json()["items"]) == 3
+
+
+@pytest.mark.parametrize("path", ["/api/v1/trips/bike-0001:12", "/api/v1/trips/bike-0001%3A12"])
+def test_a_trip_id_with_a_colon_resolves(client: TestClient, fake: FakeReadModel, path: str) -> None:
+    assert client.get(path).json() == asdict(fake.trip_views[0])
+
+
+def test_an_unknown_trip_is_a_404_problem_that_names_it(client: TestClient) -> None:
+    assert "bike-0001:99" in assert_problem(client.get("/api/v1/trips/bike-0001:99"), 404)["detail"]
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=many", "limit=-5"])
+@pytest.mark.parametrize("path", ["/api/v1/trips", "/api/v1/epochs"])
+def test_an_invalid_limit_is_a_422_problem(client: TestClient, path: str, query: str) -> None:
+    body = assert_problem(client.get(f"{path}?{query}"), 422)
+    assert "limit" in body["detail"]
+    assert body["errors"][0]["loc"] == ["query", "limit"]
+
+
+def test_epochs_come_with_their_transaction_and_integer_totals(client: TestClient) -> None:
+    items = client.get("/api/v1/epochs").json()["items"]
+    assert items[1] == {
+        "epoch_id": 1, "trip_count": 1, "total_micro": 1_234_567, "trips_root": "0x" + "ab" * 32,
+        "status": "settled", "tx_hash": "0x" + "cd" * 32, "block_number": 42, "gas_used": 61_000,
+        "closed_ms": T0, "settled_ms": T0 + 5,
+    }  # fmt: skip
+    assert items[0]["tx_hash"] is None
+
+
+def test_payouts_give_settled_and_pending_micro_euro_per_owner(
+    client: TestClient, fake: FakeReadModel
+) -> None:
+    items = client.get("/api/v1/payouts").json()["items"]
+    assert items == [asdict(p) for p in fake.payout_views]
+    assert type(items[0]["settled_micro"]) is int and items[0]["settled_micro"] == 12_345_678_901
+
+
+def test_stats_are_the_read_models_counts(client: TestClient, fake: FakeReadModel) -> None:
+    assert client.get("/api/v1/stats").json() == asdict(fake.counts)
+
+
+def test_healthz_says_ok(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_openapi_documents_every_api_v1_path(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    assert spec["info"]["title"] == "Smart Zone" and spec["info"]["version"] == "1"
+    assert spec["info"]["description"]
+    assert {p for p in spec["paths"] if p.startswith("/api/v1")} == {
+        "/api/v1/vehicles", "/api/v1/vehicles/{vehicle_id}", "/api/v1/trips", "/api/v1/trips/{trip_id}",
+        "/api/v1/epochs", "/api/v1/payouts", "/api/v1/stats",
+    }  # fmt: skip
+    assert "micro-euro" in spec["components"]["schemas"]["Trip"]["properties"]["fare_micro"]["description"]
+    not_found = spec["paths"]["/api/v1/trips/{trip_id}"]["get"]["responses"]["404"]
+    assert "application/problem+json" in not_found["content"]
+
+
+def test_an_unknown_path_is_a_404_problem(client: TestClient) -> None:
+    assert_problem(client.get("/api/v1/nothing-here"), 404)
+
+
+def test_an_unreachable_store_is_a_503_problem_that_hides_its_url() -> None:
+    class DownReadModel(FakeReadModel):
+        def stats(self) -> Stats:
+            raise StoreUnavailable("postgresql://user:secret@db/smartzone", "connection refused")
+
+    body = assert_problem(TestClient(create_app(DownReadModel())).get("/api/v1/stats"), 503)
+    assert "database" in body["detail"] and "secret" not in body["detail"]
+
+
+def test_the_read_model_can_be_overridden_per_test(fake: FakeReadModel) -> None:
+    app = create_app(FakeReadModel())
+    app.dependency_overrides[read_model] = lambda: fake
+    assert len(TestClient(app).get("/api/v1/vehicles").json()["items"]) == 3
