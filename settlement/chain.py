@@ -1,0 +1,254 @@
+"""The chain adapter: the settlement contract on an EVM node through web3 (the only module importing web3)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import requests
+from eth_account import Account
+from eth_account.signers.local import LocalAccount
+from web3 import EthereumTesterProvider, HTTPProvider, Web3
+from web3.contract import Contract
+from web3.contract.contract import ContractConstructor, ContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
+
+from settlement.contract import compiled
+from settlement.errors import ChainError, ChainUnavailable
+from settlement.ports import ChainReceipt, EpochCommit, OnChainEpoch
+
+EMBEDDED_URL = "embedded://py-evm"
+MAX_PAYOUTS = 256  # MAX_OWNERS in the contract
+DEPLOY_GAS = 3_000_000
+# Measured on py-evm and anvil alike: the first epoch with a nonzero total ~140k, plus ~23k per new owner.
+SETTLE_BASE_GAS = 160_000
+SETTLE_GAS_PER_PAYOUT = 30_000
+_ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
+
+
+def settle_gas(payouts: int) -> int:
+    """The gas limit sent with a commit of ``payouts`` owners."""
+    return SETTLE_BASE_GAS + SETTLE_GAS_PER_PAYOUT * payouts
+
+
+def _short(exc: BaseException) -> str:
+    """One line about a connection failure, without the urllib3 retry chatter."""
+    text = str(exc)
+    found = _ERRNO.search(text)
+    line = found.group(0).strip() if found else (text.splitlines() or [type(exc).__name__])[0]
+    return line[:160]
+
+
+def _revert_errors() -> tuple[type[Exception], ...]:
+    """What a reverting ``eth_call`` raises: web3's error, or eth-tester's on the embedded chain."""
+    try:
+        from eth_tester.exceptions import TransactionFailed
+    except ImportError:  # eth-tester is only needed for the embedded chain
+        return (ContractLogicError,)
+    return (ContractLogicError, TransactionFailed)
+
+
+class Web3Chain:
+    """The ``Chain`` port on a real node (HTTP JSON-RPC) or on an embedded py-evm chain.
+
+    Transactions come from ``private_key``'s account, signed here with a local nonce counter, or,
+    without a key, from the node's first unlocked account. Gas and fees are always set explicitly.
+    """
+
+    def __init__(self, w3: Web3, url: str, account: str, signer: LocalAccount | None, timeout: float) -> None:
+        self._w3 = w3
+        self.url = url
+        self.account = account
+        self.timeout = timeout
+        self._signer = signer
+        self._nonce: int | None = None
+        self._contract: Contract | None = None
+
+    @classmethod
+    def connect(cls, url: str | None, private_key: str | None = None, timeout: float = 30) -> Web3Chain:
+        """Connect to the node at ``url`` (``None``: a fresh embedded py-evm chain).
+
+        Raises ``ChainUnavailable`` naming ``url`` when the node cannot be reached.
+        """
+        if url is None:
+            w3 = Web3(EthereumTesterProvider())
+            name = EMBEDDED_URL
+        else:
+            w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
+            name = url
+        chain = cls(w3, name, "", None, timeout)
+        try:
+            with chain._rpc():
+                w3.eth.chain_id  # noqa: B018 - the first request proves the node answers
+        except ChainError as exc:
+            raise ChainUnavailable(name, f"not an Ethereum JSON-RPC node: {exc}") from None
+        except (Web3Exception, ValueError) as exc:
+            raise ChainUnavailable(name, f"not an Ethereum JSON-RPC node: {_short(exc)}") from None
+        return chain.with_key(private_key)
+
+    def with_key(self, private_key: str | None) -> Web3Chain:
+        """The same node and contract, sending from ``private_key``'s account (``None``: first unlocked)."""
+        signer: LocalAccount | None = None
+        if private_key is not None:
+            try:
+                signer = Account.from_key(private_key)
+            except (ValueError, TypeError) as exc:
+                raise ChainError(f"not a private key: {type(exc).__name__}") from None
+            account = signer.address
+        else:
+            with self._rpc():
+                accounts = self._w3.eth.accounts
+            if not accounts:
+                raise ChainError(f"the node at {self.url} has no unlocked account; give a private key")
+            account = Web3.to_checksum_address(accounts[0])
+        chain = Web3Chain(self._w3, self.url, account, signer, self.timeout)
+        chain._contract = self._contract
+        return chain
+
+    @property
+    def address(self) -> str | None:
+        """The checksummed address of the attached contract, if any."""
+        return None if self._contract is None else str(self._contract.address)
+
+    def chain_id(self) -> int:
+        with self._rpc():
+            return int(self._w3.eth.chain_id)
+
+    def deploy(self) -> str:
+        """Deploy the settlement contract (owned by this account), attach to it and return its address."""
+        abi, bytecode = compiled()
+        factory = self._w3.eth.contract(abi=list(abi), bytecode=bytecode)
+        receipt = self._transact(factory.constructor(), DEPLOY_GAS)
+        if receipt["status"] != 1 or receipt["contractAddress"] is None:
+            raise ChainError(
+                f"deploying the settlement contract failed in {receipt['transactionHash'].to_0x_hex()}"
+            )
+        address = Web3.to_checksum_address(receipt["contractAddress"])
+        self.attach(address)
+        return address
+
+    def attach(self, address: str) -> None:
+        """Use the settlement contract at ``address``; ``ChainError`` if there is no code there."""
+        if not Web3.is_address(address):
+            raise ChainError(f"not an address: {address!r}")
+        checksummed = Web3.to_checksum_address(address)
+        with self._rpc():
+            code = self._w3.eth.get_code(checksummed)
+        if not code:
+            raise ChainError(f"no settlement contract at {checksummed} on {self.url}")
+        self._contract = self._w3.eth.contract(address=checksummed, abi=list(compiled().abi))
+
+    def last_epoch(self) -> int:
+        with self._rpc():
+            return int(self._deployed.functions.last_epoch().call())
+
+    def settle(self, commit: EpochCommit) -> ChainReceipt:
+        """Send ``commit``, wait for it to be mined and return its receipt; ``ChainError`` if it reverts."""
+        if len(commit.trips_root) != 32:
+            raise ChainError(f"trips root must be 32 bytes, not {len(commit.trips_root)}")
+        if len(commit.payouts) > MAX_PAYOUTS:
+            raise ChainError(f"{len(commit.payouts)} payouts; the contract takes at most {MAX_PAYOUTS}")
+        last = self.last_epoch()
+        if commit.epoch_id != last + 1:
+            raise ChainError(f"epoch {commit.epoch_id} is out of sequence: the chain is at epoch {last}")
+        owners = [self._checksum(owner) for owner, _ in commit.payouts]
+        amounts = [amount for _, amount in commit.payouts]
+        call = self._deployed.functions.settle_epoch(
+            commit.epoch_id, commit.trips_root, commit.trip_count, commit.total_micro, owners, amounts
+        )
+        receipt = self._transact(call, settle_gas(len(owners)))
+        if receipt["status"] != 1:
+            reason = self._revert_reason(call, receipt["blockNumber"])
+            raise ChainError(f"epoch {commit.epoch_id} reverted: {reason}")
+        return ChainReceipt(
+            tx_hash=receipt["transactionHash"].to_0x_hex(),
+            block_number=int(receipt["blockNumber"]),
+            block_hash=receipt["blockHash"].to_0x_hex(),
+            gas_used=int(receipt["gasUsed"]),
+        )
+
+    def epoch(self, epoch_id: int) -> OnChainEpoch:
+        """Epoch ``epoch_id`` as the contract holds it; ``ChainError`` if it is not settled yet."""
+        if not 1 <= epoch_id <= self.last_epoch():
+            raise ChainError(f"epoch {epoch_id} is not settled on {self.url}")
+        with self._rpc():
+            root, trip_count, total = self._deployed.functions.epochs(epoch_id).call()
+        return OnChainEpoch(epoch_id, bytes(root), int(trip_count), int(total))
+
+    def owed(self, owner: str) -> int:
+        """Micro-EUR credited to ``owner`` over all settled epochs."""
+        with self._rpc():
+            return int(self._deployed.functions.owed(self._checksum(owner)).call())
+
+    def total_settled(self) -> int:
+        """Micro-EUR settled over all epochs."""
+        with self._rpc():
+            return int(self._deployed.functions.total_settled().call())
+
+    @property
+    def _deployed(self) -> Contract:
+        if self._contract is None:
+            raise ChainError("no settlement contract: deploy() or attach() first")
+        return self._contract
+
+    @staticmethod
+    def _checksum(address: str) -> str:
+        if not Web3.is_address(address):
+            raise ChainError(f"not an address: {address!r}")
+        return str(Web3.to_checksum_address(address))
+
+    @contextmanager
+    def _rpc(self) -> Iterator[None]:
+        """Translate transport failures into ``ChainUnavailable`` and node refusals into ``ChainError``."""
+        try:
+            yield
+        except (requests.RequestException, OSError) as exc:
+            raise ChainUnavailable(self.url, _short(exc)) from None
+        except TimeExhausted as exc:
+            raise ChainError(f"not mined within {self.timeout:g}s on {self.url}: {exc}") from None
+        except Web3RPCError as exc:
+            raise ChainError(f"the node at {self.url} refused: {exc}") from None
+
+    def _fees(self) -> dict[str, int]:
+        """EIP-1559 fees (max = 2 x base fee + tip) where the chain has a base fee, else a gas price."""
+        base = self._w3.eth.get_block("latest").get("baseFeePerGas")
+        if base is None:
+            return {"gasPrice": int(self._w3.eth.gas_price)}
+        tip = int(self._w3.eth.max_priority_fee)
+        return {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
+
+    def _transact(self, call: ContractFunction | ContractConstructor, gas: int) -> Any:
+        """Send ``call`` from this account and wait for its receipt (status 0 included)."""
+        with self._rpc():
+            params: dict[str, Any] = {"from": self.account, "gas": gas, **self._fees()}
+            if self._signer is None:
+                tx_hash = call.transact(params)  # type: ignore[arg-type]
+            else:
+                tx_hash = self._send_signed(call, params)
+            return self._w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
+
+    def _send_signed(self, call: ContractFunction | ContractConstructor, params: dict[str, Any]) -> Any:
+        assert self._signer is not None
+        if self._nonce is None:
+            self._nonce = int(self._w3.eth.get_transaction_count(self._signer.address, "pending"))
+        params.update(nonce=self._nonce, chainId=int(self._w3.eth.chain_id))
+        raw = self._signer.sign_transaction(call.build_transaction(params)).raw_transaction  # type: ignore[arg-type]
+        try:
+            tx_hash = self._w3.eth.send_raw_transaction(raw)
+        except (Web3Exception, OSError):
+            self._nonce = None  # re-read from the node next time
+            raise
+        self._nonce += 1
+        return tx_hash
+
+    def _revert_reason(self, call: ContractFunction, block_number: int) -> str:
+        """Why ``call`` reverted: replay it on the state it was mined on."""
+        try:
+            with self._rpc():
+                call.call({"from": self.account}, block_identifier=block_number - 1)
+        except _revert_errors() as exc:
+            text = str(exc.args[0] if exc.args else exc)
+            return text.removeprefix("execution reverted: ") or "no reason given"
+        return "reverted (the replay did not revert; the state has moved on)"

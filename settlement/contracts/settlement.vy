@@ -1,0 +1,89 @@
+# pragma version ~=0.4.3
+# pragma evm-version cancun
+"""
+@title Smart Zone epoch settlement
+@custom:contract-name settlement
+@license GNU Affero General Public License v3.0 or later
+@notice The aggregator (the owner) commits one epoch of trips at a time: the
+        StandardMerkleTree root of the epoch's trips, how many there were, the
+        total fare in micro-EUR, and what each vehicle owner is owed for them.
+        Epochs are strictly sequential, so no epoch is ever settled twice.
+        Credits in `owed` are cumulative over all epochs.
+@dev This version writes one storage slot per owner per epoch, so the cost
+     of a commit grows with the number of owners. A later version replaces
+     the per-owner credits with a Merkle root of cumulative balances: every
+     commit is O(1), and owners claim with a Merkle proof against that root.
+"""
+
+from snekmate.auth import ownable
+
+initializes: ownable
+
+exports: (
+    ownable.owner,
+    ownable.transfer_ownership,
+    ownable.renounce_ownership,
+)
+
+
+MAX_OWNERS: constant(uint256) = 256
+
+
+struct Epoch:
+    trips_root: bytes32
+    trip_count: uint256
+    total: uint256
+
+
+event EpochSettled:
+    epoch_id: indexed(uint256)
+    trips_root: bytes32
+    trip_count: uint256
+    total: uint256
+
+
+last_epoch: public(uint256)
+epochs: public(HashMap[uint256, Epoch])
+owed: public(HashMap[address, uint256])
+total_settled: public(uint256)
+
+
+@deploy
+def __init__():
+    """
+    @notice The deployer becomes the owner, the only account that can settle.
+    """
+    ownable.__init__()
+
+
+@external
+def settle_epoch(
+    epoch_id: uint256,
+    trips_root: bytes32,
+    trip_count: uint256,
+    total: uint256,
+    owners: DynArray[address, MAX_OWNERS],
+    amounts: DynArray[uint256, MAX_OWNERS],
+):
+    """
+    @notice Commit epoch `epoch_id` and credit each owner its amount (micro-EUR).
+    @dev Reverts unless the caller is the owner, `epoch_id` is `last_epoch + 1`,
+         `owners` and `amounts` have the same length, no owner is the zero
+         address and the amounts add up to `total`.
+    """
+    ownable._check_owner()
+    assert epoch_id == self.last_epoch + 1, "settlement: epoch out of sequence"
+    assert len(owners) == len(amounts), "settlement: owners and amounts differ in length"
+
+    paid: uint256 = 0
+    for i: uint256 in range(len(owners), bound=MAX_OWNERS):
+        owner: address = owners[i]
+        assert owner != empty(address), "settlement: zero owner address"
+        self.owed[owner] += amounts[i]
+        paid += amounts[i]
+    assert paid == total, "settlement: amounts do not add up to total"
+
+    self.last_epoch = epoch_id
+    self.epochs[epoch_id] = Epoch(trips_root=trips_root, trip_count=trip_count, total=total)
+    self.total_settled += total
+    log EpochSettled(epoch_id=epoch_id, trips_root=trips_root, trip_count=trip_count, total=total)
