@@ -125,8 +125,14 @@ class Aggregator:
             else:
                 receipt = self.chain.settle(commit)
                 self.store.mark_settled(commit.epoch_id, receipt, self._now_ms())
-                log.info("settled epoch %d: %d trips, %d micro-EUR, gas %d, tx %s", commit.epoch_id,
-                         commit.trip_count, commit.total_micro, receipt.gas_used, receipt.tx_hash)
+                log.info(
+                    "settled epoch %d: %d trips, %d micro-EUR, gas %d, tx %s",
+                    commit.epoch_id,
+                    commit.trip_count,
+                    commit.total_micro,
+                    receipt.gas_used,
+                    receipt.tx_hash,
+                )
             settled.append(commit.epoch_id)
         self.counters.epochs_settled += len(settled)
         return settled

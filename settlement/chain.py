@@ -122,9 +122,7 @@ class Web3Chain:
         factory = self._w3.eth.contract(abi=list(abi), bytecode=bytecode)
         receipt = self._transact(factory.constructor(), DEPLOY_GAS)
         if receipt["status"] != 1 or receipt["contractAddress"] is None:
-            raise ChainError(
-                f"deploying the settlement contract failed in {receipt['transactionHash'].to_0x_hex()}"
-            )
+            raise ChainError(f"deploying the settlement contract failed in {receipt['transactionHash'].to_0x_hex()}")
         address = Web3.to_checksum_address(receipt["contractAddress"])
         self.attach(address)
         return address

@@ -29,7 +29,15 @@ class PricedTrip:
     fare_micro: int
 
     def leaf(self) -> list[object]:
-        return [self.trip_id, self.owner, self.rider, self.start_ms, self.end_ms, self.distance_m, self.fare_micro]
+        return [
+            self.trip_id,
+            self.owner,
+            self.rider,
+            self.start_ms,
+            self.end_ms,
+            self.distance_m,
+            self.fare_micro,
+        ]
 
 
 def payouts(trips: Sequence[PricedTrip]) -> tuple[tuple[str, int], ...]:

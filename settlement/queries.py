@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from settlement.schema import EpochRow, EventRow, PayoutRow, RejectRow, TelemetryRow, TripRow, VehicleRow
+from settlement.schema import EpochRow, EventRow, PayoutRow, RejectRow, TelemetryRow, TripRow, VehicleRow, table_of
 from settlement.store import Store
 from settlement.views import EpochView, PayoutView, Stats, TripView, VehicleView
 
@@ -17,16 +17,16 @@ class SqlReadModel:
 
     def vehicles(self) -> list[VehicleView]:
         with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(VehicleRow.__table__).order_by(VehicleRow.vehicle_id)).all()
+            rows = conn.execute(sa.select(table_of(VehicleRow)).order_by(VehicleRow.vehicle_id)).all()
         return [_vehicle(r) for r in rows]
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(VehicleRow.__table__).where(VehicleRow.vehicle_id == vehicle_id)).first()
+            row = conn.execute(sa.select(table_of(VehicleRow)).where(VehicleRow.vehicle_id == vehicle_id)).first()
         return _vehicle(row) if row else None
 
     def trips(self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None) -> list[TripView]:
-        t = TripRow.__table__
+        t = table_of(TripRow)
         query = sa.select(t).order_by(t.c.end_ms.desc(), t.c.trip_id).limit(limit)
         if vehicle_id is not None:
             query = query.where(t.c.vehicle_id == vehicle_id)
@@ -36,27 +36,36 @@ class SqlReadModel:
             return [_trip(r) for r in conn.execute(query).all()]
 
     def trip(self, trip_id: str) -> TripView | None:
-        t = TripRow.__table__
+        t = table_of(TripRow)
         with self._engine.connect() as conn:
             row = conn.execute(sa.select(t).where(t.c.trip_id == trip_id)).first()
         return _trip(row) if row else None
 
     def epochs(self, limit: int = 100) -> list[EpochView]:
-        e = EpochRow.__table__
+        e = table_of(EpochRow)
         with self._engine.connect() as conn:
             rows = conn.execute(sa.select(e).order_by(e.c.epoch_id.desc()).limit(limit)).all()
         return [
-            EpochView(r.epoch_id, r.trip_count, r.total_micro, r.trips_root, r.status, r.tx_hash, r.block_number,
-                      r.gas_used, r.closed_ms, r.settled_ms)
+            EpochView(
+                r.epoch_id,
+                r.trip_count,
+                r.total_micro,
+                r.trips_root,
+                r.status,
+                r.tx_hash,
+                r.block_number,
+                r.gas_used,
+                r.closed_ms,
+                r.settled_ms,
+            )
             for r in rows
         ]
 
     def payouts(self) -> list[PayoutView]:
-        t = TripRow.__table__
+        t = table_of(TripRow)
         settled = sa.func.coalesce(sa.func.sum(sa.case((t.c.status == "settled", t.c.fare_micro), else_=0)), 0)
         pending = sa.func.coalesce(sa.func.sum(sa.case((t.c.status != "settled", t.c.fare_micro), else_=0)), 0)
-        query = (sa.select(t.c.owner, sa.func.count(), settled, pending).group_by(t.c.owner)
-                 .order_by(t.c.owner))
+        query = sa.select(t.c.owner, sa.func.count(), settled, pending).group_by(t.c.owner).order_by(t.c.owner)
         with self._engine.connect() as conn:
             return [PayoutView(owner, int(n), int(s), int(p)) for owner, n, s, p in conn.execute(query).all()]
 
@@ -64,11 +73,17 @@ class SqlReadModel:
         def count(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
             return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
 
-        v, e = VehicleRow.__table__, EpochRow.__table__
+        v, e = table_of(VehicleRow), table_of(EpochRow)
         query = sa.select(
-            count(v), count(v, v.c.online.is_(True)), count(TelemetryRow.__table__), count(EventRow.__table__),
-            count(RejectRow.__table__), count(TripRow.__table__), count(e),
-            sa.select(sa.func.coalesce(sa.func.sum(e.c.total_micro), 0)).where(e.c.status == "settled")
+            count(v),
+            count(v, v.c.online.is_(True)),
+            count(table_of(TelemetryRow)),
+            count(table_of(EventRow)),
+            count(table_of(RejectRow)),
+            count(table_of(TripRow)),
+            count(e),
+            sa.select(sa.func.coalesce(sa.func.sum(e.c.total_micro), 0))
+            .where(e.c.status == "settled")
             .scalar_subquery(),
         )
         with self._engine.connect() as conn:
@@ -77,18 +92,44 @@ class SqlReadModel:
 
     def payout_totals(self) -> dict[str, int]:
         """Settled micro-EUR per owner according to the epochs' payout rows (to compare with the chain)."""
-        p, e = PayoutRow.__table__, EpochRow.__table__
-        query = (sa.select(p.c.owner, sa.func.sum(p.c.amount_micro)).join(e, e.c.epoch_id == p.c.epoch_id)
-                 .where(e.c.status == "settled").group_by(p.c.owner))
+        p, e = table_of(PayoutRow), table_of(EpochRow)
+        query = (
+            sa.select(p.c.owner, sa.func.sum(p.c.amount_micro))
+            .join(e, e.c.epoch_id == p.c.epoch_id)
+            .where(e.c.status == "settled")
+            .group_by(p.c.owner)
+        )
         with self._engine.connect() as conn:
             return {owner: int(total) for owner, total in conn.execute(query).all()}
 
 
-def _vehicle(r: sa.Row) -> VehicleView:  # type: ignore[type-arg]
-    return VehicleView(r.vehicle_id, r.operator, r.kind, r.owner, r.state, bool(r.online), r.battery_pct, r.lat,
-                       r.lon, r.last_seen_ms)
+def _vehicle(r: sa.Row) -> VehicleView:
+    return VehicleView(
+        r.vehicle_id,
+        r.operator,
+        r.kind,
+        r.owner,
+        r.state,
+        bool(r.online),
+        r.battery_pct,
+        r.lat,
+        r.lon,
+        r.last_seen_ms,
+    )
 
 
-def _trip(r: sa.Row) -> TripView:  # type: ignore[type-arg]
-    return TripView(r.trip_id, r.vehicle_id, r.kind, r.owner, r.rider, r.start_ms, r.end_ms, r.duration_s,
-                    r.distance_m, r.fare_micro, r.status, r.epoch_id)
+def _trip(r: sa.Row) -> TripView:
+    return TripView(
+        r.trip_id,
+        r.vehicle_id,
+        r.kind,
+        r.owner,
+        r.rider,
+        r.start_ms,
+        r.end_ms,
+        r.duration_s,
+        r.distance_m,
+        r.fare_micro,
+        r.status,
+        r.epoch_id,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -25,6 +25,7 @@ from settlement.schema import (
     TelemetryRow,
     TripRow,
     VehicleRow,
+    table_of,
 )
 from settlement.trips import Trip
 
@@ -84,7 +85,7 @@ class Store:
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         try:
-            engine = sa.create_engine(url, **kwargs)  # type: ignore[arg-type]
+            engine = sa.create_engine(url, **kwargs)
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             Base.metadata.create_all(engine)
@@ -129,7 +130,7 @@ class Store:
         return len(result.all())
 
     def _apply_state(self, conn: sa.Connection, state: VehicleState) -> None:
-        vehicles = VehicleRow.__table__
+        vehicles = table_of(VehicleRow)
         if state.vehicle_id.startswith("_"):
             conn.execute(sa.update(vehicles).where(vehicles.c.operator == state.operator).values(online=state.online))
             return
@@ -140,21 +141,33 @@ class Store:
             values["owner"] = state.owner
         updated = conn.execute(sa.update(vehicles).where(vehicles.c.vehicle_id == state.vehicle_id).values(**values))
         if updated.rowcount == 0:
-            row = {"vehicle_id": state.vehicle_id, "operator": state.operator, "kind": "bike", "owner": None,
-                   "state": "unknown", "last_seq": 0, **values}
+            row = {
+                "vehicle_id": state.vehicle_id,
+                "operator": state.operator,
+                "kind": "bike",
+                "owner": None,
+                "state": "unknown",
+                "last_seq": 0,
+                **values,
+            }
             conn.execute(self._insert(vehicles), [row])
 
     def _update_vehicles(self, conn: sa.Connection, telemetry: list[Telemetry], events: list[Event]) -> None:
         latest: dict[str, Telemetry | Event] = {}
-        for message in [*telemetry, *events]:
+        messages: list[Telemetry | Event] = [*telemetry, *events]
+        for message in messages:
             seen = latest.get(message.vehicle_id)
             if seen is None or message.seq > seen.seq:
                 latest[message.vehicle_id] = message
-        vehicles = VehicleRow.__table__
+        vehicles = table_of(VehicleRow)
         for vehicle_id, message in latest.items():
             values: dict[str, object] = {
-                "battery_pct": message.battery_pct, "lat": message.position.lat, "lon": message.position.lon,
-                "last_seq": message.seq, "last_seen_ms": message.timestamp, "online": True,
+                "battery_pct": message.battery_pct,
+                "lat": message.position.lat,
+                "lon": message.position.lon,
+                "last_seq": message.seq,
+                "last_seen_ms": message.timestamp,
+                "online": True,
             }
             if isinstance(message, Event) and message.event_type in VEHICLE_STATE_AFTER:
                 values["state"] = VEHICLE_STATE_AFTER[message.event_type]
@@ -164,14 +177,19 @@ class Store:
             if conn.execute(newer.values(**values)).rowcount == 0:
                 if isinstance(values.get("state"), sa.ColumnElement):
                     values["state"] = "available"
-                row = {"vehicle_id": vehicle_id, "operator": message.operator, "kind": message.kind.value,
-                       "owner": None, **values}
+                row = {
+                    "vehicle_id": vehicle_id,
+                    "operator": message.operator,
+                    "kind": message.kind.value,
+                    "owner": None,
+                    **values,
+                }
                 conn.execute(self._insert(vehicles), [row])
 
     # --- trips --------------------------------------------------------------------------------
     def unpaired_lock_vehicles(self) -> list[str]:
         """Vehicles with a stored lock event that no trip ends with yet."""
-        e, t = EventRow.__table__, TripRow.__table__
+        e, t = table_of(EventRow), table_of(TripRow)
         ended = sa.select(t.c.trip_id).where(t.c.vehicle_id == e.c.vehicle_id, t.c.end_seq == e.c.seq)
         query = sa.select(e.c.vehicle_id).where(e.c.event_type == EventType.LOCK.value, ~ended.exists()).distinct()
         with self.engine.connect() as conn:
@@ -179,10 +197,12 @@ class Store:
 
     def trip_events(self, vehicle_id: str) -> tuple[list[Event], str | None]:
         """The unlock and lock events of a vehicle, and its owner."""
-        e = EventRow.__table__
+        e = table_of(EventRow)
         kinds = (EventType.UNLOCK.value, EventType.LOCK.value)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(e).where(e.c.vehicle_id == vehicle_id, e.c.event_type.in_(kinds)).order_by(e.c.seq)).all()
+            rows = conn.execute(
+                sa.select(e).where(e.c.vehicle_id == vehicle_id, e.c.event_type.in_(kinds)).order_by(e.c.seq)
+            ).all()
             owner = conn.execute(
                 sa.select(VehicleRow.owner).where(VehicleRow.vehicle_id == vehicle_id)
             ).scalar_one_or_none()
@@ -197,10 +217,14 @@ class Store:
     # --- epochs -------------------------------------------------------------------------------
     def close_epoch(self, max_trips: int, now_ms: int) -> EpochCommit | None:
         """Put up to ``max_trips`` priced trips into the next epoch; None when there are none."""
-        t = TripRow.__table__
+        t = table_of(TripRow)
         with self.engine.begin() as conn:
-            query = (sa.select(t).where(t.c.status == "priced", t.c.epoch_id.is_(None))
-                     .order_by(t.c.end_ms, t.c.trip_id).limit(max_trips))
+            query = (
+                sa.select(t)
+                .where(t.c.status == "priced", t.c.epoch_id.is_(None))
+                .order_by(t.c.end_ms, t.c.trip_id)
+                .limit(max_trips)
+            )
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
             rows = conn.execute(query).all()
@@ -208,26 +232,46 @@ class Store:
                 return None
             last = conn.execute(sa.select(sa.func.max(EpochRow.epoch_id))).scalar_one_or_none() or 0
             commit = plan_epoch(last + 1, [_priced(r) for r in rows])
-            conn.execute(sa.insert(EpochRow), [{
-                "epoch_id": commit.epoch_id, "trip_count": commit.trip_count, "total_micro": commit.total_micro,
-                "trips_root": "0x" + commit.trips_root.hex(), "status": "closed", "closed_ms": now_ms}])
-            conn.execute(sa.insert(PayoutRow), [
-                {"epoch_id": commit.epoch_id, "owner": owner, "amount_micro": amount}
-                for owner, amount in commit.payouts])
+            conn.execute(
+                sa.insert(EpochRow),
+                [
+                    {
+                        "epoch_id": commit.epoch_id,
+                        "trip_count": commit.trip_count,
+                        "total_micro": commit.total_micro,
+                        "trips_root": "0x" + commit.trips_root.hex(),
+                        "status": "closed",
+                        "closed_ms": now_ms,
+                    }
+                ],
+            )
+            conn.execute(
+                sa.insert(PayoutRow),
+                [
+                    {"epoch_id": commit.epoch_id, "owner": owner, "amount_micro": amount}
+                    for owner, amount in commit.payouts
+                ],
+            )
             ids = [r.trip_id for r in rows]
             conn.execute(sa.update(t).where(t.c.trip_id.in_(ids)).values(epoch_id=commit.epoch_id, status="batched"))
         return commit
 
     def unsettled_epochs(self) -> list[EpochCommit]:
         """Closed epochs not yet settled, oldest first, rebuilt from their trips."""
-        t = TripRow.__table__
+        t = table_of(TripRow)
         with self.engine.connect() as conn:
-            ids = conn.execute(sa.select(EpochRow.epoch_id).where(EpochRow.status == "closed")
-                               .order_by(EpochRow.epoch_id)).scalars().all()
+            ids = (
+                conn.execute(
+                    sa.select(EpochRow.epoch_id).where(EpochRow.status == "closed").order_by(EpochRow.epoch_id)
+                )
+                .scalars()
+                .all()
+            )
             commits = []
             for epoch_id in ids:
-                rows = conn.execute(sa.select(t).where(t.c.epoch_id == epoch_id)
-                                    .order_by(t.c.end_ms, t.c.trip_id)).all()
+                rows = conn.execute(
+                    sa.select(t).where(t.c.epoch_id == epoch_id).order_by(t.c.end_ms, t.c.trip_id)
+                ).all()
                 commits.append(plan_epoch(epoch_id, [_priced(r) for r in rows]))
         return commits
 
@@ -235,8 +279,12 @@ class Store:
         """Record that ``epoch_id`` is on chain (``receipt`` None: found there after a restart)."""
         values: dict[str, object] = {"status": "settled", "settled_ms": now_ms}
         if receipt is not None:
-            values.update(tx_hash=receipt.tx_hash, block_number=receipt.block_number,
-                          block_hash=receipt.block_hash, gas_used=receipt.gas_used)
+            values.update(
+                tx_hash=receipt.tx_hash,
+                block_number=receipt.block_number,
+                block_hash=receipt.block_hash,
+                gas_used=receipt.gas_used,
+            )
         with self.engine.begin() as conn:
             conn.execute(sa.update(EpochRow).where(EpochRow.epoch_id == epoch_id).values(**values))
             conn.execute(sa.update(TripRow).where(TripRow.epoch_id == epoch_id).values(status="settled"))
@@ -259,37 +307,71 @@ class Store:
 
 
 def _telemetry_row(t: Telemetry) -> dict[str, object]:
-    return {"vehicle_id": t.vehicle_id, "seq": t.seq, "timestamp_ms": t.timestamp, "lat": t.position.lat,
-            "lon": t.position.lon, "speed_mps": t.speed_mps, "odometer_m": t.odometer_m,
-            "battery_pct": t.battery_pct, "fuel_pct": t.fuel_pct}
+    return {
+        "vehicle_id": t.vehicle_id,
+        "seq": t.seq,
+        "timestamp_ms": t.timestamp,
+        "lat": t.position.lat,
+        "lon": t.position.lon,
+        "speed_mps": t.speed_mps,
+        "odometer_m": t.odometer_m,
+        "battery_pct": t.battery_pct,
+        "fuel_pct": t.fuel_pct,
+    }
 
 
 def _event_row(e: Event) -> dict[str, object]:
-    return {"vehicle_id": e.vehicle_id, "operator": e.operator, "kind": e.kind.value, "seq": e.seq,
-            "timestamp_ms": e.timestamp, "event_type": e.event_type.value, "lat": e.position.lat,
-            "lon": e.position.lon, "odometer_m": e.odometer_m, "battery_pct": e.battery_pct, "rider": e.rider,
-            "detail": e.detail, "signature": e.signature}
+    return {
+        "vehicle_id": e.vehicle_id,
+        "operator": e.operator,
+        "kind": e.kind.value,
+        "seq": e.seq,
+        "timestamp_ms": e.timestamp,
+        "event_type": e.event_type.value,
+        "lat": e.position.lat,
+        "lon": e.position.lon,
+        "odometer_m": e.odometer_m,
+        "battery_pct": e.battery_pct,
+        "rider": e.rider,
+        "detail": e.detail,
+        "signature": e.signature,
+    }
 
 
 def _reject_row(r: Reject) -> dict[str, object]:
     return {"topic": r.topic, "payload": r.payload, "reason": r.reason[:2000], "received_ms": r.received_ms}
 
 
-def _event_from_row(r: sa.Row) -> Event:  # type: ignore[type-arg]
-    return Event(vehicle_id=r.vehicle_id, operator=r.operator, kind=VehicleKind(r.kind), seq=r.seq,
-                 timestamp=r.timestamp_ms, event_type=EventType(r.event_type), position=Position(r.lat, r.lon),
-                 odometer_m=r.odometer_m, battery_pct=r.battery_pct, rider=r.rider, detail=r.detail,
-                 signature=r.signature)
+def _event_from_row(r: sa.Row) -> Event:
+    return Event(
+        vehicle_id=r.vehicle_id,
+        operator=r.operator,
+        kind=VehicleKind(r.kind),
+        seq=r.seq,
+        timestamp=r.timestamp_ms,
+        event_type=EventType(r.event_type),
+        position=Position(r.lat, r.lon),
+        odometer_m=r.odometer_m,
+        battery_pct=r.battery_pct,
+        rider=r.rider,
+        detail=r.detail,
+        signature=r.signature,
+    )
 
 
 def _trip_row(trip: Trip, fare: Fare) -> dict[str, object]:
-    row: dict[str, object] = {name: getattr(trip, name) for name in Trip.__slots__}  # type: ignore[attr-defined]
+    row: dict[str, object] = {name: getattr(trip, name) for name in Trip.__slots__}
     row["kind"] = trip.kind.value
-    row.update(unlock_micro=fare.unlock_micro, time_micro=fare.time_micro, distance_micro=fare.distance_micro,
-               fare_micro=fare.total_micro, status="priced", epoch_id=None)
+    row.update(
+        unlock_micro=fare.unlock_micro,
+        time_micro=fare.time_micro,
+        distance_micro=fare.distance_micro,
+        fare_micro=fare.total_micro,
+        status="priced",
+        epoch_id=None,
+    )
     return row
 
 
-def _priced(r: sa.Row) -> PricedTrip:  # type: ignore[type-arg]
+def _priced(r: sa.Row) -> PricedTrip:
     return PricedTrip(r.trip_id, r.owner, r.rider, r.start_ms, r.end_ms, r.distance_m, r.fare_micro)
-

@@ -27,10 +27,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings(**_overrides(args))
     except ValidationError as exc:
-        print(f"smartzone: error: invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
-              file=sys.stderr)
+        print(
+            f"smartzone: error: invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
+            file=sys.stderr,
+        )
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     command: Callable[[Settings], int] = args.command
     try:
         return command(settings)
@@ -59,8 +63,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sim_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vehicles", type=int, help="fleet size (default 20)")
-    parser.add_argument("--minutes", dest="sim_minutes", type=float, help="simulated minutes; 0 runs until stopped")
-    parser.add_argument("--speed", type=float, help="simulated seconds per real second; 0 is as fast as possible")
+    parser.add_argument(
+        "--minutes", dest="sim_minutes", type=float, help="simulated minutes; 0 runs until stopped"
+    )
+    parser.add_argument(
+        "--speed", type=float, help="simulated seconds per real second; 0 is as fast as possible"
+    )
     parser.add_argument("--seed", type=int, help="seed of the fleet and its riders (default 7)")
 
 
@@ -91,8 +99,9 @@ def cmd_simulate(settings: Settings) -> int:
 
     url = settings.broker_url()
     with _stop_on_signals() as stop:
-        summary = run_simulator(settings, mqtt_url=url, protocol=settings.mqtt_protocol, stop=stop,
-                                progress=_progress)
+        summary = run_simulator(
+            settings, mqtt_url=url, protocol=settings.mqtt_protocol, stop=stop, progress=_progress
+        )
     print(summary.to_json() if hasattr(summary, "to_json") else summary)
     return 0
 
@@ -102,13 +111,19 @@ def cmd_aggregate(settings: Settings) -> int:
 
     store = open_store(settings)
     part = build_aggregator(settings, store, mqtt_url=settings.broker_url(), protocol=settings.mqtt_protocol)
-    print(f"aggregating from {settings.broker_url()} into {store.url}, settling on "
-          f"{settings.chain_url or 'embedded py-evm'} (contract {part.contract})", flush=True)
+    print(
+        f"aggregating from {settings.broker_url()} into {store.url}, settling on "
+        f"{settings.chain_url or 'embedded py-evm'} (contract {part.contract})",
+        flush=True,
+    )
     with _stop_on_signals() as stop:
         part.run(stop)
     c = part.aggregator.counters
-    print(f"stopped: {c.received} received, {c.stored} stored, {c.duplicates} duplicates, {c.rejected} rejected, "
-          f"{c.trips} trips, {c.epochs_settled} epochs settled", flush=True)
+    print(
+        f"stopped: {c.received} received, {c.stored} stored, {c.duplicates} duplicates, {c.rejected} rejected, "
+        f"{c.trips} trips, {c.epochs_settled} epochs settled",
+        flush=True,
+    )
     return 0
 
 
@@ -168,8 +183,16 @@ def cmd_up(settings: Settings) -> int:
         agg.start()
         stack.callback(agg.join)
         stack.callback(agg_stop.set)
-        sim = threading.Thread(target=run_simulator, name="simulator", kwargs={
-            "settings": settings, "mqtt_url": broker.url, "protocol": broker.protocol, "stop": sim_stop})
+        sim = threading.Thread(
+            target=run_simulator,
+            name="simulator",
+            kwargs={
+                "settings": settings,
+                "mqtt_url": broker.url,
+                "protocol": broker.protocol,
+                "stop": sim_stop,
+            },
+        )
         sim.start()
         stack.callback(sim.join)
         stack.callback(sim_stop.set)

@@ -37,15 +37,26 @@ def ride(vehicle: str, first_seq: int, rider: str) -> list[Message]:
     return [
         Event(vehicle, "op", VehicleKind.EBIKE, first_seq, T0, EventType.UNLOCK, pos, 100, 90.0, rider=rider),
         Telemetry(vehicle, "op", VehicleKind.EBIKE, first_seq + 1, T0 + 5000, pos, 5.0, 125, 89.0),
-        Event(vehicle, "op", VehicleKind.EBIKE, first_seq + 2, T0 + 300_000, EventType.LOCK, pos, 1600, 85.0,
-              rider=rider),
+        Event(
+            vehicle,
+            "op",
+            VehicleKind.EBIKE,
+            first_seq + 2,
+            T0 + 300_000,
+            EventType.LOCK,
+            pos,
+            1600,
+            85.0,
+            rider=rider,
+        ),
     ]
 
 
 def make(tmp_path: Path, clock: list[float]) -> tuple[Aggregator, FakeChain]:
     chain = FakeChain()
-    aggregator = Aggregator(Store.connect(f"sqlite:///{tmp_path / 'agg.db'}"), chain, epoch_seconds=10,
-                            clock=lambda: clock[0])
+    aggregator = Aggregator(
+        Store.connect(f"sqlite:///{tmp_path / 'agg.db'}"), chain, epoch_seconds=10, clock=lambda: clock[0]
+    )
     aggregator.attach_contract()
     return aggregator, chain
 

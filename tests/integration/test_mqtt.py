@@ -49,8 +49,17 @@ def take(inbox: queue.Queue[Received], n: int, seconds: float = 10.0) -> list[Re
 
 
 def event(seq: int) -> Event:
-    return Event("bike-0001", "op", VehicleKind.BIKE, seq, 1_790_000_000_000 + seq, EventType.UNLOCK,
-                 Position(51.215, 4.396), 10, rider="r")
+    return Event(
+        "bike-0001",
+        "op",
+        VehicleKind.BIKE,
+        seq,
+        1_790_000_000_000 + seq,
+        EventType.UNLOCK,
+        Position(51.215, 4.396),
+        10,
+        rider="r",
+    )
 
 
 def test_an_event_published_through_mosquitto_arrives_decoded(mqtt_url: str) -> None:

@@ -21,20 +21,42 @@ T0 = 1_790_000_000_000
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'test.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path / 'test.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     s = Store.connect(url)
     yield s
     s.close()
 
 
 def telemetry(seq: int, vehicle: str = "bike-0001") -> Telemetry:
-    return Telemetry(vehicle, "op", VehicleKind.BIKE, seq, T0 + seq * 1000, Position(51.215, 4.396), 3.0, seq * 10,
-                     battery_pct=50.0)
+    return Telemetry(
+        vehicle,
+        "op",
+        VehicleKind.BIKE,
+        seq,
+        T0 + seq * 1000,
+        Position(51.215, 4.396),
+        3.0,
+        seq * 10,
+        battery_pct=50.0,
+    )
 
 
 def event(seq: int, kind: EventType, vehicle: str = "bike-0001") -> Event:
-    return Event(vehicle, "op", VehicleKind.BIKE, seq, T0 + seq * 1000, kind, Position(51.215, 4.396), seq * 10,
-                 rider="rider-1")
+    return Event(
+        vehicle,
+        "op",
+        VehicleKind.BIKE,
+        seq,
+        T0 + seq * 1000,
+        kind,
+        Position(51.215, 4.396),
+        seq * 10,
+        rider="rider-1",
+    )
 
 
 def birth(vehicle: str = "bike-0001") -> VehicleState:

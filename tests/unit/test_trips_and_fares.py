@@ -13,8 +13,9 @@ A, B = Position(51.2150, 4.3960), Position(51.2170, 4.4000)
 
 
 def event(seq: int, kind: EventType, t_s: int, odo: int, pos: Position = A, rider: str = "r1") -> Event:
-    return Event("bike-0001", "op", VehicleKind.BIKE, seq, 1_790_000_000_000 + t_s * 1000, kind, pos, odo,
-                 rider=rider)
+    return Event(
+        "bike-0001", "op", VehicleKind.BIKE, seq, 1_790_000_000_000 + t_s * 1000, kind, pos, odo, rider=rider
+    )
 
 
 def test_a_lock_is_paired_with_the_unlock_before_it_whatever_the_arrival_order() -> None:
@@ -25,7 +26,11 @@ def test_a_lock_is_paired_with_the_unlock_before_it_whatever_the_arrival_order()
 
 def test_a_lock_without_an_unlock_and_a_repeated_unlock_are_left_unpaired() -> None:
     orphan = event(2, EventType.LOCK, 0, 0)
-    first, second, lock = event(3, EventType.UNLOCK, 1, 0), event(4, EventType.UNLOCK, 2, 0), event(5, EventType.LOCK, 9, 5)
+    first, second, lock = (
+        event(3, EventType.UNLOCK, 1, 0),
+        event(4, EventType.UNLOCK, 2, 0),
+        event(5, EventType.LOCK, 9, 5),
+    )
     assert pair_events([orphan, first, second, lock]) == [(second, lock)]
 
 
@@ -70,7 +75,8 @@ def test_a_tariff_refuses_fractional_or_negative_money() -> None:
         Tariff(unlock_micro=-1, per_minute_micro=1)
 
 
-@pytest.mark.parametrize(("micro", "text"), [(0, "€0.00"), (1_234_999, "€1.23"), (1_235_000, "€1.24"),
-                                             (-5_000_000, "-€5.00")])
+@pytest.mark.parametrize(
+    ("micro", "text"), [(0, "€0.00"), (1_234_999, "€1.23"), (1_235_000, "€1.24"), (-5_000_000, "-€5.00")]
+)
 def test_euro_display_rounds_half_up_to_the_cent(micro: int, text: str) -> None:
     assert format_eur(micro) == text

@@ -13,10 +13,29 @@ from sensors.messages import Event, EventType, Position, Telemetry, VehicleKind,
 from sensors.topics import Channel, parse_topic, shared, subscription, topic_for
 
 OWNER = "0x" + "ab" * 20
-TELEMETRY = Telemetry("bike-0001", "op", VehicleKind.BIKE, 7, 1_790_000_000_000, Position(51.2151, 4.3966),
-                      4.2, 1520, battery_pct=None)
-UNLOCK = Event("ebike-0002", "op", VehicleKind.EBIKE, 8, 1_790_000_001_000, EventType.UNLOCK,
-               Position(51.2151, 4.3966), 200, battery_pct=81.5, rider="rider-1")
+TELEMETRY = Telemetry(
+    "bike-0001",
+    "op",
+    VehicleKind.BIKE,
+    7,
+    1_790_000_000_000,
+    Position(51.2151, 4.3966),
+    4.2,
+    1520,
+    battery_pct=None,
+)
+UNLOCK = Event(
+    "ebike-0002",
+    "op",
+    VehicleKind.EBIKE,
+    8,
+    1_790_000_001_000,
+    EventType.UNLOCK,
+    Position(51.2151, 4.3966),
+    200,
+    battery_pct=81.5,
+    rider="rider-1",
+)
 STATE = VehicleState("car-0003", "op", 1_790_000_000_000, True, VehicleKind.CAR, OWNER)
 
 
@@ -36,8 +55,16 @@ def test_subscriptions_cover_every_vehicle_and_can_be_shared() -> None:
     assert shared(subscription(Channel.EVENT)) == "$share/smartzone-aggregators/smartzone/v1/+/+/event"
 
 
-@pytest.mark.parametrize("bad", ["smartzone/v1/op/bike/telemetry/extra", "smartzone/v2/op/bike/telemetry",
-                                 "smartzone/v1/op/bike/gossip", "smartzone/v1/op/bi ke/event", "smartzone/v1//b/event"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "smartzone/v1/op/bike/telemetry/extra",
+        "smartzone/v2/op/bike/telemetry",
+        "smartzone/v1/op/bike/gossip",
+        "smartzone/v1/op/bi ke/event",
+        "smartzone/v1//b/event",
+    ],
+)
 def test_a_topic_outside_the_layout_is_invalid(bad: str) -> None:
     with pytest.raises(InvalidReading):
         parse_topic(bad)
@@ -49,7 +76,9 @@ def test_every_message_survives_encoding_and_decoding(message: Telemetry | Event
 
 
 @pytest.mark.parametrize("message", [TELEMETRY, UNLOCK, STATE])
-def test_encoded_messages_are_valid_against_their_json_schema(message: Telemetry | Event | VehicleState) -> None:
+def test_encoded_messages_are_valid_against_their_json_schema(
+    message: Telemetry | Event | VehicleState,
+) -> None:
     Draft202012Validator.check_schema(schema(channel_of(message)))
     errors = list(Draft202012Validator(schema(channel_of(message))).iter_errors(json.loads(encode(message))))
     assert errors == []
