@@ -1,0 +1,1 @@
+"""The simulated Smart Zone fleet: zone geometry, vehicles and riders, and the runner that publishes them."""

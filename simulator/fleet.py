@@ -1,0 +1,252 @@
+"""The simulated fleet: vehicles, owners and riders stepped through simulated time, seeded."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from sensors.errors import InvalidReading
+from sensors.messages import Event, EventType, Message, VehicleKind, VehicleState
+from sensors.topics import check_id
+from simulator.vehicle import PROFILES, Status, Vehicle
+from simulator.zone import Zone, distance_m, load_zone, step_toward
+
+NEVER = 2**62
+"""A schedule time that never comes (milliseconds since the start)."""
+FAULTS = ("lock_sensor", "gps_module", "brakes", "tyre")
+DEFAULT_MIX: tuple[tuple[VehicleKind, float], ...] = (
+    (VehicleKind.BIKE, 5.0),
+    (VehicleKind.EBIKE, 3.0),
+    (VehicleKind.CAR, 2.0),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """What to simulate. Durations are simulated seconds; ``mix`` weighs kinds (shares, not counts).
+
+    ``mean_idle_s`` is the mean time a rentable vehicle stands before a rider takes it (Poisson demand);
+    ``faults_per_hour`` is each parked vehicle's fault rate, a fault lasting ``mean_fault_s`` on average.
+    """
+
+    vehicles: int = 20
+    operator: str = "smartzone-demo"
+    seed: int = 0
+    mix: tuple[tuple[VehicleKind, float], ...] = DEFAULT_MIX
+    owners: int = 4
+    riders: int = 50
+    moving_interval_s: float = 5.0
+    parked_interval_s: float = 60.0
+    mean_idle_s: float = 360.0
+    faults_per_hour: float = 0.05
+    mean_fault_s: float = 900.0
+
+    def __post_init__(self) -> None:
+        try:
+            check_id(self.operator, "operator")
+        except InvalidReading as exc:
+            raise ValueError(exc.reason) from None
+        if self.vehicles < 0 or self.owners < 1 or self.riders < 1:
+            raise ValueError("need vehicles >= 0, owners >= 1 and riders >= 1")
+        if min(self.moving_interval_s, self.parked_interval_s, self.mean_idle_s, self.mean_fault_s) <= 0:
+            raise ValueError("intervals and mean durations must be positive")
+        if self.faults_per_hour < 0:
+            raise ValueError("faults_per_hour must not be negative")
+        weights = [w for _, w in self.mix]
+        if not weights or min(weights) < 0 or sum(weights) <= 0:
+            raise ValueError("mix needs non-negative weights with a positive sum")
+
+
+class CompletedTrip(NamedTuple):
+    """A trip from its ``unlock`` event to its ``lock`` event (both by ``seq``)."""
+
+    vehicle_id: str
+    unlock_seq: int
+    lock_seq: int
+    rider: str
+
+    @property
+    def trip_id(self) -> str:
+        """The trip's idempotency key: vehicle and the seq of its unlock."""
+        return f"{self.vehicle_id}:{self.unlock_seq}"
+
+
+class OpenTrip(NamedTuple):
+    """A trip whose vehicle is still unlocked."""
+
+    vehicle_id: str
+    unlock_seq: int
+    rider: str
+
+
+class Fleet:
+    """Vehicles, owners and riders drawn from ``config.seed``, advanced by ``step``.
+
+    The fleet reads no clock: every call names the simulated time (ms since the Unix epoch), which
+    must not go backwards. The first call (``birth_messages`` or ``step``) fixes the start.
+    """
+
+    def __init__(self, config: FleetConfig, zone: Zone | None = None) -> None:
+        self.config = config
+        self.zone = zone if zone is not None else load_zone()
+        self._rng = random.Random(config.seed)
+        self.owners = tuple(_address(self._rng) for _ in range(config.owners))
+        self.riders = tuple(_address(self._rng) for _ in range(config.riders))
+        self._free_riders = list(self.riders)
+        kinds = _kinds(config, self._rng)
+        self.vehicles = tuple(self._new_vehicle(i, kind) for i, kind in enumerate(kinds, start=1))
+        self.completed_trips: list[CompletedTrip] = []
+        self._start_ms: int | None = None
+        self._elapsed_ms = 0
+
+    def birth_messages(self, now_ms: int) -> list[VehicleState]:
+        """One retained ``online`` state per vehicle, with its kind and owner."""
+        self._advance(now_ms)
+        return [v.state(now_ms, online=True) for v in self.vehicles]
+
+    def offline_messages(self, now_ms: int) -> list[VehicleState]:
+        """One retained ``offline`` state per vehicle, for the end of a run."""
+        return [v.state(now_ms, online=False) for v in self.vehicles]
+
+    def step(self, now_ms: int) -> list[Message]:
+        """Advance every vehicle to ``now_ms`` and return what they report, in order."""
+        t, dt = self._advance(now_ms)
+        out: list[Message] = []
+        for v in self.vehicles:
+            if v.status is Status.RIDING:
+                self._ride(v, now_ms, t, dt, out)
+            else:
+                self._park(v, now_ms, t, dt, out)
+            if t >= v.next_telemetry_at:
+                out.append(v.telemetry(now_ms))
+                v.next_telemetry_at = t + self._telemetry_interval_ms(v)
+        return out
+
+    def finish(self, now_ms: int) -> list[Event]:
+        """Lock every vehicle still on a trip where it stands, so that no trip stays open."""
+        t, _ = self._advance(now_ms)
+        return [self._lock(v, now_ms, t) for v in self.vehicles if v.status is Status.RIDING]
+
+    def open_trips(self) -> list[OpenTrip]:
+        """The trips in progress, in vehicle order."""
+        return [
+            OpenTrip(v.vehicle_id, v.unlock_seq, v.rider)
+            for v in self.vehicles
+            if v.status is Status.RIDING and v.rider is not None
+        ]
+
+    def _advance(self, now_ms: int) -> tuple[int, float]:
+        """Move the fleet's clock to ``now_ms``: (ms since the start, seconds since the last call)."""
+        if self._start_ms is None:
+            self._start_ms = now_ms
+        elapsed = now_ms - self._start_ms
+        if elapsed < self._elapsed_ms:
+            raise ValueError(f"simulated time went backwards to {now_ms}")
+        dt = (elapsed - self._elapsed_ms) / 1000
+        self._elapsed_ms = elapsed
+        return elapsed, dt
+
+    def _ride(self, v: Vehicle, now_ms: int, t: int, dt: float, out: list[Message]) -> None:
+        assert v.destination is not None
+        moved_to = step_toward(v.position, v.destination, v.speed_mps * dt)
+        metres = distance_m(v.position, moved_to)
+        v.position = moved_to
+        v.odometer += metres
+        if v.drain(metres):
+            out.append(v.event(now_ms, EventType.BATTERY_LOW))
+        if v.position == v.destination:
+            out.append(self._lock(v, now_ms, t))
+
+    def _park(self, v: Vehicle, now_ms: int, t: int, dt: float, out: list[Message]) -> None:
+        v.charge(dt)
+        if v.status is Status.FAULTY:
+            if t >= v.fault_until:
+                v.status = Status.PARKED
+                out.append(v.event(now_ms, EventType.FAULT_CLEARED, detail=v.fault))
+                v.fault = None
+                v.next_fault_at = t + self._fault_gap_ms()
+                v.next_trip_at = t + self._idle_ms()
+        elif t >= v.next_fault_at:
+            v.status = Status.FAULTY
+            v.fault = self._rng.choice(FAULTS)
+            v.fault_until = t + _exp_ms(self._rng, self.config.mean_fault_s)
+            out.append(v.event(now_ms, EventType.FAULT, detail=v.fault))
+        elif t >= v.next_trip_at:
+            self._unlock(v, now_ms, t, out)
+
+    def _unlock(self, v: Vehicle, now_ms: int, t: int, out: list[Message]) -> None:
+        v.next_trip_at = t + self._idle_ms()
+        if not v.rentable() or not self._free_riders:
+            return
+        v.rider = self._free_riders.pop(self._rng.randrange(len(self._free_riders)))
+        v.status = Status.RIDING
+        v.destination = self.zone.random_destination(v.position, self._rng)
+        v.speed_mps = PROFILES[v.kind].speed_mps * self._rng.uniform(0.85, 1.15)
+        event = v.event(now_ms, EventType.UNLOCK)
+        v.unlock_seq = event.seq
+        v.next_telemetry_at = t + self._telemetry_interval_ms(v)
+        out.append(event)
+
+    def _lock(self, v: Vehicle, now_ms: int, t: int) -> Event:
+        assert v.rider is not None
+        v.speed_mps = 0.0
+        event = v.event(now_ms, EventType.LOCK)
+        self.completed_trips.append(CompletedTrip(v.vehicle_id, v.unlock_seq, event.seq, v.rider))
+        self._free_riders.append(v.rider)
+        v.rider, v.destination, v.status = None, None, Status.PARKED
+        v.next_trip_at = t + self._idle_ms()
+        v.next_telemetry_at = t + self._telemetry_interval_ms(v)
+        return event
+
+    def _new_vehicle(self, number: int, kind: VehicleKind) -> Vehicle:
+        rng = self._rng
+        battery = None if PROFILES[kind].drain_pct_per_km is None else round(rng.uniform(30.0, 100.0), 1)
+        return Vehicle(
+            vehicle_id=f"{kind.value}-{number:04d}",
+            operator=self.config.operator,
+            kind=kind,
+            owner=self.owners[(number - 1) % len(self.owners)],
+            position=self.zone.random_point(rng),
+            odometer=float(rng.randrange(0, 2_000_000)),
+            battery=battery,
+            next_trip_at=self._idle_ms(),
+            next_fault_at=self._fault_gap_ms(),
+            next_telemetry_at=rng.randrange(int(self.config.parked_interval_s * 1000) + 1),
+        )
+
+    def _telemetry_interval_ms(self, v: Vehicle) -> int:
+        moving = v.status is Status.RIDING
+        seconds = self.config.moving_interval_s if moving else self.config.parked_interval_s
+        return max(1, round(seconds * 1000))
+
+    def _idle_ms(self) -> int:
+        return _exp_ms(self._rng, self.config.mean_idle_s)
+
+    def _fault_gap_ms(self) -> int:
+        if self.config.faults_per_hour == 0:
+            return NEVER
+        return _exp_ms(self._rng, 3600 / self.config.faults_per_hour)
+
+
+def _exp_ms(rng: random.Random, mean_s: float) -> int:
+    """An exponentially distributed wait with mean ``mean_s``, in whole milliseconds."""
+    return round(rng.expovariate(1.0 / (mean_s * 1000)))
+
+
+def _address(rng: random.Random) -> str:
+    """A lowercase 0x address of 20 random bytes."""
+    return f"0x{rng.getrandbits(160):040x}"
+
+
+def _kinds(config: FleetConfig, rng: random.Random) -> list[VehicleKind]:
+    """The fleet's kinds, apportioned to ``config.mix`` by largest remainder and shuffled."""
+    total = sum(weight for _, weight in config.mix)
+    quotas = [config.vehicles * weight / total for _, weight in config.mix]
+    counts = [int(q) for q in quotas]
+    by_remainder = sorted(range(len(quotas)), key=lambda i: (counts[i] - quotas[i], i))
+    for i in by_remainder[: config.vehicles - sum(counts)]:
+        counts[i] += 1
+    kinds = [kind for (kind, _), count in zip(config.mix, counts, strict=True) for _ in range(count)]
+    rng.shuffle(kinds)
+    return kinds
