@@ -56,7 +56,10 @@ def mosquitto(binary: str, port: int | None = None) -> Iterator[RunningBroker]:
     with tempfile.TemporaryDirectory(prefix="smartzone-mosquitto-") as folder:
         conf = Path(folder) / "mosquitto.conf"
         conf.write_text(mosquitto_config(port))
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # its own session: a Ctrl-C to the terminal must not stop the broker before the parts have drained
+        proc = subprocess.Popen(
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             if not _wait_open(port, 10):
                 raise BrokerUnavailable(f"mqtt://127.0.0.1:{port}", "mosquitto did not start")
@@ -96,10 +99,10 @@ def amqtt_broker(port: int | None = None) -> Iterator[RunningBroker]:
 
 @contextmanager
 def embedded_broker(prefer: str = "auto") -> Iterator[RunningBroker]:
-    """Mosquitto if installed (unless ``prefer`` is "amqtt"), else amqtt."""
-    binary = shutil.which("mosquitto") or (
-        "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
-    )
+    """Mosquitto if installed (unless ``prefer`` is "amqtt"), else amqtt; "mosquitto" insists on it."""
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if prefer == "mosquitto" and binary is None:
+        raise BrokerUnavailable("mqtt://127.0.0.1", "no mosquitto binary is installed")
     if binary and prefer != "amqtt":
         with mosquitto(binary) as running:
             yield running

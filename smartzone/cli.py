@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import signal
 import sys
@@ -32,9 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     command: Callable[[Settings], int] = args.command
     try:
         return command(settings)
@@ -63,12 +62,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _sim_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vehicles", type=int, help="fleet size (default 20)")
-    parser.add_argument(
-        "--minutes", dest="sim_minutes", type=float, help="simulated minutes; 0 runs until stopped"
-    )
-    parser.add_argument(
-        "--speed", type=float, help="simulated seconds per real second; 0 is as fast as possible"
-    )
+    parser.add_argument("--minutes", dest="sim_minutes", type=float, help="simulated minutes; 0 runs until stopped")
+    parser.add_argument("--speed", type=float, help="simulated seconds per real second; 0 is as fast as possible")
     parser.add_argument("--seed", type=int, help="seed of the fleet and its riders (default 7)")
 
 
@@ -99,10 +94,16 @@ def cmd_simulate(settings: Settings) -> int:
 
     url = settings.broker_url()
     with _stop_on_signals() as stop:
-        summary = run_simulator(
-            settings, mqtt_url=url, protocol=settings.mqtt_protocol, stop=stop, progress=_progress
-        )
-    print(summary.to_json() if hasattr(summary, "to_json") else summary)
+        summary = run_simulator(settings, mqtt_url=url, protocol=settings.mqtt_protocol, stop=stop, progress=_progress)
+    report = {
+        "published": {channel.value: n for channel, n in summary.published.items()},
+        "completed_trips": summary.completed_trips,
+        "sim_seconds": summary.sim_seconds,
+        "wall_seconds": round(summary.wall_seconds, 3),
+        "stopped_early": summary.stopped_early,
+        "trip_ids": list(summary.trip_ids),
+    }
+    print(json.dumps(report), flush=True)
     return 0
 
 
@@ -173,7 +174,7 @@ def cmd_up(settings: Settings) -> int:
         if settings.mqtt_url:
             broker = RunningBroker(settings.mqtt_url, settings.mqtt_protocol, "external")
         else:
-            broker = stack.enter_context(embedded_broker())
+            broker = stack.enter_context(embedded_broker(settings.embedded_broker))
         store = open_store(settings)
         if settings.chain_url is None:
             store.reset()  # the embedded chain starts empty each time, so must the database

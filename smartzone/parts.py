@@ -59,9 +59,7 @@ def build_aggregator(settings: Settings, store: Store, *, mqtt_url: str, protoco
     )
     contract = aggregator.attach_contract(settings.contract_address)
     inbox: queue.Queue[Received] = queue.Queue()
-    client = MqttClient(
-        mqtt_url, f"smartzone-{settings.aggregator_id}", protocol=protocol, persistent_session=True
-    )
+    client = MqttClient(mqtt_url, f"smartzone-{settings.aggregator_id}", protocol=protocol, persistent_session=True)
     root = settings.topic_root
     load = [subscription(Channel.TELEMETRY, root), subscription(Channel.EVENT, root)]
     if protocol == "5" or (protocol == "auto" and client.probe_protocol() == "5"):
@@ -87,12 +85,8 @@ def run_simulator(
     fleet = Fleet(FleetConfig(vehicles=settings.vehicles, operator=settings.operator, seed=settings.seed))
     start = start_ms if start_ms is not None else int(time.time()) * 1000
     will_state = VehicleState(FLEET_GATEWAY, settings.operator, start, online=False)
-    will = Will(
-        topic_for(settings.operator, FLEET_GATEWAY, Channel.STATE, settings.topic_root), encode(will_state)
-    )
-    client = MqttClient(
-        mqtt_url, f"smartzone-sim-{settings.operator}", protocol=protocol, will=will
-    ).connect()
+    will = Will(topic_for(settings.operator, FLEET_GATEWAY, Channel.STATE, settings.topic_root), encode(will_state))
+    client = MqttClient(mqtt_url, f"smartzone-sim-{settings.operator}", protocol=protocol, will=will).connect()
     minutes = settings.sim_minutes or 60 * 24 * 365
     try:
         return run_simulation(

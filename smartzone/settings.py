@@ -16,16 +16,15 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="SMARTZONE_", frozen=True, extra="ignore")
 
-    mqtt_url: str | None = Field(
-        None, description="Broker URL; unset: `up` starts its own, other parts use 1883"
-    )
+    mqtt_url: str | None = Field(None, description="Broker URL; unset: `up` starts its own, other parts use 1883")
     mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    embedded_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
+        "auto", description="Broker `up` starts when mqtt_url is unset; auto: Mosquitto if installed, else amqtt"
+    )
     topic_root: str = "smartzone"
     database_url: str | None = Field(None, description="SQLAlchemy URL; unset: a SQLite file in data_dir")
     chain_url: str | None = Field(None, description="JSON-RPC URL of an EVM node; unset: embedded py-evm")
-    chain_private_key: SecretStr | None = Field(
-        None, description="Key of the aggregator's account; unset: node's"
-    )
+    chain_private_key: SecretStr | None = Field(None, description="Key of the aggregator's account; unset: node's")
     contract_address: str | None = None
     data_dir: Path = Path("data")
     http_host: str = "127.0.0.1"

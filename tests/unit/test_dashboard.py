@@ -37,9 +37,7 @@ class FakeReadModel:
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
         return next((v for v in self.vehicle_views if v.vehicle_id == vehicle_id), None)
 
-    def trips(
-        self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None
-    ) -> list[TripView]:
+    def trips(self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None) -> list[TripView]:
         chosen = [
             t
             for t in self.trip_views
@@ -224,9 +222,7 @@ def test_epochs_come_with_their_transaction_and_integer_totals(client: TestClien
     assert items[0]["tx_hash"] is None
 
 
-def test_payouts_give_settled_and_pending_micro_euro_per_owner(
-    client: TestClient, fake: FakeReadModel
-) -> None:
+def test_payouts_give_settled_and_pending_micro_euro_per_owner(client: TestClient, fake: FakeReadModel) -> None:
     items = client.get("/api/v1/payouts").json()["items"]
     assert items == [asdict(p) for p in fake.payout_views]
     assert type(items[0]["settled_micro"]) is int and items[0]["settled_micro"] == 12_345_678_901

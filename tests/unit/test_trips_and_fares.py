@@ -13,9 +13,7 @@ A, B = Position(51.2150, 4.3960), Position(51.2170, 4.4000)
 
 
 def event(seq: int, kind: EventType, t_s: int, odo: int, pos: Position = A, rider: str = "r1") -> Event:
-    return Event(
-        "bike-0001", "op", VehicleKind.BIKE, seq, 1_790_000_000_000 + t_s * 1000, kind, pos, odo, rider=rider
-    )
+    return Event("bike-0001", "op", VehicleKind.BIKE, seq, 1_790_000_000_000 + t_s * 1000, kind, pos, odo, rider=rider)
 
 
 def test_a_lock_is_paired_with_the_unlock_before_it_whatever_the_arrival_order() -> None:

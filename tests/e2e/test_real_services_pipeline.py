@@ -1,0 +1,128 @@
+"""The whole path as separate processes on real services: Mosquitto, PostgreSQL and anvil."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from settlement.chain import Web3Chain
+from settlement.queries import SqlReadModel
+from settlement.store import Store
+from smartzone.broker import mosquitto
+from tests import services
+from tests.e2e.pipeline_checks import check_settled_run, wait_until
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture()
+def broker_url() -> Iterator[str]:
+    """A real Mosquitto started with the project's configuration on a free port."""
+    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+    if binary is None:
+        services.unavailable("no mosquitto binary")
+        return
+    with mosquitto(binary) as running:
+        yield running.url
+
+
+def smartzone(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "smartzone.cli", *args],
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )  # type: ignore[call-overload]
+
+
+def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
+    broker_url: str, postgres_url: str, anvil_url: str, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "SMARTZONE_MQTT_URL": broker_url,
+        "SMARTZONE_DATABASE_URL": postgres_url,
+        "SMARTZONE_CHAIN_URL": anvil_url,
+        "SMARTZONE_EPOCH_SECONDS": "2",
+        "SMARTZONE_DATA_DIR": str(tmp_path),
+        "SMARTZONE_AGGREGATOR_ID": f"e2e-{tmp_path.name}",
+        "SMARTZONE_LOG_LEVEL": "WARNING",
+    }
+    started = time.monotonic()
+    aggregator = smartzone("aggregate", env=env)
+    try:
+        assert aggregator.stdout is not None
+        line = aggregator.stdout.readline()
+        assert line.startswith("aggregating from"), line + (aggregator.stderr.read() if aggregator.stderr else "")
+        sim = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "smartzone.cli",
+                "simulate",
+                "--vehicles",
+                "20",
+                "--minutes",
+                "30",
+                "--speed",
+                "300",
+                "--seed",
+                "11",
+            ],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=300,
+            check=True,
+        )
+        summary = json.loads(sim.stdout.strip().splitlines()[-1])
+        store = Store.connect(postgres_url)
+        read = SqlReadModel(store)
+        events = summary["published"]["event"]
+        wait_until(lambda: read.stats().events == events, 120, f"{events} events stored")
+        aggregator.send_signal(signal.SIGINT)
+        out, err = aggregator.communicate(timeout=120)
+        assert aggregator.returncode == 0, err
+        wall = time.monotonic() - started
+    finally:
+        if aggregator.poll() is None:
+            aggregator.kill()
+    chain = Web3Chain.connect(anvil_url)
+    address = store.deployment(chain.chain_id())
+    assert address is not None
+    chain.attach(address)
+    figures = check_settled_run(store, chain, set(summary["trip_ids"]))
+    stats = read.stats()
+    assert stats.rejected == 0
+    figures.update(vehicles=stats.vehicles, telemetry=stats.telemetry, events=stats.events, wall_ms=round(wall * 1000))
+    check_served_over_http(env, figures)
+    print("\nend-to-end on Mosquitto + PostgreSQL + anvil:", json.dumps(figures))
+
+
+def check_served_over_http(env: dict[str, str], figures: dict[str, int]) -> None:
+    """`smartzone serve` as its own process shows the same trips and payouts."""
+    port = services.free_port()
+    server = smartzone("serve", "--port", str(port), env=env)
+    try:
+        assert services.wait_for_port("127.0.0.1", port, 30), "the dashboard did not start"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/stats", timeout=10) as response:
+            stats = json.load(response)
+        assert stats["trips"] == figures["trips"] and stats["settled_micro"] == figures["fares_micro"]
+        server.send_signal(signal.SIGINT)
+        server.communicate(timeout=30)
+        assert server.returncode == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
