@@ -59,9 +59,7 @@ def _http_error(request: Request, exc: Exception) -> ProblemResponse:
 def _validation_error(request: Request, exc: Exception) -> ProblemResponse:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for it only
         raise exc
-    errors = [
-        {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in exc.errors()
-    ]
+    errors = [{"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]} for error in exc.errors()]
     detail = "; ".join(f"{'.'.join(str(part) for part in e['loc'])}: {e['msg']}" for e in errors)
     return problem(request, 422, detail, errors=jsonable_encoder(errors))
 

@@ -46,9 +46,7 @@ def encode(message: Message) -> bytes:
     """The v1 JSON bytes of ``message``: compact, keys sorted, absent optionals left out."""
     body: dict[str, Any] = {"v": WIRE_VERSION, "vehicle_id": message.vehicle_id, "operator": message.operator}
     if isinstance(message, VehicleState):
-        body.update(
-            timestamp=message.timestamp, online=message.online, kind=message.kind, owner=message.owner
-        )
+        body.update(timestamp=message.timestamp, online=message.online, kind=message.kind, owner=message.owner)
     else:
         body.update(
             kind=message.kind.value,

@@ -85,6 +85,8 @@ class MqttClient:
         self._cond = threading.Condition()
         self._connected = threading.Event()
         self._outcome: str | None = None
+        self._subacks: dict[int, threading.Event] = {}
+        self._refused: list[int] = []
         self._client: paho.Client | None = None
         self.protocol_version: str | None = None
 
@@ -96,6 +98,7 @@ class MqttClient:
         for version in versions:
             failure = self._try(version, timeout)
             if not failure:
+                self._wait_subacks(timeout)
                 self.protocol_version = version
                 log.info("connected to %s as %s with MQTT %s", self.url, self.client_id, version)
                 return self
@@ -150,6 +153,7 @@ class MqttClient:
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
         return client
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
@@ -157,9 +161,28 @@ class MqttClient:
             self._outcome = f"broker refused the connection: {reason}"
             return
         if self._subscriptions:
-            client.subscribe(self._subscriptions)
+            self._expect_suback(client.subscribe(self._subscriptions)[1])
         self._connected.set()
         self._outcome = "ok"
+
+    def _expect_suback(self, mid: int | None) -> None:
+        if mid is not None:
+            self._subacks.setdefault(mid, threading.Event())
+
+    def _on_subscribe(self, _c: paho.Client, _u: Any, mid: int, codes: Any, _p: Any = None) -> None:
+        if any(getattr(code, "is_failure", False) or code == 0x80 for code in codes):
+            self._refused.append(mid)
+        self._subacks.setdefault(mid, threading.Event()).set()
+
+    def _wait_subacks(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for mid, event in list(self._subacks.items()):
+            if not event.wait(max(0.0, deadline - time.monotonic())):
+                raise BrokerUnavailable(self.url, f"no SUBACK within {timeout:.0f} s")
+            self._subacks.pop(mid, None)
+        if self._refused:
+            self._refused.clear()
+            raise SmartZoneError(f"the broker at {self.url} refused a subscription to {self._subscriptions}")
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
         self._connected.clear()

@@ -50,9 +50,7 @@ def parse_topic(topic: str) -> Topic:
     """Parse a topic of the v1 layout, or raise ``InvalidReading`` saying what is wrong."""
     parts = topic.split("/")
     if len(parts) != 5:
-        raise InvalidReading(
-            f"topic {topic!r} does not have 5 levels <root>/v1/<operator>/<vehicle>/<channel>"
-        )
+        raise InvalidReading(f"topic {topic!r} does not have 5 levels <root>/v1/<operator>/<vehicle>/<channel>")
     root, version, operator, vehicle_id, channel = parts
     if version != TOPIC_VERSION:
         raise InvalidReading(f"topic {topic!r} has version {version!r}, expected {TOPIC_VERSION!r}")

@@ -201,7 +201,7 @@ def cmd_up(settings: Settings) -> int:
         print(
             "Smart Zone is up.\n"
             f"  dashboard  http://{settings.http_host}:{settings.http_port}/\n"
-            f"  API        http://{settings.http_host}:{settings.http_port}/docs\n"
+            f"  API        http://{settings.http_host}:{settings.http_port}/api/v1/stats  (OpenAPI: /openapi.json)\n"
             f"  broker     {broker.url} ({broker.name})\n"
             f"  database   {store.url}\n"
             f"  chain      {chain_label(settings)}, contract {part.contract}\n"
