@@ -33,6 +33,12 @@ class Counters:
     trips: int = 0
     epochs_settled: int = 0
 
+    def summary(self) -> str:
+        return (
+            f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, "
+            f"{self.rejected} rejected, {self.trips} trips, {self.epochs_settled} epochs settled"
+        )
+
 
 class Aggregator:
     """Turns received messages into stored readings, trips, epochs and settlements."""
@@ -137,10 +143,20 @@ class Aggregator:
         self.counters.epochs_settled += len(settled)
         return settled
 
-    def run(self, inbox: queue.Queue[Received], stop: threading.Event, batch_size: int = 2000) -> None:
+    def run(
+        self,
+        inbox: queue.Queue[Received],
+        stop: threading.Event,
+        batch_size: int = 2000,
+        report_seconds: float = 10.0,
+    ) -> None:
         """Process ``inbox`` until ``stop`` is set, then drain it and settle what is left."""
         last_trips = 0.0
+        last_report = self.clock()
         while True:
+            if self.clock() - last_report >= report_seconds:
+                last_report = self.clock()
+                log.info("progress: %s; %d waiting in the inbox", self.counters.summary(), inbox.qsize())
             items = _drain(inbox, batch_size, timeout=0.2)
             if items:
                 result = self.handle(items)

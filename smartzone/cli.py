@@ -119,12 +119,7 @@ def cmd_aggregate(settings: Settings) -> int:
     )
     with _stop_on_signals() as stop:
         part.run(stop)
-    c = part.aggregator.counters
-    print(
-        f"stopped: {c.received} received, {c.stored} stored, {c.duplicates} duplicates, {c.rejected} rejected, "
-        f"{c.trips} trips, {c.epochs_settled} epochs settled",
-        flush=True,
-    )
+    print(f"stopped: {part.aggregator.counters.summary()}", flush=True)
     return 0
 
 

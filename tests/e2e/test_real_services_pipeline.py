@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from sensors.mqtt import MqttClient
 from settlement.chain import Web3Chain
 from settlement.queries import SqlReadModel
 from settlement.store import Store
@@ -66,6 +67,7 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
         assert aggregator.stdout is not None
         line = aggregator.stdout.readline()
         assert line.startswith("aggregating from"), line + (aggregator.stderr.read() if aggregator.stderr else "")
+        rejected = publish_bad_messages(broker_url)
         sim = subprocess.run(
             [
                 sys.executable,
@@ -92,6 +94,7 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
         read = SqlReadModel(store)
         events = summary["published"]["event"]
         wait_until(lambda: read.stats().events == events, 120, f"{events} events stored")
+        wait_until(lambda: read.stats().rejected == rejected, 30, f"{rejected} bad messages dead-lettered")
         aggregator.send_signal(signal.SIGINT)
         out, err = aggregator.communicate(timeout=120)
         assert aggregator.returncode == 0, err
@@ -105,10 +108,27 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
     chain.attach(address)
     figures = check_settled_run(store, chain, set(summary["trip_ids"]))
     stats = read.stats()
-    assert stats.rejected == 0
+    assert stats.rejected == rejected
     figures.update(vehicles=stats.vehicles, telemetry=stats.telemetry, events=stats.events, wall_ms=round(wall * 1000))
     check_served_over_http(env, figures)
     print("\nend-to-end on Mosquitto + PostgreSQL + anvil:", json.dumps(figures))
+
+
+def publish_bad_messages(url: str) -> int:
+    """Malformed, oversized and schema-violating messages, sent before the fleet; returns how many."""
+    bad = [
+        ("smartzone/v1/smartzone-demo/bike-0001/event", b"\x00\xffnot json"),
+        ("smartzone/v1/smartzone-demo/bike-0001/telemetry", b'{"v":1}'),
+        ("smartzone/v1/smartzone-demo/bike-0001/event", b'{"v":1,"pad":"' + b"x" * 5000 + b'"}'),
+        ("smartzone/v1/smartzone-demo/bike-0001/telemetry", b"[]"),
+    ]
+    client = MqttClient(url, "e2e-bad-publisher").connect()
+    try:
+        for topic, payload in bad:
+            client.publish(topic, payload, qos=1)
+    finally:
+        client.close()
+    return len(bad)
 
 
 def check_served_over_http(env: dict[str, str], figures: dict[str, int]) -> None:
