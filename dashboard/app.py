@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from dashboard import api, pages
+from dashboard import api, pages, source
 from dashboard.problems import add_problem_handlers
 from settlement.views import ReadModel
 
-LICENSE_URL = "https://www.gnu.org/licenses/agpl-3.0.html"
+SOURCE_PATH = "/source.tar.gz"
 
 DESCRIPTION = """\
 Read-only view of the Smart Zone shared mobility platform in Antwerp's Sint-Andries district:
@@ -37,7 +37,7 @@ def create_app(
     source_url: str | None = None,
 ) -> FastAPI:
     """The dashboard over ``read_model``; ``chain_label`` names the chain in the page header and
-    ``source_url`` is where users get the source code, as the AGPL asks (the licence text until it is set).
+    ``source_url`` is where users get the source code, as the AGPL asks (default: the app serves its own).
     """
     app = FastAPI(
         title=title,
@@ -48,10 +48,11 @@ def create_app(
     )
     app.state.read_model = read_model
     app.state.templates = pages.templates()
-    app.state.page = pages.PageInfo(title, chain_label, source_url or LICENSE_URL)
+    app.state.page = pages.PageInfo(title, chain_label, source_url or SOURCE_PATH)
     add_problem_handlers(app)
     app.include_router(api.router)
     app.include_router(api.health)
     app.include_router(pages.router)
+    app.include_router(source.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +30,7 @@ from settlement.schema import (
 )
 from settlement.trips import Trip
 
+MAX_OWNERS_PER_EPOCH = 256  # the contract's MAX_OWNERS: one commit credits at most this many owners
 VEHICLE_STATE_AFTER = {
     EventType.UNLOCK: "on_trip",
     EventType.LOCK: "available",
@@ -215,8 +217,11 @@ class Store:
             return self._insert_rows(conn, TripRow, rows)
 
     # --- epochs -------------------------------------------------------------------------------
-    def close_epoch(self, max_trips: int, now_ms: int) -> EpochCommit | None:
-        """Put up to ``max_trips`` priced trips into the next epoch; None when there are none."""
+    def close_epoch(self, max_trips: int, now_ms: int, max_owners: int = MAX_OWNERS_PER_EPOCH) -> EpochCommit | None:
+        """Put up to ``max_trips`` priced trips of at most ``max_owners`` owners into the next epoch.
+
+        Returns None when there are none. Trips left out wait for the next epoch.
+        """
         t = table_of(TripRow)
         with self.engine.begin() as conn:
             query = (
@@ -227,7 +232,7 @@ class Store:
             )
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            rows = conn.execute(query).all()
+            rows = _within_owner_limit(conn.execute(query).all(), max_owners)
             if not rows:
                 return None
             last = conn.execute(sa.select(sa.func.max(EpochRow.epoch_id))).scalar_one_or_none() or 0
@@ -304,6 +309,18 @@ class Store:
         """Drop and recreate every table (for an embedded chain that starts empty)."""
         Base.metadata.drop_all(self.engine)
         Base.metadata.create_all(self.engine)
+
+
+def _within_owner_limit(rows: Sequence[sa.Row[Any]], max_owners: int) -> list[sa.Row[Any]]:
+    """The leading rows whose trips belong to at most ``max_owners`` owners."""
+    owners: set[str] = set()
+    kept = []
+    for row in rows:
+        if row.owner not in owners and len(owners) == max_owners:
+            continue
+        owners.add(row.owner)
+        kept.append(row)
+    return kept
 
 
 def _telemetry_row(t: Telemetry) -> dict[str, object]:

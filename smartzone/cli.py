@@ -129,7 +129,7 @@ def _server(settings: Settings, store: Any, label: str) -> Any:
     from dashboard.app import create_app
     from smartzone.parts import read_model
 
-    app = create_app(read_model(store), chain_label=label)
+    app = create_app(read_model(store), chain_label=label, source_url=settings.source_url)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     return uvicorn.Server(config)
 

@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     speed: float = Field(10.0, ge=0, description="Simulated seconds per real second; 0: as fast as possible")
     sim_minutes: float = Field(0.0, ge=0, description="Simulated minutes to run; 0: until stopped")
     log_level: str = "INFO"
+    source_url: str | None = Field(None, description="Where the dashboard sends users for the source (AGPL)")
 
     def broker_url(self) -> str:
         return self.mqtt_url or DEFAULT_MQTT_URL

@@ -120,3 +120,21 @@ def test_an_unreachable_database_gives_one_error_naming_its_url() -> None:
         Store.connect(url)
     message = str(caught.value)
     assert "127.0.0.1:1" in message and "secret" not in message and "\n" not in message
+
+
+def test_an_epoch_credits_no_more_owners_than_the_contract_allows(store: Store) -> None:
+    owners = ["0x" + f"{i:040x}" for i in range(1, 4)]
+    births = [VehicleState(f"bike-{i}", "op", T0, True, VehicleKind.BIKE, owners[i]) for i in range(3)]
+    events = [
+        e for i in range(3) for e in (event(1, EventType.UNLOCK, f"bike-{i}"), event(2, EventType.LOCK, f"bike-{i}"))
+    ]
+    store.ingest(Batch(states=births, events=events))
+    for vehicle in store.unpaired_lock_vehicles():
+        found, owner = store.trip_events(vehicle)
+        [(unlock, lock)] = pair_events(found)
+        trip = build_trip(unlock, lock, owner or "")
+        store.add_trips([(trip, price(trip, DEFAULT_TARIFFS[trip.kind]))])
+    first = store.close_epoch(max_trips=100, now_ms=T0, max_owners=2)
+    second = store.close_epoch(max_trips=100, now_ms=T0, max_owners=2)
+    assert first is not None and second is not None
+    assert (len(first.payouts), first.trip_count, len(second.payouts), second.trip_count) == (2, 2, 1, 1)

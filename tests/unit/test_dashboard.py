@@ -266,3 +266,20 @@ def test_the_read_model_can_be_overridden_per_test(fake: FakeReadModel) -> None:
     app = create_app(FakeReadModel())
     app.dependency_overrides[read_model] = lambda: fake
     assert len(TestClient(app).get("/api/v1/vehicles").json()["items"]) == 3
+
+
+def test_the_app_offers_its_own_source_code_with_the_licence() -> None:
+    import io
+    import tarfile
+
+    client = TestClient(create_app(FakeReadModel()))
+    page = client.get("/")
+    assert 'href="/source.tar.gz"' in page.text
+    response = client.get("/source.tar.gz")
+    assert response.status_code == 200
+    with tarfile.open(fileobj=io.BytesIO(response.content), mode="r:gz") as tar:
+        names = tar.getnames()
+        licence = tar.extractfile("smartzone-source/LICENSE")
+        assert licence is not None and b"GNU AFFERO GENERAL PUBLIC LICENSE" in licence.read()
+    assert "smartzone-source/dashboard/app.py" in names
+    assert "smartzone-source/settlement/contracts/settlement.vy" in names
