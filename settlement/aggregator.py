@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from sensors.codec import decode
-from sensors.errors import InvalidReading
+from sensors.errors import InvalidReading, ServiceUnavailable
 from sensors.messages import Event, Telemetry, VehicleKind, VehicleState
 from sensors.ports import Received
 from settlement.errors import ChainError
@@ -149,27 +149,48 @@ class Aggregator:
         stop: threading.Event,
         batch_size: int = 2000,
         report_seconds: float = 10.0,
+        retry_seconds: float = 2.0,
     ) -> None:
-        """Process ``inbox`` until ``stop`` is set, then drain it and settle what is left."""
-        last_trips = 0.0
-        last_report = self.clock()
+        """Process ``inbox`` until ``stop`` is set, then drain it and settle what is left.
+
+        While the database or the chain cannot be reached it logs, waits ``retry_seconds`` and tries again;
+        a batch that could not be stored stays unacknowledged, so the broker still owes it.
+        """
+        pending: list[Received] = []
+        last_trips = last_report = self.clock()
         while True:
             if self.clock() - last_report >= report_seconds:
                 last_report = self.clock()
                 log.info("progress: %s; %d waiting in the inbox", self.counters.summary(), inbox.qsize())
-            items = _drain(inbox, batch_size, timeout=0.2)
+            items = pending or _drain(inbox, batch_size, timeout=0.2)
+            pending = []
             if items:
-                result = self.handle(items)
-                if result.locks_new:
-                    last_trips = 0.0
+                try:
+                    if self.handle(items).locks_new:
+                        last_trips = 0.0
+                except ServiceUnavailable as exc:
+                    log.warning(
+                        "%s; retrying in %g s (%d messages kept unacknowledged)", exc, retry_seconds, len(items)
+                    )
+                    if stop.is_set():
+                        break  # the broker delivers them again after a restart
+                    pending = items
+                    time.sleep(retry_seconds)
+                    continue
             if self.clock() - last_trips >= 2.0:
-                self.build_trips()
                 last_trips = self.clock()
-            self.settle_due()
+                self._maintain(force=False)
             if stop.is_set() and inbox.empty():
                 break
-        self.build_trips()
-        self.settle_due(force=True)
+        self._maintain(force=True)
+
+    def _maintain(self, force: bool) -> None:
+        """Build trips and settle what is due; a service that is away is logged and tried again later."""
+        try:
+            self.build_trips()
+            self.settle_due(force=force)
+        except (ServiceUnavailable, ChainError) as exc:
+            log.warning("settlement postponed: %s", exc)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

@@ -13,15 +13,15 @@ class SqlReadModel:
     """Read-only queries over the settlement database."""
 
     def __init__(self, store: Store) -> None:
-        self._engine = store.engine
+        self._store = store
 
     def vehicles(self) -> list[VehicleView]:
-        with self._engine.connect() as conn:
+        with self._store.reading() as conn:
             rows = conn.execute(sa.select(table_of(VehicleRow)).order_by(VehicleRow.vehicle_id)).all()
         return [_vehicle(r) for r in rows]
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
-        with self._engine.connect() as conn:
+        with self._store.reading() as conn:
             row = conn.execute(sa.select(table_of(VehicleRow)).where(VehicleRow.vehicle_id == vehicle_id)).first()
         return _vehicle(row) if row else None
 
@@ -32,18 +32,18 @@ class SqlReadModel:
             query = query.where(t.c.vehicle_id == vehicle_id)
         if rider is not None:
             query = query.where(t.c.rider == rider)
-        with self._engine.connect() as conn:
+        with self._store.reading() as conn:
             return [_trip(r) for r in conn.execute(query).all()]
 
     def trip(self, trip_id: str) -> TripView | None:
         t = table_of(TripRow)
-        with self._engine.connect() as conn:
+        with self._store.reading() as conn:
             row = conn.execute(sa.select(t).where(t.c.trip_id == trip_id)).first()
         return _trip(row) if row else None
 
     def epochs(self, limit: int = 100) -> list[EpochView]:
         e = table_of(EpochRow)
-        with self._engine.connect() as conn:
+        with self._store.reading() as conn:
             rows = conn.execute(sa.select(e).order_by(e.c.epoch_id.desc()).limit(limit)).all()
         return [
             EpochView(
@@ -66,7 +66,7 @@ class SqlReadModel:
         settled = sa.func.coalesce(sa.func.sum(sa.case((t.c.status == "settled", t.c.fare_micro), else_=0)), 0)
         pending = sa.func.coalesce(sa.func.sum(sa.case((t.c.status != "settled", t.c.fare_micro), else_=0)), 0)
         query = sa.select(t.c.owner, sa.func.count(), settled, pending).group_by(t.c.owner).order_by(t.c.owner)
-        with self._engine.connect() as conn:
+        with self._store.reading() as conn:
             return [PayoutView(owner, int(n), int(s), int(p)) for owner, n, s, p in conn.execute(query).all()]
 
     def stats(self) -> Stats:
@@ -86,7 +86,7 @@ class SqlReadModel:
             .where(e.c.status == "settled")
             .scalar_subquery(),
         )
-        with self._engine.connect() as conn:
+        with self._store.reading() as conn:
             row = conn.execute(query).one()
         return Stats(*(int(x) for x in row))
 
@@ -99,7 +99,7 @@ class SqlReadModel:
             .where(e.c.status == "settled")
             .group_by(p.c.owner)
         )
-        with self._engine.connect() as conn:
+        with self._store.reading() as conn:
             return {owner: int(total) for owner, total in conn.execute(query).all()}
 
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from sensors.messages import Event, EventType, Position, Telemetry, VehicleKind, VehicleState
 from settlement.epochs import PricedTrip, plan_epoch
@@ -91,13 +92,31 @@ class Store:
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             Base.metadata.create_all(engine)
-        except (OperationalError, SQLAlchemyError, ImportError) as exc:
-            detail = str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else type(exc).__name__
-            raise StoreUnavailable(redact(url), detail) from None
+        except (SQLAlchemyError, ImportError) as exc:
+            raise StoreUnavailable(redact(url), _first_line(exc)) from None
         return cls(engine, url)
 
     def close(self) -> None:
         self.engine.dispose()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sa.Connection]:
+        """A connection in a transaction committed at the end; a lost database becomes ``StoreUnavailable``."""
+        with self._translated(), self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads; a lost database becomes ``StoreUnavailable``."""
+        with self._translated(), self.engine.connect() as conn:
+            yield conn
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        try:
+            yield
+        except (OperationalError, InterfaceError) as exc:
+            raise StoreUnavailable(self.url, _first_line(exc)) from None
 
     def _insert(self, table: sa.Table) -> sa.Insert:
         dialect = self.engine.dialect.name
@@ -110,7 +129,7 @@ class Store:
     # --- ingest -------------------------------------------------------------------------------
     def ingest(self, batch: Batch) -> BatchResult:
         """Store a batch once: (vehicle, seq) duplicates are dropped by the unique keys."""
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             t_new = self._insert_rows(conn, TelemetryRow, [_telemetry_row(t) for t in batch.telemetry])
             e_new = self._insert_rows(conn, EventRow, [_event_row(e) for e in batch.events])
             if batch.rejects:
@@ -194,14 +213,14 @@ class Store:
         e, t = table_of(EventRow), table_of(TripRow)
         ended = sa.select(t.c.trip_id).where(t.c.vehicle_id == e.c.vehicle_id, t.c.end_seq == e.c.seq)
         query = sa.select(e.c.vehicle_id).where(e.c.event_type == EventType.LOCK.value, ~ended.exists()).distinct()
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             return sorted(conn.execute(query).scalars())
 
     def trip_events(self, vehicle_id: str) -> tuple[list[Event], str | None]:
         """The unlock and lock events of a vehicle, and its owner."""
         e = table_of(EventRow)
         kinds = (EventType.UNLOCK.value, EventType.LOCK.value)
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             rows = conn.execute(
                 sa.select(e).where(e.c.vehicle_id == vehicle_id, e.c.event_type.in_(kinds)).order_by(e.c.seq)
             ).all()
@@ -213,7 +232,7 @@ class Store:
     def add_trips(self, priced: Iterable[tuple[Trip, Fare]]) -> int:
         """Store priced trips; a trip already stored is left as it is. Returns how many were new."""
         rows = [_trip_row(trip, fare) for trip, fare in priced]
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             return self._insert_rows(conn, TripRow, rows)
 
     # --- epochs -------------------------------------------------------------------------------
@@ -223,7 +242,7 @@ class Store:
         Returns None when there are none. Trips left out wait for the next epoch.
         """
         t = table_of(TripRow)
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             query = (
                 sa.select(t)
                 .where(t.c.status == "priced", t.c.epoch_id.is_(None))
@@ -264,7 +283,7 @@ class Store:
     def unsettled_epochs(self) -> list[EpochCommit]:
         """Closed epochs not yet settled, oldest first, rebuilt from their trips."""
         t = table_of(TripRow)
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             ids = (
                 conn.execute(
                     sa.select(EpochRow.epoch_id).where(EpochRow.status == "closed").order_by(EpochRow.epoch_id)
@@ -290,18 +309,18 @@ class Store:
                 block_hash=receipt.block_hash,
                 gas_used=receipt.gas_used,
             )
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             conn.execute(sa.update(EpochRow).where(EpochRow.epoch_id == epoch_id).values(**values))
             conn.execute(sa.update(TripRow).where(TripRow.epoch_id == epoch_id).values(status="settled"))
 
     # --- deployments --------------------------------------------------------------------------
     def deployment(self, chain_id: int) -> str | None:
-        with self.engine.connect() as conn:
+        with self.reading() as conn:
             query = sa.select(DeploymentRow.address).where(DeploymentRow.chain_id == chain_id)
             return conn.execute(query).scalar_one_or_none()
 
     def record_deployment(self, chain_id: int, address: str, now_ms: int) -> None:
-        with self.engine.begin() as conn:
+        with self.transaction() as conn:
             conn.execute(sa.delete(DeploymentRow).where(DeploymentRow.chain_id == chain_id))
             conn.execute(sa.insert(DeploymentRow), [{"chain_id": chain_id, "address": address, "deployed_ms": now_ms}])
 
@@ -309,6 +328,11 @@ class Store:
         """Drop and recreate every table (for an embedded chain that starts empty)."""
         Base.metadata.drop_all(self.engine)
         Base.metadata.create_all(self.engine)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _within_owner_limit(rows: Sequence[sa.Row[Any]], max_owners: int) -> list[sa.Row[Any]]:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import queue
+import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from sensors.codec import channel_of, encode
@@ -126,3 +128,37 @@ def test_the_run_loop_drains_its_inbox_and_settles_everything_when_stopped(tmp_p
     assert inbox.empty()
     assert chain.last_epoch() == 1
     assert chain.epochs[1].trip_count == 2
+
+
+def test_while_the_database_is_locked_messages_stay_unacked_and_are_stored_once_it_is_back(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'locked.db'}"
+    Store.connect(url).close()  # create the tables
+    store = Store(sa.create_engine(url, connect_args={"timeout": 0.05}), url)
+    aggregator = Aggregator(store, FakeChain(), epoch_seconds=3600)
+    aggregator.attach_contract()
+    blocker = sqlite3.connect(tmp_path / "locked.db")
+    blocker.execute("BEGIN EXCLUSIVE")
+    inbox: queue.Queue[Received] = queue.Queue()
+    acks = Acks()
+    messages = [*births(), *ride("ebike-0", 1, "r1")]
+    for m in messages:
+        inbox.put(received(m, acks))
+    stop = threading.Event()
+    worker = threading.Thread(target=aggregator.run, args=(inbox, stop), kwargs={"retry_seconds": 0.05})
+    worker.start()
+    try:
+        time.sleep(0.5)
+        assert acks.count == 0  # nothing acknowledged while nothing could be stored
+        assert worker.is_alive()
+        blocker.rollback()
+        deadline = time.monotonic() + 10
+        while acks.count < len(messages) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        worker.join(timeout=10)
+        blocker.close()
+    assert acks.count == len(messages)
+    assert SqlReadModel(store).stats().events == 2

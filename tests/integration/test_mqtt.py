@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import queue
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +18,8 @@ from sensors.messages import Event, EventType, Position, VehicleKind, VehicleSta
 from sensors.mqtt import MqttClient, Will
 from sensors.ports import Received
 from sensors.topics import Channel, shared, subscription, topic_for
-from smartzone.broker import amqtt_broker
+from smartzone.broker import amqtt_broker, mosquitto
+from tests import services
 
 pytestmark = pytest.mark.services
 
@@ -178,3 +181,41 @@ def test_the_adapter_falls_back_to_mqtt_311_with_the_embedded_broker() -> None:
 def test_a_will_is_a_retained_qos1_message_by_default() -> None:
     will = Will("t", b"x")
     assert (will.qos, will.retain) == (1, True)
+
+
+def test_clients_reconnect_and_resubscribe_after_the_broker_restarts() -> None:
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(binary).exists():
+        services.unavailable("no mosquitto binary")
+    port = services.free_port()
+    root = unique_root()
+    topic = topic_for("op", "bike-0001", Channel.EVENT, root)
+    with mosquitto(binary, port) as broker:
+        sub = MqttClient(broker.url, f"sub-{root}")
+        inbox = collect(sub, [(subscription(Channel.EVENT, root), 1)])
+        sub.connect()
+        pub = MqttClient(broker.url, f"pub-{root}").connect()
+    try:
+        deadline = time.monotonic() + 5
+        while (sub.connected or pub.connected) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not sub.connected and not pub.connected
+        with mosquitto(binary, port):
+            deadline = time.monotonic() + 40  # paho backs off from 1 s up to 30 s
+            while not (sub.connected and pub.connected) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert sub.connected and pub.connected
+            got: list[Received] = []
+            for _ in range(20):  # the re-subscription follows the CONNACK: publish until it is in place
+                pub.publish(topic, encode(event(2)), qos=1)
+                pub.flush()
+                got = take(inbox, 1, seconds=0.5)
+                if got:
+                    break
+            assert [decode(r.topic, r.payload) for r in got] == [event(2)]
+            sub.close()
+            pub.close()
+    finally:
+        for client in (sub, pub):
+            if client.connected:
+                client.close()
