@@ -252,7 +252,8 @@ class MqttClient:
     def subscribe(self, filters: list[tuple[str, int]], handler: Handler) -> None:
         """Deliver messages matching ``filters`` to ``handler`` (on the network thread); kept across reconnects.
 
-        Call it before ``connect`` to receive what a persistent session kept while this client was away.
+        Call it before ``connect`` to receive what a persistent session kept while this client was away;
+        once connected, it returns only after the broker has confirmed the subscription.
 
         The handler must call ``Received.ack`` once the message is safely handled; only then does a QoS 1
         message count as delivered.
@@ -260,7 +261,8 @@ class MqttClient:
         self._handler = handler
         self._subscriptions.extend(filters)
         if self._client is not None:
-            self._client.subscribe(filters)
+            self._expect_suback(self._client.subscribe(filters)[1])
+            self._wait_subacks(10.0)
 
     def _on_message(self, client: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:
         handler = self._handler
