@@ -32,7 +32,8 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _wait_open(port: int, seconds: float) -> bool:
+def wait_open(port: int, seconds: float) -> bool:
+    """True once something listens on 127.0.0.1:``port``, False after ``seconds``."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -61,7 +62,7 @@ def mosquitto(binary: str, port: int | None = None) -> Iterator[RunningBroker]:
             [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         try:
-            if not _wait_open(port, 10):
+            if not wait_open(port, 10):
                 raise BrokerUnavailable(f"mqtt://127.0.0.1:{port}", "mosquitto did not start")
             yield RunningBroker(f"mqtt://127.0.0.1:{port}", "auto", "mosquitto")
         finally:

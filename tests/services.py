@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +13,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from smartzone.broker import free_port, wait_open
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,19 +39,9 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def wait_for_port(host: str, port: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if port_open(host, port):
-            return True
-        time.sleep(0.05)
-    return False
+    assert host == "127.0.0.1", "tests only use loopback"
+    return wait_open(port, seconds)
 
 
 def mosquitto_url() -> str:

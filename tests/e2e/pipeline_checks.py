@@ -51,6 +51,7 @@ def check_settled_run(store: Store, chain: Chain, expected_trip_ids: set[str]) -
         "fares_micro": fares,
         "gas_total": sum(e.gas_used or 0 for e in epochs),
         "gas_max_epoch": max((e.gas_used or 0 for e in epochs), default=0),
+        "gas_min_epoch": min((e.gas_used or 0 for e in epochs), default=0),
     }
 
 
