@@ -70,8 +70,16 @@ class Aggregator:
             address = self.chain.deploy()
             self.store.record_deployment(chain_id, address, self._now_ms())
             log.info("deployed the settlement contract at %s on chain %s", address, chain_id)
-        else:
+        elif configured:
             self.chain.attach(address)
+        else:
+            try:
+                self.chain.attach(address)
+            except ChainError as exc:
+                raise ChainError(
+                    f"{exc}, though the database {self.store.url} deployed it there: the chain was reset "
+                    "(an embedded chain lives only as long as its process); start from an empty database"
+                ) from None
         return address
 
     def handle(self, received: Sequence[Received]) -> BatchResult:

@@ -173,8 +173,8 @@ def cmd_up(settings: Settings) -> int:
         else:
             broker = stack.enter_context(embedded_broker(settings.embedded_broker))
         store = open_store(settings)
-        if settings.chain_url is None:
-            store.reset()  # the embedded chain starts empty each time, so must the database
+        if settings.chain_url is None and settings.database_url is None:
+            store.reset()  # the embedded chain starts empty each time, so must its own database file
         part = build_aggregator(settings, store, mqtt_url=broker.url, protocol=broker.protocol)
         agg_stop, sim_stop = threading.Event(), threading.Event()
         agg = threading.Thread(target=part.run, args=(agg_stop,), name="aggregator")

@@ -8,11 +8,15 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+import sqlalchemy as sa
+
 from sensors.codec import channel_of, encode
 from sensors.messages import Event, EventType, Message, Position, Telemetry, VehicleKind, VehicleState
 from sensors.ports import Received
 from sensors.topics import topic_for
 from settlement.aggregator import Aggregator
+from settlement.errors import ChainError
 from settlement.ports import FakeChain
 from settlement.queries import SqlReadModel
 from settlement.store import Store
@@ -131,8 +135,6 @@ def test_the_run_loop_drains_its_inbox_and_settles_everything_when_stopped(tmp_p
 
 
 def test_while_the_database_is_locked_messages_stay_unacked_and_are_stored_once_it_is_back(tmp_path: Path) -> None:
-    import sqlalchemy as sa
-
     url = f"sqlite:///{tmp_path / 'locked.db'}"
     Store.connect(url).close()  # create the tables
     store = Store(sa.create_engine(url, connect_args={"timeout": 0.05}), url)
@@ -162,3 +164,11 @@ def test_while_the_database_is_locked_messages_stay_unacked_and_are_stored_once_
         blocker.close()
     assert acks.count == len(messages)
     assert SqlReadModel(store).stats().events == 2
+
+
+def test_a_database_whose_chain_was_reset_is_refused_with_a_clear_reason(tmp_path: Path) -> None:
+    aggregator, _ = make(tmp_path, [0.0])
+    fresh_chain = FakeChain()  # same chain id, but nothing deployed: as after a restart of an embedded chain
+    again = Aggregator(aggregator.store, fresh_chain)
+    with pytest.raises(ChainError, match="the chain was reset"):
+        again.attach_contract()
