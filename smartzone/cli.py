@@ -28,10 +28,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings(**_overrides(args))
     except ValidationError as exc:
-        print(
-            f"smartzone: error: invalid settings: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}",
-            file=sys.stderr,
-        )
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        print(f"smartzone: error: invalid settings: {where}: {first['msg']}", file=sys.stderr)
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     for noisy in ("amqtt", "transitions", "web3", "urllib3", "asyncio"):

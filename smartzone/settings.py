@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     sim_minutes: float = Field(0.0, ge=0, description="Simulated minutes to run; 0: until stopped")
     log_level: str = "INFO"
     source_url: str | None = Field(None, description="Where the dashboard sends users for the source (AGPL)")
+
+    @model_validator(mode="after")
+    def _bounded_when_unpaced(self) -> Settings:
+        if self.speed == 0 and self.sim_minutes == 0:
+            raise ValueError("speed 0 (as fast as possible) needs a number of simulated minutes")
+        return self
 
     def broker_url(self) -> str:
         return self.mqtt_url or DEFAULT_MQTT_URL
