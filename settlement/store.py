@@ -89,6 +89,8 @@ class Store:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         try:
             engine = sa.create_engine(url, **kwargs)
+            if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+                sa.event.listen(engine, "connect", _sqlite_wal)
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
             Base.metadata.create_all(engine)
@@ -328,6 +330,14 @@ class Store:
         """Drop and recreate every table (for an embedded chain that starts empty)."""
         Base.metadata.drop_all(self.engine)
         Base.metadata.create_all(self.engine)
+
+
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Readers (the dashboard) and the writer (the aggregator) of a SQLite file do not block each other."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
 
 
 def _first_line(exc: BaseException) -> str:

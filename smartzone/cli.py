@@ -162,6 +162,18 @@ def cmd_serve(settings: Settings) -> int:
     return 0
 
 
+def _logged(target: Callable[..., object], what: str) -> Callable[..., None]:
+    """``target`` for a thread: a project error ends it with one logged line instead of a traceback."""
+
+    def run(**kwargs: Any) -> None:
+        try:
+            target(**kwargs)
+        except SmartZoneError as exc:
+            log.error("%s stopped: %s", what, exc)
+
+    return run
+
+
 def cmd_up(settings: Settings) -> int:
     from smartzone.broker import RunningBroker, embedded_broker
     from smartzone.parts import build_aggregator, chain_label, open_store, run_simulator
@@ -181,7 +193,7 @@ def cmd_up(settings: Settings) -> int:
         stack.callback(agg.join)
         stack.callback(agg_stop.set)
         sim = threading.Thread(
-            target=run_simulator,
+            target=_logged(run_simulator, "the simulator"),
             name="simulator",
             kwargs={
                 "settings": settings,
