@@ -16,7 +16,8 @@ from sensors.ports import Received
 from settlement.errors import ChainError
 from settlement.fares import DEFAULT_TARIFFS, Tariff, price
 from settlement.ports import Chain
-from settlement.store import Batch, BatchResult, Reject, Store
+from settlement.records import Batch, BatchResult, Reject
+from settlement.store import Store
 from settlement.trips import build_trip, pair_events
 
 log = logging.getLogger(__name__)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -12,11 +11,22 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from sensors.messages import Event, EventType, Position, Telemetry, VehicleKind, VehicleState
-from settlement.epochs import PricedTrip, plan_epoch
+from sensors.messages import Event, EventType, Telemetry, VehicleState
+from settlement.epochs import plan_epoch
 from settlement.errors import SettlementError, StoreUnavailable
 from settlement.fares import Fare
 from settlement.ports import ChainReceipt, EpochCommit
+from settlement.records import (
+    Batch,
+    BatchResult,
+    event_from_row,
+    event_row,
+    priced,
+    reject_row,
+    telemetry_row,
+    trip_row,
+    within_owner_limit,
+)
 from settlement.schema import (
     Base,
     DeploymentRow,
@@ -38,35 +48,6 @@ VEHICLE_STATE_AFTER = {
     EventType.FAULT: "non_operational",
     EventType.FAULT_CLEARED: "available",
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """A message that failed to decode, and why."""
-
-    topic: str
-    payload: bytes
-    reason: str
-    received_ms: int
-
-
-@dataclass
-class Batch:
-    """Decoded messages and rejects received together; stored in one transaction."""
-
-    telemetry: list[Telemetry] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    states: list[VehicleState] = field(default_factory=list)
-    rejects: list[Reject] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    telemetry_new: int
-    events_new: int
-    duplicates: int
-    rejected: int
-    locks_new: int
 
 
 def redact(url: str) -> str:
@@ -132,10 +113,10 @@ class Store:
     def ingest(self, batch: Batch) -> BatchResult:
         """Store a batch once: (vehicle, seq) duplicates are dropped by the unique keys."""
         with self.transaction() as conn:
-            t_new = self._insert_rows(conn, TelemetryRow, [_telemetry_row(t) for t in batch.telemetry])
-            e_new = self._insert_rows(conn, EventRow, [_event_row(e) for e in batch.events])
+            t_new = self._insert_rows(conn, TelemetryRow, [telemetry_row(t) for t in batch.telemetry])
+            e_new = self._insert_rows(conn, EventRow, [event_row(e) for e in batch.events])
             if batch.rejects:
-                conn.execute(sa.insert(RejectRow), [_reject_row(r) for r in batch.rejects])
+                conn.execute(sa.insert(RejectRow), [reject_row(r) for r in batch.rejects])
             for state in batch.states:
                 self._apply_state(conn, state)
             self._update_vehicles(conn, batch.telemetry, batch.events)
@@ -229,11 +210,11 @@ class Store:
             owner = conn.execute(
                 sa.select(VehicleRow.owner).where(VehicleRow.vehicle_id == vehicle_id)
             ).scalar_one_or_none()
-        return [_event_from_row(r) for r in rows], owner
+        return [event_from_row(r) for r in rows], owner
 
     def add_trips(self, priced: Iterable[tuple[Trip, Fare]]) -> int:
         """Store priced trips; a trip already stored is left as it is. Returns how many were new."""
-        rows = [_trip_row(trip, fare) for trip, fare in priced]
+        rows = [trip_row(trip, fare) for trip, fare in priced]
         with self.transaction() as conn:
             return self._insert_rows(conn, TripRow, rows)
 
@@ -253,11 +234,11 @@ class Store:
             )
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
-            rows = _within_owner_limit(conn.execute(query).all(), max_owners)
+            rows = within_owner_limit(conn.execute(query).all(), max_owners)
             if not rows:
                 return None
             last = conn.execute(sa.select(sa.func.max(EpochRow.epoch_id))).scalar_one_or_none() or 0
-            commit = plan_epoch(last + 1, [_priced(r) for r in rows])
+            commit = plan_epoch(last + 1, [priced(r) for r in rows])
             conn.execute(
                 sa.insert(EpochRow),
                 [
@@ -298,7 +279,7 @@ class Store:
                 rows = conn.execute(
                     sa.select(t).where(t.c.epoch_id == epoch_id).order_by(t.c.end_ms, t.c.trip_id)
                 ).all()
-                commits.append(plan_epoch(epoch_id, [_priced(r) for r in rows]))
+                commits.append(plan_epoch(epoch_id, [priced(r) for r in rows]))
         return commits
 
     def mark_settled(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
@@ -343,86 +324,3 @@ def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
 def _first_line(exc: BaseException) -> str:
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _within_owner_limit(rows: Sequence[sa.Row[Any]], max_owners: int) -> list[sa.Row[Any]]:
-    """The leading rows whose trips belong to at most ``max_owners`` owners."""
-    owners: set[str] = set()
-    kept = []
-    for row in rows:
-        if row.owner not in owners and len(owners) == max_owners:
-            continue
-        owners.add(row.owner)
-        kept.append(row)
-    return kept
-
-
-def _telemetry_row(t: Telemetry) -> dict[str, object]:
-    return {
-        "vehicle_id": t.vehicle_id,
-        "seq": t.seq,
-        "timestamp_ms": t.timestamp,
-        "lat": t.position.lat,
-        "lon": t.position.lon,
-        "speed_mps": t.speed_mps,
-        "odometer_m": t.odometer_m,
-        "battery_pct": t.battery_pct,
-        "fuel_pct": t.fuel_pct,
-    }
-
-
-def _event_row(e: Event) -> dict[str, object]:
-    return {
-        "vehicle_id": e.vehicle_id,
-        "operator": e.operator,
-        "kind": e.kind.value,
-        "seq": e.seq,
-        "timestamp_ms": e.timestamp,
-        "event_type": e.event_type.value,
-        "lat": e.position.lat,
-        "lon": e.position.lon,
-        "odometer_m": e.odometer_m,
-        "battery_pct": e.battery_pct,
-        "rider": e.rider,
-        "detail": e.detail,
-        "signature": e.signature,
-    }
-
-
-def _reject_row(r: Reject) -> dict[str, object]:
-    return {"topic": r.topic, "payload": r.payload, "reason": r.reason[:2000], "received_ms": r.received_ms}
-
-
-def _event_from_row(r: sa.Row) -> Event:
-    return Event(
-        vehicle_id=r.vehicle_id,
-        operator=r.operator,
-        kind=VehicleKind(r.kind),
-        seq=r.seq,
-        timestamp=r.timestamp_ms,
-        event_type=EventType(r.event_type),
-        position=Position(r.lat, r.lon),
-        odometer_m=r.odometer_m,
-        battery_pct=r.battery_pct,
-        rider=r.rider,
-        detail=r.detail,
-        signature=r.signature,
-    )
-
-
-def _trip_row(trip: Trip, fare: Fare) -> dict[str, object]:
-    row: dict[str, object] = {name: getattr(trip, name) for name in Trip.__slots__}
-    row["kind"] = trip.kind.value
-    row.update(
-        unlock_micro=fare.unlock_micro,
-        time_micro=fare.time_micro,
-        distance_micro=fare.distance_micro,
-        fare_micro=fare.total_micro,
-        status="priced",
-        epoch_id=None,
-    )
-    return row
-
-
-def _priced(r: sa.Row) -> PricedTrip:
-    return PricedTrip(r.trip_id, r.owner, r.rider, r.start_ms, r.end_ms, r.distance_m, r.fare_micro)

@@ -15,7 +15,8 @@ from playwright.sync_api import sync_playwright
 from dashboard.app import create_app
 from sensors.messages import Position, Telemetry, VehicleKind, VehicleState
 from settlement.queries import SqlReadModel
-from settlement.store import Batch, Store
+from settlement.records import Batch
+from settlement.store import Store
 from tests import services
 
 pytestmark = pytest.mark.services

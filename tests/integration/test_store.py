@@ -12,7 +12,8 @@ from settlement.errors import StoreUnavailable
 from settlement.fares import DEFAULT_TARIFFS, price
 from settlement.ports import ChainReceipt
 from settlement.queries import SqlReadModel
-from settlement.store import Batch, Reject, Store
+from settlement.records import Batch, Reject
+from settlement.store import Store
 from settlement.trips import build_trip, pair_events
 
 OWNER = "0x" + "22" * 20
