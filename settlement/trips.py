@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sensors.geo import distance_m
 from sensors.messages import Event, EventType, VehicleKind
-
-EARTH_RADIUS_M = 6_371_008.8
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,14 +41,6 @@ def trip_id_for(vehicle_id: str, unlock_seq: int) -> str:
     return f"{vehicle_id}:{unlock_seq}"
 
 
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
-
-
 def pair_events(events: Iterable[Event]) -> list[tuple[Event, Event]]:
     """Pair each lock with the unlock just before it, for the events of one vehicle.
 
@@ -75,7 +65,7 @@ def build_trip(unlock: Event, lock: Event, owner: str) -> Trip:
         raise ValueError(f"{lock.vehicle_id}:{lock.seq} does not end the trip {unlock.vehicle_id}:{unlock.seq}")
     travelled = lock.odometer_m - unlock.odometer_m
     if travelled < 0:
-        travelled = round(haversine_m(unlock.position.lat, unlock.position.lon, lock.position.lat, lock.position.lon))
+        travelled = round(distance_m(unlock.position, lock.position))
     duration_ms = max(0, lock.timestamp - unlock.timestamp)
     return Trip(
         trip_id=trip_id_for(unlock.vehicle_id, unlock.seq),

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import math
 import random
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
+from sensors.geo import distance_m
 from sensors.messages import Position
 
-EARTH_RADIUS_M = 6_371_008.8
 PLACES = 7
 """Decimals kept in every simulated coordinate (about 1 cm), so payloads stay short and exact."""
 
@@ -93,15 +92,6 @@ def point_in_ring(point: Position, ring: tuple[Position, ...]) -> bool:
                 inside = not inside
         previous = vertex
     return inside
-
-
-def distance_m(a: Position, b: Position) -> float:
-    """Great-circle (haversine) distance between ``a`` and ``b`` in metres."""
-    phi_a, phi_b = math.radians(a.lat), math.radians(b.lat)
-    d_phi = phi_b - phi_a
-    d_lambda = math.radians(b.lon - a.lon)
-    h = math.sin(d_phi / 2) ** 2 + math.cos(phi_a) * math.cos(phi_b) * math.sin(d_lambda / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(h)))
 
 
 def step_toward(origin: Position, destination: Position, metres: float) -> Position:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from sensors.geo import distance_m
 from sensors.messages import Event, EventType, Position, VehicleKind
 from settlement.fares import DEFAULT_TARIFFS, Tariff, format_eur, price
-from settlement.trips import build_trip, haversine_m, pair_events, trip_id_for
+from settlement.trips import build_trip, pair_events, trip_id_for
 
 OWNER = "0x" + "11" * 20
 A, B = Position(51.2150, 4.3960), Position(51.2170, 4.4000)
@@ -40,7 +41,7 @@ def test_a_trip_takes_its_distance_from_the_odometer_and_its_id_from_the_unlock(
 
 def test_a_trip_with_a_reset_odometer_falls_back_to_the_straight_line() -> None:
     trip = build_trip(event(3, EventType.UNLOCK, 0, 5000), event(9, EventType.LOCK, 60, 10, B), OWNER)
-    assert trip.distance_m == round(haversine_m(A.lat, A.lon, B.lat, B.lon))
+    assert trip.distance_m == round(distance_m(A, B))
     assert 300 < trip.distance_m < 400
 
 
