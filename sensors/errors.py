@@ -1,12 +1,13 @@
 """The project's error hierarchy, drawn once.
 
-    SmartZoneError                 base of every error the project raises on purpose
-    ├── InvalidReading             (sensors) bytes that are not a valid v1 message
-    ├── BrokerUnavailable          (sensors) the MQTT broker cannot be reached
-    ├── SettlementError            (settlement) base of the settlement errors
-    │   ├── StoreUnavailable       the database cannot be reached
-    │   └── ChainError             the chain node cannot be reached or refused a transaction
-    └── ConfigurationError         (smartzone) settings that cannot work
+    SmartZoneError                   base of every error the project raises on purpose
+    ├── InvalidReading               (sensors) bytes that are not a valid v1 message; ``reason`` says why
+    ├── ServiceUnavailable           an external service cannot be reached; the message names its URL
+    │   ├── BrokerUnavailable        (sensors) the MQTT broker
+    │   ├── StoreUnavailable         (settlement) the database; also a SettlementError
+    │   └── ChainUnavailable         (settlement) the chain node; also a SettlementError
+    └── SettlementError              (settlement) base of the settlement errors
+        └── ChainError               the chain refused or reverted a transaction, or disagrees with the database
 
 Adapters translate library errors into these; entry points turn them into a one-line message
 and an exit code (CLI) or a problem-details response (HTTP).
