@@ -94,8 +94,12 @@ def main(argv: list[str] | None = None) -> int:
         for round_ in range(1, args.rounds + 1):
             base.append(bare_paho(port, messages))
             ours.append(adapter(broker.url, messages))
-            print(f"round {round_}/{args.rounds}: bare paho {len(messages) / base[-1]:,.0f} msg/s, "
-                  f"adapter {len(messages) / ours[-1]:,.0f} msg/s", file=sys.stderr, flush=True)
+            print(
+                f"round {round_}/{args.rounds}: bare paho {len(messages) / base[-1]:,.0f} msg/s, "
+                f"adapter {len(messages) / ours[-1]:,.0f} msg/s",
+                file=sys.stderr,
+                flush=True,
+            )
     rate_base = len(messages) / statistics.median(base)
     rate_ours = len(messages) / statistics.median(ours)
     print(f"messages per round: {len(messages)} ({sum(q for *_, q in messages)} at QoS 1)")

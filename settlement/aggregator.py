@@ -136,7 +136,9 @@ class Aggregator:
                 found = self.chain.epoch(commit.epoch_id)
                 if found.trips_root != commit.trips_root or found.total_micro != commit.total_micro:
                     raise ChainError(f"epoch {commit.epoch_id} on chain differs from the database")
-                self.store.mark_settled(commit.epoch_id, None, self._now_ms())
+                receipt = self.chain.settlement_receipt(commit.epoch_id)
+                self.store.mark_settled(commit.epoch_id, receipt, self._now_ms())
+                log.info("epoch %d was already settled on chain in tx %s; recorded", commit.epoch_id, receipt.tx_hash)
             else:
                 receipt = self.chain.settle(commit)
                 self.store.mark_settled(commit.epoch_id, receipt, self._now_ms())

@@ -14,6 +14,7 @@ from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
+from web3.types import TxReceipt
 
 from settlement.contract import compiled
 from settlement.errors import ChainError, ChainUnavailable
@@ -65,6 +66,7 @@ class Web3Chain:
         self._signer = signer
         self._nonce: int | None = None
         self._contract: Contract | None = None
+        self._from_block = 0  # where to look for the contract's events: its deployment block when known
 
     @classmethod
     def connect(cls, url: str | None, private_key: str | None = None, timeout: float = 30) -> Web3Chain:
@@ -105,6 +107,7 @@ class Web3Chain:
             account = Web3.to_checksum_address(accounts[0])
         chain = Web3Chain(self._w3, self.url, account, signer, self.timeout)
         chain._contract = self._contract
+        chain._from_block = self._from_block
         return chain
 
     @property
@@ -125,6 +128,7 @@ class Web3Chain:
             raise ChainError(f"deploying the settlement contract failed in {receipt['transactionHash'].to_0x_hex()}")
         address = Web3.to_checksum_address(receipt["contractAddress"])
         self.attach(address)
+        self._from_block = int(receipt["blockNumber"])
         return address
 
     def attach(self, address: str) -> None:
@@ -137,6 +141,7 @@ class Web3Chain:
         if not code:
             raise ChainError(f"no settlement contract at {checksummed} on {self.url}")
         self._contract = self._w3.eth.contract(address=checksummed, abi=list(compiled().abi))
+        self._from_block = 0
 
     def last_epoch(self) -> int:
         with self._rpc():
@@ -160,12 +165,7 @@ class Web3Chain:
         if receipt["status"] != 1:
             reason = self._revert_reason(call, receipt["blockNumber"])
             raise ChainError(f"epoch {commit.epoch_id} reverted: {reason}")
-        return ChainReceipt(
-            tx_hash=receipt["transactionHash"].to_0x_hex(),
-            block_number=int(receipt["blockNumber"]),
-            block_hash=receipt["blockHash"].to_0x_hex(),
-            gas_used=int(receipt["gasUsed"]),
-        )
+        return _receipt(receipt)
 
     def epoch(self, epoch_id: int) -> OnChainEpoch:
         """Epoch ``epoch_id`` as the contract holds it; ``ChainError`` if it is not settled yet."""
@@ -174,6 +174,22 @@ class Web3Chain:
         with self._rpc():
             root, trip_count, total = self._deployed.functions.epochs(epoch_id).call()
         return OnChainEpoch(epoch_id, bytes(root), int(trip_count), int(total))
+
+    def settlement_receipt(self, epoch_id: int) -> ChainReceipt:
+        """The receipt of the transaction that settled ``epoch_id``, found by its ``EpochSettled`` event.
+
+        Used after a crash between sending an epoch and recording it. ``ChainError`` if no such event exists.
+        """
+        with self._rpc():
+            logs = list(
+                self._deployed.events.EpochSettled().get_logs(
+                    argument_filters={"epoch_id": epoch_id}, from_block=self._from_block
+                )
+            )
+            if not logs:
+                raise ChainError(f"no settlement of epoch {epoch_id} in the contract's events on {self.url}")
+            receipt = self._w3.eth.get_transaction_receipt(logs[-1]["transactionHash"])
+        return _receipt(receipt)
 
     def owed(self, owner: str) -> int:
         """Micro-EUR credited to ``owner`` over all settled epochs."""
@@ -250,3 +266,12 @@ class Web3Chain:
             text = str(exc.args[0] if exc.args else exc)
             return text.removeprefix("execution reverted: ") or "no reason given"
         return "reverted (the replay did not revert; the state has moved on)"
+
+
+def _receipt(receipt: TxReceipt) -> ChainReceipt:
+    return ChainReceipt(
+        tx_hash=receipt["transactionHash"].to_0x_hex(),
+        block_number=int(receipt["blockNumber"]),
+        block_hash=receipt["blockHash"].to_0x_hex(),
+        gas_used=int(receipt["gasUsed"]),
+    )

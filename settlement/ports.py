@@ -68,6 +68,10 @@ class Chain(Protocol):
 
     def epoch(self, epoch_id: int) -> OnChainEpoch: ...
 
+    def settlement_receipt(self, epoch_id: int) -> ChainReceipt:
+        """The receipt of the transaction that settled ``epoch_id`` (found by its event); ``ChainError`` if none."""
+        ...
+
     def owed(self, owner: str) -> int:
         """Micro-EUR credited to ``owner`` over all settled epochs."""
         ...
@@ -86,6 +90,7 @@ class FakeChain:
     epochs: dict[int, OnChainEpoch] = field(default_factory=dict)
     credits: dict[str, int] = field(default_factory=dict)
     sent: list[EpochCommit] = field(default_factory=list)
+    receipts: dict[int, ChainReceipt] = field(default_factory=dict)
 
     def chain_id(self) -> int:
         return 31337
@@ -113,10 +118,17 @@ class FakeChain:
         for owner, amount in commit.payouts:
             self.credits[owner] = self.credits.get(owner, 0) + amount
         n = len(self.sent)
-        return ChainReceipt(f"0x{n:064x}", n, f"0x{n + 1000:064x}", 50_000 + 25_000 * len(commit.payouts))
+        receipt = ChainReceipt(f"0x{n:064x}", n, f"0x{n + 1000:064x}", 50_000 + 25_000 * len(commit.payouts))
+        self.receipts[commit.epoch_id] = receipt
+        return receipt
 
     def epoch(self, epoch_id: int) -> OnChainEpoch:
         return self.epochs[epoch_id]
+
+    def settlement_receipt(self, epoch_id: int) -> ChainReceipt:
+        if epoch_id not in self.receipts:
+            raise ChainError(f"no settlement of epoch {epoch_id}")
+        return self.receipts[epoch_id]
 
     def owed(self, owner: str) -> int:
         return self.credits.get(owner, 0)

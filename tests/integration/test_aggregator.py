@@ -113,11 +113,13 @@ def test_an_epoch_already_on_chain_after_a_crash_is_recorded_not_sent_again(tmp_
     aggregator.handle([received(m, acks) for m in [*births(), *ride("ebike-0", 1, "r1")]])
     aggregator.build_trips()
     [commit] = [c for c in [aggregator.store.close_epoch(100, T0)] if c]
-    chain.settle(commit)  # sent, then the process died before recording it
+    sent = chain.settle(commit)  # sent, then the process died before recording it
     clock[0] = 1.0
     assert aggregator.settle_due() == [1]
     assert len(chain.sent) == 1
-    assert SqlReadModel(aggregator.store).epochs()[0].status == "settled"
+    [epoch] = SqlReadModel(aggregator.store).epochs()
+    assert epoch.status == "settled"
+    assert (epoch.tx_hash, epoch.block_number, epoch.gas_used) == (sent.tx_hash, sent.block_number, sent.gas_used)
 
 
 def test_the_run_loop_drains_its_inbox_and_settles_everything_when_stopped(tmp_path: Path) -> None:

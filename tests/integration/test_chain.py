@@ -84,6 +84,19 @@ def test_credits_accumulate_over_epochs(chain: Web3Chain) -> None:
     assert chain.last_epoch() == 2
 
 
+def test_the_transaction_that_settled_an_epoch_is_found_again_from_its_event(node: Node, chain: Web3Chain) -> None:
+    first = chain.settle(commit(1))
+    second = chain.settle(commit(2, (10, 20)))
+    assert chain.address is not None
+    another = Web3Chain.connect(node.url, timeout=10) if node.url else chain.with_key(None)
+    another.attach(chain.address)  # as after a restart: the deployment block is not known here
+
+    assert another.settlement_receipt(2) == second
+    assert another.settlement_receipt(1) == first
+    with pytest.raises(ChainError, match="no settlement of epoch 3"):
+        another.settlement_receipt(3)
+
+
 def test_an_epoch_without_payouts_fits_its_gas_limit(chain: Web3Chain) -> None:
     receipt = chain.settle(EpochCommit(1, bytes(32), 0, 0, ()))
 
