@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from dashboard import api, pages, source
 from dashboard.problems import add_problem_handlers
@@ -39,12 +40,15 @@ def create_app(
     """The dashboard over ``read_model``; ``chain_label`` names the chain in the page header and
     ``source_url`` is where users get the source code, as the AGPL asks (default: the app serves its own).
     """
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI (/docs) and ReDoc (/redoc) from files in the package, not a CDN:
+    # the lab's screen may be offline.
+    app = FastAPIOffline(
         title=title,
         version="1",
         description=DESCRIPTION,
         openapi_tags=TAGS,
         license_info={"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
+        static_url="/docs-assets",
     )
     app.state.read_model = read_model
     app.state.templates = pages.templates()

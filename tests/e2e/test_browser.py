@@ -7,10 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import uvicorn
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import Browser, Page, Route, sync_playwright
 
 from dashboard.app import create_app
 from sensors.messages import Position, Telemetry, VehicleKind, VehicleState
@@ -55,14 +56,10 @@ def chromium() -> str:
     return binary
 
 
-def test_the_page_shows_the_fleet_and_picks_up_a_new_vehicle_without_reloading(
-    served: tuple[str, Store], tmp_path: Path
-) -> None:
-    url, store = served
-    vehicle(store, "bike-0001", VehicleKind.BIKE)
-    vehicle(store, "car-0002", VehicleKind.CAR)
+@pytest.fixture()
+def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+        launched = playwright.chromium.launch(
             executable_path=chromium(),
             args=[
                 "--no-sandbox",
@@ -74,18 +71,57 @@ def test_the_page_shows_the_fleet_and_picks_up_a_new_vehicle_without_reloading(
             ],
         )
         try:
-            page = browser.new_page(viewport={"width": 390, "height": 844})  # a rider's phone
-            page.goto(url)
-            rows = page.locator("#vehicles tbody tr")
-            assert rows.count() == 2
-            assert "bike-0001" in rows.nth(0).inner_text()
-            vehicle(store, "ebike-0003", VehicleKind.EBIKE)
-            deadline = time.monotonic() + 20
-            while rows.count() < 3 and time.monotonic() < deadline:
-                page.wait_for_timeout(250)
-            assert rows.count() == 3, "the table did not refresh from the API"
-            assert "ebike-0003" in page.locator("#vehicles").inner_text()
-            assert "updated" in page.locator("#live").inner_text()
-            page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
+            yield launched
         finally:
-            browser.close()
+            launched.close()
+
+
+def offline(page: Page) -> list[str]:
+    """Refuse every request that leaves this machine; returns the list of refused URLs."""
+    refused: list[str] = []
+
+    def route(r: Route) -> None:
+        if urlsplit(r.request.url).hostname == "127.0.0.1":
+            r.continue_()
+        else:
+            refused.append(r.request.url)
+            r.abort()
+
+    page.route("**/*", route)
+    return refused
+
+
+def test_the_page_shows_the_fleet_and_picks_up_a_new_vehicle_without_reloading(
+    served: tuple[str, Store], browser: Browser, tmp_path: Path
+) -> None:
+    url, store = served
+    vehicle(store, "bike-0001", VehicleKind.BIKE)
+    vehicle(store, "car-0002", VehicleKind.CAR)
+    page = browser.new_page(viewport={"width": 390, "height": 844})  # a rider's phone
+    refused = offline(page)
+    page.goto(url)
+    rows = page.locator("#vehicles tbody tr")
+    assert rows.count() == 2
+    assert "bike-0001" in rows.nth(0).inner_text()
+    vehicle(store, "ebike-0003", VehicleKind.EBIKE)
+    deadline = time.monotonic() + 20
+    while rows.count() < 3 and time.monotonic() < deadline:
+        page.wait_for_timeout(250)
+    assert rows.count() == 3, "the table did not refresh from the API"
+    assert "ebike-0003" in page.locator("#vehicles").inner_text()
+    assert "updated" in page.locator("#live").inner_text()
+    assert refused == []
+    page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
+
+
+def test_the_api_docs_render_every_endpoint_with_no_network(served: tuple[str, Store], browser: Browser) -> None:
+    url, _ = served
+    page = browser.new_page(viewport={"width": 1280, "height": 900})  # the lab's screen
+    refused = offline(page)
+    page.goto(url + "docs")
+    page.wait_for_selector(".opblock", timeout=15_000)
+    paths = {p.strip() for p in page.locator(".opblock-summary-path").all_inner_texts()}
+    assert {"/api/v1/vehicles", "/api/v1/trips", "/api/v1/epochs", "/api/v1/payouts"} <= {
+        p.replace("\u200b", "") for p in paths
+    }
+    assert refused == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -247,6 +248,17 @@ def test_openapi_documents_every_api_v1_path(client: TestClient) -> None:
     assert "micro-euro" in spec["components"]["schemas"]["Trip"]["properties"]["fare_micro"]["description"]
     not_found = spec["paths"]["/api/v1/trips/{trip_id}"]["get"]["responses"]["404"]
     assert "application/problem+json" in not_found["content"]
+
+
+@pytest.mark.parametrize("path", ["/docs", "/redoc"])
+def test_the_api_docs_pages_load_their_scripts_from_the_app_not_a_cdn(client: TestClient, path: str) -> None:
+    page = client.get(path)
+    assert page.status_code == 200
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert assets and all(a.startswith("/docs-assets/") for a in assets), assets
+    assert "https://" not in page.text
+    for asset in assets:
+        assert client.get(asset).status_code == 200, asset
 
 
 def test_an_unknown_path_is_a_404_problem(client: TestClient) -> None:
