@@ -15,7 +15,7 @@ from sensors.messages import Event, Telemetry, VehicleKind, VehicleState
 from sensors.ports import Received
 from settlement.errors import ChainError
 from settlement.fares import DEFAULT_TARIFFS, Tariff, price
-from settlement.ports import Chain
+from settlement.ports import Chain, ChainReceipt
 from settlement.records import Batch, BatchResult, Reject
 from settlement.store import Store
 from settlement.trips import build_trip, pair_events
@@ -136,9 +136,7 @@ class Aggregator:
                 found = self.chain.epoch(commit.epoch_id)
                 if found.trips_root != commit.trips_root or found.total_micro != commit.total_micro:
                     raise ChainError(f"epoch {commit.epoch_id} on chain differs from the database")
-                receipt = self.chain.settlement_receipt(commit.epoch_id)
-                self.store.mark_settled(commit.epoch_id, receipt, self._now_ms())
-                log.info("epoch %d was already settled on chain in tx %s; recorded", commit.epoch_id, receipt.tx_hash)
+                self.store.mark_settled(commit.epoch_id, self._find_receipt(commit.epoch_id), self._now_ms())
             else:
                 receipt = self.chain.settle(commit)
                 self.store.mark_settled(commit.epoch_id, receipt, self._now_ms())
@@ -202,6 +200,21 @@ class Aggregator:
             self.settle_due(force=force)
         except (ServiceUnavailable, ChainError) as exc:
             log.warning("settlement postponed: %s", exc)
+
+    def _find_receipt(self, epoch_id: int) -> ChainReceipt | None:
+        """The transaction that settled ``epoch_id``, which is on chain but not recorded (a crash came between).
+
+        The contract's state already proves the settlement; the receipt is bookkeeping. A node that cannot find
+        the event (pruned logs, a capped log range) must not hold back every later epoch, so that case is logged
+        and the epoch recorded without its transaction. A node that is away raises ``ChainUnavailable``.
+        """
+        try:
+            receipt = self.chain.settlement_receipt(epoch_id)
+        except ChainError as exc:
+            log.warning("epoch %d is settled on chain; recording it without its transaction: %s", epoch_id, exc)
+            return None
+        log.info("epoch %d was already settled on chain in tx %s; recorded", epoch_id, receipt.tx_hash)
+        return receipt
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

@@ -282,16 +282,16 @@ class Store:
                 commits.append(plan_epoch(epoch_id, [priced(r) for r in rows]))
         return commits
 
-    def mark_settled(self, epoch_id: int, receipt: ChainReceipt, now_ms: int) -> None:
-        """Record that ``epoch_id`` is on chain, in the transaction of ``receipt``."""
-        values = {
-            "status": "settled",
-            "settled_ms": now_ms,
-            "tx_hash": receipt.tx_hash,
-            "block_number": receipt.block_number,
-            "block_hash": receipt.block_hash,
-            "gas_used": receipt.gas_used,
-        }
+    def mark_settled(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
+        """Record that ``epoch_id`` is on chain, in the transaction of ``receipt`` (None: not found again)."""
+        values: dict[str, object] = {"status": "settled", "settled_ms": now_ms}
+        if receipt is not None:
+            values.update(
+                tx_hash=receipt.tx_hash,
+                block_number=receipt.block_number,
+                block_hash=receipt.block_hash,
+                gas_used=receipt.gas_used,
+            )
         with self.transaction() as conn:
             conn.execute(sa.update(EpochRow).where(EpochRow.epoch_id == epoch_id).values(**values))
             conn.execute(sa.update(TripRow).where(TripRow.epoch_id == epoch_id).values(status="settled"))

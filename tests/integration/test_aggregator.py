@@ -122,6 +122,23 @@ def test_an_epoch_already_on_chain_after_a_crash_is_recorded_not_sent_again(tmp_
     assert (epoch.tx_hash, epoch.block_number, epoch.gas_used) == (sent.tx_hash, sent.block_number, sent.gas_used)
 
 
+def test_an_epoch_on_chain_whose_transaction_cannot_be_found_is_recorded_without_it(tmp_path: Path) -> None:
+    clock = [0.0]
+    aggregator, chain = make(tmp_path, clock)
+    acks = Acks()
+    aggregator.handle([received(m, acks) for m in [*births(), *ride("ebike-0", 1, "r1"), *ride("ebike-1", 1, "r2")]])
+    aggregator.build_trips()
+    [commit] = [c for c in [aggregator.store.close_epoch(1, T0)] if c]
+    chain.settle(commit)  # sent, then the process died before recording it ...
+    chain.receipts.clear()  # ... and the node no longer serves the event (pruned logs)
+    clock[0] = 1.0
+    assert aggregator.settle_due(force=True) == [1, 2]  # epoch 2 is not held back behind it
+    assert len(chain.sent) == 2
+    first, second = sorted(SqlReadModel(aggregator.store).epochs(), key=lambda e: e.epoch_id)
+    assert (first.status, first.tx_hash) == ("settled", None)
+    assert second.status == "settled" and second.tx_hash == chain.receipts[2].tx_hash
+
+
 def test_the_run_loop_drains_its_inbox_and_settles_everything_when_stopped(tmp_path: Path) -> None:
     aggregator, chain = make(tmp_path, [0.0])
     inbox: queue.Queue[Received] = queue.Queue()
