@@ -19,6 +19,7 @@ from dashboard.schemas import (
     Vehicle,
     VehicleList,
 )
+from settlement.lifecycle import TripStatus
 from settlement.views import ReadModel
 
 MAX_LIMIT = 1000
@@ -58,9 +59,10 @@ def list_trips(
     limit: Limit = 100,
     vehicle_id: Annotated[str | None, Query(description="Only this vehicle's trips.")] = None,
     rider: Annotated[str | None, Query(description="Only this rider's trips (wallet address).")] = None,
+    status: Annotated[TripStatus | None, Query(description="Only trips in this state (e.g. rejected).")] = None,
 ) -> TripList:
-    """Completed trips, newest first, optionally of one vehicle or one rider."""
-    views = model.trips(limit=limit, vehicle_id=vehicle_id, rider=rider)
+    """Priced and settled trips, newest first (or only those of one status), of one vehicle or one rider."""
+    views = model.trips(limit=limit, vehicle_id=vehicle_id, rider=rider, status=status.value if status else None)
     return TripList(items=[Trip.model_validate(t) for t in views])
 
 
@@ -83,6 +85,12 @@ def list_epochs(model: Model, limit: Limit = 100) -> EpochList:
 def list_payouts(model: Model) -> PayoutList:
     """What each vehicle owner has earned, settled on chain and pending."""
     return PayoutList(items=[Payout.model_validate(p) for p in model.payouts()])
+
+
+@router.get("/rejects", tags=["overview"])
+def count_rejects(model: Model) -> dict[str, int]:
+    """How many messages were dead-lettered, per reason code."""
+    return model.rejects_by_code()
 
 
 @router.get("/stats", tags=["overview"])

@@ -33,20 +33,23 @@ class Vehicle(_View):
 
 
 class Trip(_View):
-    """A completed trip with its fare and where it stands in settlement."""
+    """A trip with its fare and where it stands in its life cycle."""
 
-    trip_id: str = Field(description="Unique trip id, '<vehicle_id>:<n>'.")
+    trip_id: str = Field(description="Unique trip id, '<vehicle_id>:<seq of its unlock>'.")
     vehicle_id: str
     kind: str
-    owner: str
-    rider: str = Field(description="The rider's wallet address.")
-    start_ms: int
-    end_ms: int
-    duration_s: int
-    distance_m: int
-    fare_micro: int = Field(description=f"The fare. {MICRO}")
-    status: str = Field(description="Settlement status: priced, batched or settled.")
+    owner: str | None = Field(description="EIP-55 address paid for the trip (the vehicle's payee in the registry).")
+    rider: str | None = Field(description="The rider's wallet address.")
+    start_ms: int | None
+    end_ms: int | None
+    duration_s: int | None
+    distance_m: int | None
+    fare_micro: int | None = Field(description=f"The fare. {MICRO}")
+    status: str = Field(
+        description="Life cycle: open, complete, priced, batched, committed, final, rejected or adjusted."
+    )
     epoch_id: int | None = Field(description="The epoch that batches the trip, once batched.")
+    reason: str | None = Field(None, description="Why a rejected trip was rejected (a reason code).")
 
 
 class Epoch(_View):
@@ -56,12 +59,15 @@ class Epoch(_View):
     trip_count: int
     total_micro: int = Field(description=f"Sum of the epoch's fares. {MICRO}")
     trips_root: str = Field(description="Merkle root of the epoch's trips, 0x-prefixed hex.")
-    status: str = Field(description="closed or settled.")
+    status: str = Field(description="closed, committed (its transaction is mined) or final.")
     tx_hash: str | None = Field(description="The settlement transaction, once sent.")
     block_number: int | None
     gas_used: int | None
     closed_ms: int
     settled_ms: int | None
+    registry_root: str | None = Field(
+        None, description="Merkle root of the device registry the epoch was settled under, 0x-prefixed hex."
+    )
 
 
 class Payout(_View):

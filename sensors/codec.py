@@ -1,13 +1,21 @@
-"""Encoding messages to bytes and decoding bytes into frozen messages, or ``InvalidReading``."""
+"""Encoding messages to bytes and decoding bytes into frozen messages, or ``InvalidReading`` with a reason code.
+
+Decoding checks, in order, and rejects with the code in brackets: the topic's layout [``bad_topic``], the size
+[``too_large``], UTF-8 JSON object [``malformed``], the channel's JSON Schema [``schema``; an integer below its
+minimum or above its maximum, which would not fit its column, ``out_of_range``], the payload's vehicle and
+operator against the topic's [``topic_mismatch``], and that a lock ends a trip started before it
+[``bad_pair``]. The schemas (``sensors/schemas/``) are compiled once, on first use, with fastjsonschema.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
 
-from jsonschema import Draft202012Validator
+import fastjsonschema
 
 from sensors.errors import InvalidReading
 from sensors.messages import (
@@ -28,6 +36,7 @@ _SCHEMA_FILES = {
     Channel.EVENT: "event.v1.json",
     Channel.STATE: "state.v1.json",
 }
+_RANGE_RULES = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
 
 
 def schema(channel: Channel) -> dict[str, Any]:
@@ -38,15 +47,17 @@ def schema(channel: Channel) -> dict[str, Any]:
 
 
 @cache
-def _validator(channel: Channel) -> Draft202012Validator:
-    return Draft202012Validator(schema(channel))
+def validator(channel: Channel) -> Callable[[Any], Any]:
+    """The compiled validator of ``channel``'s schema; raises ``fastjsonschema.JsonSchemaValueException``."""
+    compiled: Callable[[Any], Any] = fastjsonschema.compile(schema(channel), use_formats=False)
+    return compiled
 
 
 def encode(message: Message) -> bytes:
     """The v1 JSON bytes of ``message``: compact, keys sorted, absent optionals left out."""
     body: dict[str, Any] = {"v": WIRE_VERSION, "vehicle_id": message.vehicle_id, "operator": message.operator}
     if isinstance(message, VehicleState):
-        body.update(timestamp=message.timestamp, online=message.online, kind=message.kind, owner=message.owner)
+        body.update(timestamp=message.timestamp, online=message.online, kind=message.kind)
     else:
         body.update(
             kind=message.kind.value,
@@ -64,8 +75,9 @@ def encode(message: Message) -> bytes:
                 event_type=message.event_type.value,
                 rider=message.rider,
                 detail=message.detail,
-                sig=message.signature,
+                trip_seq=message.trip_seq,
             )
+    body["sig"] = message.signature
     clean = {k: (v.value if isinstance(v, VehicleKind) else v) for k, v in body.items() if v is not None}
     return json.dumps(clean, separators=(",", ":"), sort_keys=True).encode()
 
@@ -82,55 +94,81 @@ def channel_of(message: Message) -> Channel:
 def decode(topic: str, payload: bytes) -> Message:
     """Decode ``payload`` received on ``topic`` into a message.
 
-    Raises ``InvalidReading`` with a one-line reason when the topic is not of the v1 layout, the
-    payload is too large, not UTF-8 JSON, violates the channel's schema, or names another
-    vehicle or operator than its topic.
+    Raises ``InvalidReading`` with a one-line reason and its code (``settlement.reasons.RejectCode`` values):
+    ``bad_topic``, ``too_large``, ``malformed``, ``schema``, ``out_of_range``, ``topic_mismatch`` or ``bad_pair``.
+    The signature is carried, not checked: that needs the registry (``sensors.signing.signer``).
     """
     parsed = parse_topic(topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise InvalidReading(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        raise InvalidReading(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="too_large")
     try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InvalidReading(f"payload is not UTF-8 JSON: {exc}") from None
+        body = json.loads(payload, parse_constant=_no_constant)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise InvalidReading(f"payload is not UTF-8 JSON: {exc}", code="malformed") from None
+    except RecursionError:
+        raise InvalidReading("payload nests too deeply", code="malformed") from None
     if not isinstance(body, dict):
-        raise InvalidReading("payload is not a JSON object")
-    error = next(iter(_validator(parsed.channel).iter_errors(body)), None)
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        raise InvalidReading(f"{parsed.channel.value} schema violation at {where}: {error.message}")
+        raise InvalidReading("payload is not a JSON object", code="malformed")
+    try:
+        validator(parsed.channel)(body)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise _violation(parsed.channel, exc) from None
     if body["vehicle_id"] != parsed.vehicle_id or body["operator"] != parsed.operator:
-        raise InvalidReading(f"payload names {body['operator']}/{body['vehicle_id']} but topic is {topic!r}")
-    return _build(parsed.channel, body)
+        raise InvalidReading(
+            f"payload names {body['operator']}/{body['vehicle_id']} but topic is {topic!r}", code="topic_mismatch"
+        )
+    message = _build(parsed.channel, body)
+    if isinstance(message, Event) and message.trip_seq is not None and message.trip_seq >= message.seq:
+        raise InvalidReading(
+            f"lock {message.seq} names trip_seq {message.trip_seq}: a lock ends a trip unlocked before it",
+            code="bad_pair",
+        )
+    return message
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _violation(channel: Channel, exc: fastjsonschema.JsonSchemaValueException) -> InvalidReading:
+    """The ``InvalidReading`` of a schema violation: ``out_of_range`` for an integer outside its bounds."""
+    where = (exc.name or "data").removeprefix("data").lstrip(".") or "(root)"
+    definition = exc.definition if isinstance(exc.definition, dict) else {}
+    in_range = exc.rule in _RANGE_RULES and definition.get("type") == "integer"
+    code = "out_of_range" if in_range else "schema"
+    return InvalidReading(f"{channel.value} schema violation at {where}: {exc.message}", code=code)
 
 
 def _build(channel: Channel, body: dict[str, Any]) -> Message:
+    """The message of a valid ``body``; integers written as 1.0 (valid JSON Schema integers) become ints."""
     if channel is Channel.STATE:
         kind = body.get("kind")
         return VehicleState(
             vehicle_id=body["vehicle_id"],
             operator=body["operator"],
-            timestamp=body["timestamp"],
+            timestamp=int(body["timestamp"]),
             online=body["online"],
             kind=VehicleKind(kind) if kind else None,
-            owner=body.get("owner"),
+            signature=body.get("sig"),
         )
     common: dict[str, Any] = {
         "vehicle_id": body["vehicle_id"],
         "operator": body["operator"],
         "kind": VehicleKind(body["kind"]),
-        "seq": body["seq"],
-        "timestamp": body["timestamp"],
+        "seq": int(body["seq"]),
+        "timestamp": int(body["timestamp"]),
         "position": Position(float(body["lat"]), float(body["lon"])),
-        "odometer_m": body["odometer_m"],
+        "odometer_m": int(body["odometer_m"]),
         "battery_pct": body.get("battery_pct"),
+        "signature": body.get("sig"),
     }
     if channel is Channel.TELEMETRY:
         return Telemetry(**common, speed_mps=float(body["speed_mps"]), fuel_pct=body.get("fuel_pct"))
+    trip_seq = body.get("trip_seq")
     return Event(
         **common,
         event_type=EventType(body["event_type"]),
         rider=body.get("rider"),
         detail=body.get("detail"),
-        signature=body.get("sig"),
+        trip_seq=None if trip_seq is None else int(trip_seq),
     )

@@ -1,7 +1,8 @@
 """The project's error hierarchy, drawn once.
 
     SmartZoneError                   base of every error the project raises on purpose
-    ├── InvalidReading               (sensors) bytes that are not a valid v1 message; ``reason`` says why
+    ├── InvalidReading               (sensors) bytes that are not a valid v1 message; ``reason`` and ``code``
+    │   └── InvalidAddress           (sensors.address) not an address, or a failed EIP-55 checksum
     ├── ServiceUnavailable           an external service cannot be reached; the message names its URL
     │   ├── BrokerUnavailable        (sensors) the MQTT broker
     │   ├── StoreUnavailable         (settlement) the database; also a SettlementError
@@ -21,11 +22,17 @@ class SmartZoneError(Exception):
 
 
 class InvalidReading(SmartZoneError):
-    """A payload that is not a valid message; ``reason`` says why in one line."""
+    """A payload that is not a valid message; ``reason`` says why in one line, ``code`` names the rule.
 
-    def __init__(self, reason: str) -> None:
+    Codes are short snake_case words counted per rule (``malformed``, ``too_large``, ``schema``,
+    ``topic_mismatch``, ``out_of_range``, ``bad_address``, ``bad_signature``, ...); the full list of codes is
+    ``settlement.reasons.RejectCode``.
+    """
+
+    def __init__(self, reason: str, code: str = "invalid") -> None:
         super().__init__(reason)
         self.reason = reason
+        self.code = code
 
 
 class ServiceUnavailable(SmartZoneError):

@@ -63,6 +63,7 @@ class Telemetry:
     odometer_m: int
     battery_pct: float | None = None
     fuel_pct: float | None = None
+    signature: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,10 @@ class Event:
     """Something that happened to one vehicle at one moment (unlock, lock, fault, ...).
 
     ``rider`` names who unlocked or locked it (an opaque id or an 0x address).
-    ``signature`` is reserved for the vehicle's EIP-712 signature (hex), unused in v1.
+    ``trip_seq`` is set on a lock only: the ``seq`` of the unlock that started the trip it ends, so that a
+    trip is paired exactly whatever order its events arrive in (MDS 2.0 events name their trips too).
+    ``signature`` is the vehicle's EIP-712 signature (0x + 130 hex) over the canonical content
+    (``sensors.signing``).
     """
 
     vehicle_id: str
@@ -84,6 +88,7 @@ class Event:
     battery_pct: float | None = None
     rider: str | None = None
     detail: str | None = None
+    trip_seq: int | None = None
     signature: str | None = None
 
 
@@ -91,9 +96,11 @@ class Event:
 class VehicleState:
     """The retained connectivity state of a vehicle (or of a whole fleet gateway).
 
-    Published retained on connect (``online`` true, with ``kind`` and ``owner``), and as the
-    connection's last will (``online`` false) so that the broker marks it offline when the link dies.
-    The reserved vehicle id ``FLEET_GATEWAY`` stands for every vehicle of an operator that shares one link.
+    Published retained on connect (``online`` true), and as the connection's last will (``online`` false)
+    so that the broker marks it offline when the link dies. The reserved vehicle id ``FLEET_GATEWAY``
+    stands for every vehicle of an operator that shares one link; its state is signed by the operator's key,
+    every other state by the vehicle's device key. A state never names an owner: who is paid for a vehicle
+    comes only from the device registry.
     """
 
     vehicle_id: str
@@ -101,7 +108,7 @@ class VehicleState:
     timestamp: int
     online: bool
     kind: VehicleKind | None = None
-    owner: str | None = None
+    signature: str | None = None
 
 
 FLEET_GATEWAY = "_fleet"

@@ -11,7 +11,10 @@ from sensors.errors import InvalidReading
 TOPIC_VERSION = "v1"
 DEFAULT_ROOT = "smartzone"
 SHARE_GROUP = "smartzone-aggregators"
-_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+BAD_TOPIC = "bad_topic"
+"""The reason code of a topic outside the layout (``settlement.reasons.RejectCode.BAD_TOPIC``)."""
+_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+"""An operator or vehicle id, matched whole (``fullmatch``: a trailing newline is no id)."""
 
 
 class Channel(enum.StrEnum):
@@ -32,10 +35,10 @@ class Topic:
     channel: Channel
 
 
-def check_id(value: str, what: str) -> str:
-    """Return ``value`` if it is a valid operator or vehicle id, else raise ``InvalidReading``."""
-    if not _ID.match(value):
-        raise InvalidReading(f"{what} {value!r} must be 1-64 characters of A-Z a-z 0-9 _ . -")
+def check_id(value: str, what: str, code: str = "invalid") -> str:
+    """Return ``value`` if it is a valid operator or vehicle id, else raise ``InvalidReading`` with ``code``."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidReading(f"{what} {value!r} must be 1-64 characters of A-Z a-z 0-9 _ . -", code=code)
     return value
 
 
@@ -47,18 +50,20 @@ def topic_for(operator: str, vehicle_id: str, channel: Channel, root: str = DEFA
 
 
 def parse_topic(topic: str) -> Topic:
-    """Parse a topic of the v1 layout, or raise ``InvalidReading`` saying what is wrong."""
+    """Parse a topic of the v1 layout, or raise ``InvalidReading`` (code ``bad_topic``) saying what is wrong."""
     parts = topic.split("/")
     if len(parts) != 5:
-        raise InvalidReading(f"topic {topic!r} does not have 5 levels <root>/v1/<operator>/<vehicle>/<channel>")
+        raise InvalidReading(
+            f"topic {topic!r} does not have 5 levels <root>/v1/<operator>/<vehicle>/<channel>", code=BAD_TOPIC
+        )
     root, version, operator, vehicle_id, channel = parts
     if version != TOPIC_VERSION:
-        raise InvalidReading(f"topic {topic!r} has version {version!r}, expected {TOPIC_VERSION!r}")
+        raise InvalidReading(f"topic {topic!r} has version {version!r}, expected {TOPIC_VERSION!r}", code=BAD_TOPIC)
     try:
         kind = Channel(channel)
     except ValueError:
-        raise InvalidReading(f"topic {topic!r} has unknown channel {channel!r}") from None
-    return Topic(root, check_id(operator, "operator"), check_id(vehicle_id, "vehicle id"), kind)
+        raise InvalidReading(f"topic {topic!r} has unknown channel {channel!r}", code=BAD_TOPIC) from None
+    return Topic(root, check_id(operator, "operator", BAD_TOPIC), check_id(vehicle_id, "vehicle id", BAD_TOPIC), kind)
 
 
 def subscription(channel: Channel, root: str = DEFAULT_ROOT, operator: str = "+") -> str:

@@ -1,4 +1,10 @@
-"""The aggregator: decode and store what arrives, build and price trips, close epochs and settle them."""
+"""The aggregator: verify and store what arrives, derive and price trips, close epochs and settle them.
+
+One batch is one unit of work: its readings, its dead letters and the trips it completes are committed
+together and only then acknowledged to the broker. A message the database refuses is isolated: the batch is
+stored again one message at a time and the culprit dead-lettered with its reason, so no input can stop the
+aggregator or make the broker deliver it again and again.
+"""
 
 from __future__ import annotations
 
@@ -6,21 +12,34 @@ import logging
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sensors.codec import decode
 from sensors.errors import InvalidReading, ServiceUnavailable
-from sensors.messages import Event, Telemetry, VehicleKind, VehicleState
+from sensors.messages import Event, EventType, Message, Telemetry, VehicleKind, VehicleState
 from sensors.ports import Received
-from settlement.errors import ChainError
-from settlement.fares import DEFAULT_TARIFFS, Tariff, price
-from settlement.ports import Chain, ChainReceipt
-from settlement.records import Batch, BatchResult, Reject
-from settlement.store import Store
-from settlement.trips import build_trip, pair_events
+from sensors.signing import Domain
+from settlement.bounds import DEFAULT_BOUNDS, Bounds
+from settlement.epochs import PricedTrip, plan_epoch
+from settlement.errors import ChainError, StoreRefused
+from settlement.fares import DEFAULT_TARIFFS, Tariff
+from settlement.ports import MAX_OWNERS_PER_EPOCH, Chain, ChainReceipt
+from settlement.reasons import RejectCode
+from settlement.records import BatchResult, Reject
+from settlement.registry import Registry, registry_root
+from settlement.repositories import UnitOfWork
+from settlement.trips import TripRecord, derive, expire, trip_ids_named, vehicles_named
+from settlement.vehicles import latest_updates
+from settlement.verification import Verifier
 
 log = logging.getLogger(__name__)
+
+REGISTRY_POLL_S = 2.0
+"""How often the aggregator looks for registry changes made by another process."""
+MAINTAIN_S = 2.0
+"""How often open trips are expired and due epochs closed and settled."""
 
 
 @dataclass
@@ -33,12 +52,16 @@ class Counters:
     rejected: int = 0
     trips: int = 0
     epochs_settled: int = 0
+    by_code: Counter[str] = field(default_factory=Counter)
 
     def summary(self) -> str:
-        return (
+        text = (
             f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, "
-            f"{self.rejected} rejected, {self.trips} trips, {self.epochs_settled} epochs settled"
+            f"{self.rejected} rejected, {self.trips} trip changes, {self.epochs_settled} epochs settled"
         )
+        if self.by_code:
+            text += " (" + ", ".join(f"{code} {n}" for code, n in sorted(self.by_code.items())) + ")"
+        return text
 
 
 class Aggregator:
@@ -46,30 +69,60 @@ class Aggregator:
 
     def __init__(
         self,
-        store: Store,
+        unit_of_work: Callable[[], UnitOfWork],
         chain: Chain,
         *,
         epoch_seconds: float = 30.0,
         epoch_max_trips: int = 1000,
         tariffs: Mapping[VehicleKind, Tariff] = DEFAULT_TARIFFS,
+        bounds: Bounds = DEFAULT_BOUNDS,
+        sign_telemetry: bool = False,
+        max_clock_skew_ms: int | None = None,
+        signing_chain_id: int | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.store = store
+        self.uow = unit_of_work
         self.chain = chain
         self.epoch_seconds = epoch_seconds
         self.epoch_max_trips = epoch_max_trips
         self.tariffs = tariffs
+        self.bounds = bounds
         self.clock = clock
         self.counters = Counters()
         self._last_close = clock()
+        self._registry_checked = 0.0
+        self._registry_version: tuple[int, int] | None = None
+        self.registry = Registry({}, [])
+        self.registry_root = registry_root([])
+        self.signing_chain_id = signing_chain_id
+        self.verifier = Verifier(
+            self.registry,
+            Domain(signing_chain_id or 1),  # the settlement chain's id once attach_contract has asked it
+            bounds,
+            sign_telemetry=sign_telemetry,
+            max_clock_skew_ms=max_clock_skew_ms,
+            clock=clock,
+        )
+        self.watermark_ms = 0
 
+    @property
+    def url(self) -> str:
+        with self.uow() as uow:
+            return uow.url
+
+    # --- start ----------------------------------------------------------------------------------
     def attach_contract(self, configured: str | None = None) -> str:
-        """Attach to the settlement contract: the configured one, the one this database knows, or a new one."""
+        """Attach to the settlement contract (the configured one, the one this database knows, or a new one),
+        then load the registry and what each vehicle has sent, so that verification starts where it stopped."""
         chain_id = self.chain.chain_id()
-        address = configured or self.store.deployment(chain_id)
+        with self.uow() as uow:
+            address = configured or uow.registry.deployment(chain_id)
+            url = uow.url
         if address is None:
             address = self.chain.deploy()
-            self.store.record_deployment(chain_id, address, self._now_ms())
+            with self.uow() as uow:
+                uow.registry.record_deployment(chain_id, address, self._now_ms())
+                uow.commit()
             log.info("deployed the settlement contract at %s on chain %s", address, chain_id)
         elif configured:
             self.chain.attach(address)
@@ -78,77 +131,189 @@ class Aggregator:
                 self.chain.attach(address)
             except ChainError as exc:
                 raise ChainError(
-                    f"{exc}, though the database {self.store.url} deployed it there: the chain was reset "
+                    f"{exc}, though the database {url} deployed it there: the chain was reset "
                     "(an embedded chain lives only as long as its process); start from an empty database"
                 ) from None
+        self.verifier.domain = Domain(self.signing_chain_id or chain_id)
+        with self.uow() as uow:
+            self.verifier.marks = uow.readings.vehicle_marks()
+            self.watermark_ms = uow.readings.watermark_ms()
+        self.refresh_registry(force=True)
         return address
 
+    def refresh_registry(self, force: bool = False) -> bool:
+        """Reload the registry if it changed (looked at most every ``REGISTRY_POLL_S`` unless ``force``)."""
+        now = self.clock()
+        if not force and now - self._registry_checked < REGISTRY_POLL_S:
+            return False
+        self._registry_checked = now
+        with self.uow() as uow:
+            version = uow.registry.version()
+            if version == self._registry_version:
+                return False
+            operators, entries = uow.registry.operators(), uow.registry.entries()
+        self._registry_version = version
+        self.registry = Registry(operators, entries)
+        self.registry_root = registry_root(entries)
+        self.verifier.registry = self.registry
+        log.info("registry loaded: %d operators, %d entries", len(operators), len(entries))
+        return True
+
+    # --- ingest ---------------------------------------------------------------------------------
     def handle(self, received: Sequence[Received]) -> BatchResult:
-        """Decode and store a batch, then acknowledge it: a message is acked only once stored."""
-        batch = Batch()
+        """Verify and store a batch, then acknowledge it: a message is acked only once stored or dead-lettered."""
+        self.refresh_registry()
+        now_ms = self._now_ms()
+        accepted: list[tuple[Received, Message]] = []
+        rejects: list[Reject] = []
         for item in received:
             try:
-                message = decode(item.topic, item.payload)
+                accepted.append((item, self._verified(item)))
             except InvalidReading as exc:
-                log.warning("rejected a message on %s: %s", item.topic, exc.reason)
-                batch.rejects.append(Reject(item.topic, item.payload[:65536], exc.reason, int(item.received_at * 1000)))
-                continue
-            if isinstance(message, Telemetry):
-                batch.telemetry.append(message)
-            elif isinstance(message, Event):
-                batch.events.append(message)
-            elif isinstance(message, VehicleState):
-                batch.states.append(message)
-        result = self.store.ingest(batch)
+                rejects.append(Reject(item.topic, item.payload, exc.code, exc.reason, int(item.received_at * 1000)))
+        try:
+            result = self._store([m for _, m in accepted], rejects, now_ms)
+        except StoreRefused as exc:
+            log.warning("%s; storing the batch of %d one message at a time", exc, len(accepted))
+            result = self._store_one_by_one(accepted, rejects, now_ms)
         for item in received:
             item.ack()
+        self._count(len(received), result)
+        return result
+
+    def _verified(self, item: Received) -> Message:
+        message = decode(item.topic, item.payload)
+        try:
+            self.verifier.check(message)
+        except InvalidReading as exc:
+            if exc.code != RejectCode.UNKNOWN_VEHICLE or not self.refresh_registry(force=True):
+                raise
+            self.verifier.check(message)  # registered a moment ago by another process
+        return message
+
+    def _store(self, messages: Sequence[Message], rejects: Sequence[Reject], now_ms: int) -> BatchResult:
+        telemetry = [m for m in messages if isinstance(m, Telemetry)]
+        events = [m for m in messages if isinstance(m, Event)]
+        states = [m for m in messages if isinstance(m, VehicleState)]
+        result = BatchResult(rejected=len(rejects))
+        with self.uow() as uow:
+            result.telemetry_new = uow.readings.add_telemetry(telemetry)
+            new_events = uow.readings.add_events(events)
+            result.events_new = len(new_events)
+            result.duplicates = len(telemetry) + len(events) - result.telemetry_new - result.events_new
+            uow.readings.apply_states(states)
+            uow.readings.update_vehicles(latest_updates([*telemetry, *new_events]))
+            halves = [e for e in new_events if e.event_type in (EventType.UNLOCK, EventType.LOCK)]
+            if halves:
+                known = uow.trips.get(trip_ids_named(halves))
+                known.update(uow.trips.unfinished_of(vehicles_named(halves)))
+                derivation = derive(
+                    halves, known, payee_of=self.registry.payee_at, tariffs=self.tariffs, bounds=self.bounds
+                )
+                uow.trips.save(derivation.changed)
+                result.trips_changed = len(derivation.changed)
+                for event, code in derivation.anomalies:
+                    log.info("trip anomaly %s on %s:%d", code, event.vehicle_id, event.seq)
+                    result.rejects_by_code[str(code)] = result.rejects_by_code.get(str(code), 0) + 1
+            uow.readings.add_rejects(rejects)
+            uow.commit()
+        for r in rejects:
+            result.rejects_by_code[str(r.code)] = result.rejects_by_code.get(str(r.code), 0) + 1
+        if new_events:
+            self.watermark_ms = max(self.watermark_ms, max(e.timestamp for e in new_events))
+        return result
+
+    def _store_one_by_one(
+        self, accepted: Sequence[tuple[Received, Message]], rejects: list[Reject], now_ms: int
+    ) -> BatchResult:
+        """Store each message alone; one the database refuses is dead-lettered with the database's reason."""
+        total = BatchResult()
+        for item, message in accepted:
+            try:
+                part = self._store([message], [], now_ms)
+            except StoreRefused as exc:
+                rejects.append(Reject(item.topic, item.payload, RejectCode.STORE_ERROR, str(exc), now_ms))
+                continue
+            total.telemetry_new += part.telemetry_new
+            total.events_new += part.events_new
+            total.duplicates += part.duplicates
+            total.trips_changed += part.trips_changed
+            for code, n in part.rejects_by_code.items():
+                total.rejects_by_code[code] = total.rejects_by_code.get(code, 0) + n
+        dead = self._store([], rejects, now_ms)
+        total.rejected = dead.rejected
+        for code, n in dead.rejects_by_code.items():
+            total.rejects_by_code[code] = total.rejects_by_code.get(code, 0) + n
+        return total
+
+    def _count(self, received: int, result: BatchResult) -> None:
         c = self.counters
-        c.received += len(received)
+        c.received += received
         c.stored += result.telemetry_new + result.events_new
         c.duplicates += result.duplicates
         c.rejected += result.rejected
-        return result
+        c.trips += result.trips_changed
+        c.by_code.update(result.rejects_by_code)
 
-    def build_trips(self) -> int:
-        """Derive, price and store the trips whose lock has arrived; returns how many are new."""
-        new = 0
-        for vehicle_id in self.store.unpaired_lock_vehicles():
-            events, owner = self.store.trip_events(vehicle_id)
-            if owner is None:
-                continue  # the vehicle's birth state (with its owner) has not arrived yet
-            trips = [build_trip(unlock, lock, owner) for unlock, lock in pair_events(events)]
-            new += self.store.add_trips((trip, price(trip, self.tariffs[trip.kind])) for trip in trips)
-        self.counters.trips += new
-        return new
+    # --- trips and epochs -----------------------------------------------------------------------
+    def expire_open(self) -> int:
+        """Hold open trips whose other half is overdue (by the stream's clock) as rejected; returns how many."""
+        with self.uow() as uow:
+            expired = expire(uow.trips.open(), self.watermark_ms, self.bounds)
+            uow.trips.save(expired)
+            uow.commit()
+        self.counters.trips += len(expired)
+        return len(expired)
+
+    def close_epoch(self) -> int | None:
+        """Put the oldest priced trips (within the owner cap) into the next epoch; its id, or None if none."""
+        with self.uow() as uow:
+            chosen = select_for_epoch(uow.trips.priced_unbatched(self.epoch_max_trips))
+            if not chosen:
+                return None
+            commit = plan_epoch(uow.epochs.last_id() + 1, [priced(t) for t in chosen], self.registry_root)
+            uow.epochs.add(commit, self._now_ms())
+            uow.trips.batch([t.trip_id for t in chosen], commit.epoch_id)
+            uow.commit()
+        return commit.epoch_id
 
     def settle_due(self, force: bool = False) -> list[int]:
-        """Close an epoch when one is due (or ``force``), then settle every unsettled epoch in order."""
+        """Close an epoch when one is due (every epoch while ``force``), then settle every closed epoch in order."""
         now = self.clock()
         if force or now - self._last_close >= self.epoch_seconds:
             self._last_close = now
-            while self.store.close_epoch(self.epoch_max_trips, self._now_ms()) is not None:
-                if not force:
-                    break
+            while self.close_epoch() is not None and force:
+                pass
+        with self.uow() as uow:
+            unsettled = uow.epochs.unsettled()
         settled: list[int] = []
-        for commit in self.store.unsettled_epochs():
-            on_chain = self.chain.last_epoch()
-            if commit.epoch_id <= on_chain:
-                found = self.chain.epoch(commit.epoch_id)
-                if found.trips_root != commit.trips_root or found.total_micro != commit.total_micro:
-                    raise ChainError(f"epoch {commit.epoch_id} on chain differs from the database")
-                self.store.mark_settled(commit.epoch_id, self._find_receipt(commit.epoch_id), self._now_ms())
+        for epoch_id, root in unsettled:
+            with self.uow() as uow:
+                commit = plan_epoch(epoch_id, [priced(t) for t in uow.trips.in_epoch(epoch_id)], root)
+            if epoch_id <= self.chain.last_epoch():
+                found = self.chain.epoch(epoch_id)
+                if (found.trips_root, found.total_micro, found.registry_root) != (
+                    commit.trips_root,
+                    commit.total_micro,
+                    commit.registry_root,
+                ):
+                    raise ChainError(f"epoch {epoch_id} on chain differs from the database")
+                receipt = self._find_receipt(epoch_id)
             else:
                 receipt = self.chain.settle(commit)
-                self.store.mark_settled(commit.epoch_id, receipt, self._now_ms())
                 log.info(
                     "settled epoch %d: %d trips, %d micro-EUR, gas %d, tx %s",
-                    commit.epoch_id,
+                    epoch_id,
                     commit.trip_count,
                     commit.total_micro,
                     receipt.gas_used,
                     receipt.tx_hash,
                 )
-            settled.append(commit.epoch_id)
+            with self.uow() as uow:
+                uow.epochs.mark_committed(epoch_id, receipt, self._now_ms())
+                uow.trips.commit_epoch(epoch_id)
+                uow.commit()
+            settled.append(epoch_id)
         self.counters.epochs_settled += len(settled)
         return settled
 
@@ -166,7 +331,7 @@ class Aggregator:
         a batch that could not be stored stays unacknowledged, so the broker still owes it.
         """
         pending: list[Received] = []
-        last_trips = last_report = self.clock()
+        last_maintain = last_report = self.clock()
         while True:
             if self.clock() - last_report >= report_seconds:
                 last_report = self.clock()
@@ -175,8 +340,7 @@ class Aggregator:
             pending = []
             if items:
                 try:
-                    if self.handle(items).locks_new:
-                        last_trips = 0.0
+                    self.handle(items)
                 except ServiceUnavailable as exc:
                     log.warning(
                         "%s; retrying in %g s (%d messages kept unacknowledged)", exc, retry_seconds, len(items)
@@ -186,17 +350,17 @@ class Aggregator:
                     pending = items
                     time.sleep(retry_seconds)
                     continue
-            if self.clock() - last_trips >= 2.0:
-                last_trips = self.clock()
+            if self.clock() - last_maintain >= MAINTAIN_S:
+                last_maintain = self.clock()
                 self._maintain(force=False)
             if stop.is_set() and inbox.empty():
                 break
         self._maintain(force=True)
 
     def _maintain(self, force: bool) -> None:
-        """Build trips and settle what is due; a service that is away is logged and tried again later."""
+        """Expire overdue open trips and settle what is due; a service that is away is logged and tried later."""
         try:
-            self.build_trips()
+            self.expire_open()
             self.settle_due(force=force)
         except (ServiceUnavailable, ChainError) as exc:
             log.warning("settlement postponed: %s", exc)
@@ -218,6 +382,27 @@ class Aggregator:
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+
+def priced(t: TripRecord) -> PricedTrip:
+    """What settlement commits to of a priced trip."""
+    assert t.payee is not None and t.start is not None and t.end is not None and t.fare is not None
+    return PricedTrip(
+        t.trip_id, t.payee, t.rider or "", t.start.timestamp_ms, t.end.timestamp_ms, t.distance_m or 0,
+        t.fare.total_micro,
+    )
+
+
+def select_for_epoch(trips: Sequence[TripRecord], max_owners: int = MAX_OWNERS_PER_EPOCH) -> list[TripRecord]:
+    """The leading trips whose payees number at most ``max_owners`` (the contract's cap per commit)."""
+    owners: set[object] = set()
+    kept = []
+    for trip in trips:
+        if trip.payee not in owners and len(owners) == max_owners:
+            continue
+        owners.add(trip.payee)
+        kept.append(trip)
+    return kept
 
 
 def _drain(inbox: queue.Queue[Received], most: int, timeout: float) -> list[Received]:

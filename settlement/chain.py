@@ -16,15 +16,16 @@ from web3.contract.contract import ContractConstructor, ContractFunction
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.types import TxReceipt
 
+from sensors.address import Address
 from settlement.contract import compiled
 from settlement.errors import ChainError, ChainUnavailable
-from settlement.ports import ChainReceipt, EpochCommit, OnChainEpoch
+from settlement.ports import MAX_OWNERS_PER_EPOCH, ROOT_BYTES, ChainReceipt, EpochCommit, OnChainEpoch
 
 EMBEDDED_URL = "embedded://py-evm"
-MAX_PAYOUTS = 256  # MAX_OWNERS in the contract
 DEPLOY_GAS = 3_000_000
-# Measured on py-evm and anvil alike: the first epoch with a nonzero total ~140k, plus ~23k per new owner.
-SETTLE_BASE_GAS = 160_000
+# Measured on anvil: the first epoch ever ~186k with one owner; a later one ~128k plus ~23.4k per owner credited
+# for the first time (~5.8k per owner credited before), so 256 new owners take ~6.0M; see settle_gas.
+SETTLE_BASE_GAS = 200_000
 SETTLE_GAS_PER_PAYOUT = 30_000
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
@@ -148,18 +149,31 @@ class Web3Chain:
             return int(self._deployed.functions.last_epoch().call())
 
     def settle(self, commit: EpochCommit) -> ChainReceipt:
-        """Send ``commit``, wait for it to be mined and return its receipt; ``ChainError`` if it reverts."""
-        if len(commit.trips_root) != 32:
-            raise ChainError(f"trips root must be 32 bytes, not {len(commit.trips_root)}")
-        if len(commit.payouts) > MAX_PAYOUTS:
-            raise ChainError(f"{len(commit.payouts)} payouts; the contract takes at most {MAX_PAYOUTS}")
+        """Send ``commit``, wait for it to be mined and return its receipt; ``ChainError`` if it reverts.
+
+        Only what could not be encoded (roots of another length, too many owners, a negative amount) and an epoch
+        out of sequence are refused before sending; the contract enforces its other rules (``check_commit``).
+        """
+        for name, root in (("trips", commit.trips_root), ("registry", commit.registry_root)):
+            if len(root) != ROOT_BYTES:
+                raise ChainError(f"{name} root must be {ROOT_BYTES} bytes, not {len(root)}")
+        if len(commit.payouts) > MAX_OWNERS_PER_EPOCH:
+            raise ChainError(f"{len(commit.payouts)} payouts; the contract takes at most {MAX_OWNERS_PER_EPOCH}")
+        if any(amount < 0 for _, amount in commit.payouts):
+            raise ChainError(f"epoch {commit.epoch_id} has a negative payout")
         last = self.last_epoch()
         if commit.epoch_id != last + 1:
             raise ChainError(f"epoch {commit.epoch_id} is out of sequence: the chain is at epoch {last}")
-        owners = [self._checksum(owner) for owner, _ in commit.payouts]
+        owners = [owner.checksum for owner, _ in commit.payouts]
         amounts = [amount for _, amount in commit.payouts]
         call = self._deployed.functions.settle_epoch(
-            commit.epoch_id, commit.trips_root, commit.trip_count, commit.total_micro, owners, amounts
+            commit.epoch_id,
+            commit.trips_root,
+            commit.registry_root,
+            commit.trip_count,
+            commit.total_micro,
+            owners,
+            amounts,
         )
         receipt = self._transact(call, settle_gas(len(owners)))
         if receipt["status"] != 1:
@@ -168,12 +182,12 @@ class Web3Chain:
         return _receipt(receipt)
 
     def epoch(self, epoch_id: int) -> OnChainEpoch:
-        """Epoch ``epoch_id`` as the contract holds it; ``ChainError`` if it is not settled yet."""
+        """Epoch ``epoch_id`` as the contract holds it, registry root included; ``ChainError`` if not settled yet."""
         if not 1 <= epoch_id <= self.last_epoch():
             raise ChainError(f"epoch {epoch_id} is not settled on {self.url}")
         with self._rpc():
-            root, trip_count, total = self._deployed.functions.epochs(epoch_id).call()
-        return OnChainEpoch(epoch_id, bytes(root), int(trip_count), int(total))
+            trips_root, registry_root, trip_count, total = self._deployed.functions.epochs(epoch_id).call()
+        return OnChainEpoch(epoch_id, bytes(trips_root), int(trip_count), int(total), bytes(registry_root))
 
     def settlement_receipt(self, epoch_id: int) -> ChainReceipt:
         """The receipt of the transaction that settled ``epoch_id``, found by its ``EpochSettled`` event.
@@ -191,10 +205,10 @@ class Web3Chain:
             receipt = self._w3.eth.get_transaction_receipt(logs[-1]["transactionHash"])
         return _receipt(receipt)
 
-    def owed(self, owner: str) -> int:
+    def owed(self, owner: Address) -> int:
         """Micro-EUR credited to ``owner`` over all settled epochs."""
         with self._rpc():
-            return int(self._deployed.functions.owed(self._checksum(owner)).call())
+            return int(self._deployed.functions.owed(owner.checksum).call())
 
     def total_settled(self) -> int:
         """Micro-EUR settled over all epochs."""
@@ -206,12 +220,6 @@ class Web3Chain:
         if self._contract is None:
             raise ChainError("no settlement contract: deploy() or attach() first")
         return self._contract
-
-    @staticmethod
-    def _checksum(address: str) -> str:
-        if not Web3.is_address(address):
-            raise ChainError(f"not an address: {address!r}")
-        return str(Web3.to_checksum_address(address))
 
     @contextmanager
     def _rpc(self) -> Iterator[None]:

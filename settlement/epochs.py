@@ -1,7 +1,8 @@
 """Epochs: a batch of priced trips turned into what goes on chain (pure).
 
 Each trip becomes a leaf of an OpenZeppelin StandardMerkleTree with ``LEAF_TYPES``; the epoch
-commits to the tree's root, the trip count, the total and the payout of every vehicle owner.
+commits to the tree's root, the trip count, the total, the payout of every vehicle owner and the
+root of the device registry that named those owners (``settlement.registry``).
 """
 
 from __future__ import annotations
@@ -9,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sensors.address import Address
 from settlement.merkle import StandardMerkleTree
-from settlement.ports import EpochCommit
+from settlement.ports import MAX_OWNERS_PER_EPOCH, ROOT_BYTES, EpochCommit
 
 LEAF_TYPES: tuple[str, ...] = ("string", "address", "string", "uint64", "uint64", "uint64", "uint256")
 """trip id, owner, rider, start ms, end ms, distance m, fare micro-EUR."""
@@ -18,10 +20,10 @@ LEAF_TYPES: tuple[str, ...] = ("string", "address", "string", "uint64", "uint64"
 
 @dataclass(frozen=True, slots=True)
 class PricedTrip:
-    """The part of a priced trip that settlement commits to."""
+    """The part of a priced trip that settlement commits to; ``owner`` is the payee the registry named."""
 
     trip_id: str
-    owner: str
+    owner: Address
     rider: str
     start_ms: int
     end_ms: int
@@ -29,9 +31,10 @@ class PricedTrip:
     fare_micro: int
 
     def leaf(self) -> list[object]:
+        """The trip's row in the trips tree (the owner in its EIP-55 form)."""
         return [
             self.trip_id,
-            self.owner,
+            str(self.owner),
             self.rider,
             self.start_ms,
             self.end_ms,
@@ -40,12 +43,12 @@ class PricedTrip:
         ]
 
 
-def payouts(trips: Sequence[PricedTrip]) -> tuple[tuple[str, int], ...]:
-    """Sum of fares per owner, sorted by owner address (case-insensitive)."""
-    totals: dict[str, int] = {}
+def payouts(trips: Sequence[PricedTrip]) -> tuple[tuple[Address, int], ...]:
+    """Sum of fares per owner, one pair per owner's 20 bytes, in ascending order of those bytes."""
+    totals: dict[Address, int] = {}
     for trip in trips:
         totals[trip.owner] = totals.get(trip.owner, 0) + trip.fare_micro
-    return tuple(sorted(totals.items(), key=lambda item: item[0].lower()))
+    return tuple(sorted(totals.items()))
 
 
 def trips_tree(trips: Sequence[PricedTrip]) -> StandardMerkleTree:
@@ -53,15 +56,23 @@ def trips_tree(trips: Sequence[PricedTrip]) -> StandardMerkleTree:
     return StandardMerkleTree.of([t.leaf() for t in trips], list(LEAF_TYPES))
 
 
-def plan_epoch(epoch_id: int, trips: Sequence[PricedTrip]) -> EpochCommit:
-    """The commit of epoch ``epoch_id`` holding ``trips`` (at least one)."""
+def plan_epoch(epoch_id: int, trips: Sequence[PricedTrip], registry_root: bytes) -> EpochCommit:
+    """The commit of epoch ``epoch_id`` holding ``trips``, attributed with the registry of ``registry_root``.
+
+    Raises ``ValueError`` for no trips, more than ``MAX_OWNERS_PER_EPOCH`` owners, or a root that is not 32 bytes.
+    """
     if not trips:
         raise ValueError("an epoch holds at least one trip")
+    if len(registry_root) != ROOT_BYTES:
+        raise ValueError(f"a registry root has {ROOT_BYTES} bytes, not {len(registry_root)}")
     split = payouts(trips)
+    if len(split) > MAX_OWNERS_PER_EPOCH:
+        raise ValueError(f"{len(split)} owners; an epoch credits at most {MAX_OWNERS_PER_EPOCH}")
     return EpochCommit(
         epoch_id=epoch_id,
         trips_root=trips_tree(trips).root,
         trip_count=len(trips),
         total_micro=sum(amount for _, amount in split),
         payouts=split,
+        registry_root=registry_root,
     )

@@ -25,3 +25,11 @@ class ChainUnavailable(ServiceUnavailable, SettlementError):
 
 class ChainError(SettlementError):
     """The chain refused or reverted a transaction, or holds something we did not expect."""
+
+
+class StoreRefused(SettlementError):
+    """The database refused what a batch asked it to store (a value out of range, a broken constraint).
+
+    Unlike ``StoreUnavailable`` this is about the data, not the service: the batch is retried one message at a
+    time so that the one that causes it is dead-lettered and the rest are stored.
+    """

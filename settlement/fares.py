@@ -1,4 +1,4 @@
-"""Fares: a trip priced by a tariff, in integer micro-euro (pure).
+"""Fares: a trip's distance and duration priced by a tariff, in integer micro-euro (pure).
 
 Rounding rule: each component (unlock, time, distance) is computed exactly in micro-euro and
 rounded *up* to a whole micro-euro, so the rider never pays less than the tariff and the rounding
@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sensors.messages import VehicleKind
-from settlement.trips import Trip
 
 MICRO_PER_EUR = 1_000_000
 
@@ -56,12 +55,18 @@ def _ceil_div(numerator: int, denominator: int) -> int:
     return -(-numerator // denominator)
 
 
-def price(trip: Trip, tariff: Tariff) -> Fare:
-    """The fare of ``trip`` under ``tariff``."""
+def price(distance_m: int, duration_s: int, tariff: Tariff) -> Fare:
+    """The fare under ``tariff`` of a trip of ``distance_m`` metres lasting ``duration_s`` (started) seconds.
+
+    Raises ``ValueError`` for a negative or fractional distance or duration: only a plausible trip is priced.
+    """
+    for name, value in (("distance_m", distance_m), ("duration_s", duration_s)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
     return Fare(
         unlock_micro=tariff.unlock_micro,
-        time_micro=_ceil_div(trip.duration_s * tariff.per_minute_micro, 60),
-        distance_micro=_ceil_div(trip.distance_m * tariff.per_km_micro, 1000),
+        time_micro=_ceil_div(duration_s * tariff.per_minute_micro, 60),
+        distance_micro=_ceil_div(distance_m * tariff.per_km_micro, 1000),
     )
 
 

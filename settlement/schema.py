@@ -1,40 +1,100 @@
-"""Database tables of settlement (SQLAlchemy 2.0 declarative); unique keys carry the idempotency rules."""
+"""Database tables of settlement (SQLAlchemy 2.0 declarative); unique keys carry the idempotency rules.
+
+The tables change only through Alembic migrations (``settlement/migrations``); constraint names follow
+``NAMING_CONVENTION`` so that every migration can name what it alters on SQLite and PostgreSQL alike.
+Addresses are stored in their EIP-55 form through ``AddressType``, so equal addresses are equal strings.
+"""
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Dialect,
     Float,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
+    MetaData,
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from sensors.address import Address
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
 ID = String(64)
-ADDRESS = String(42)
+SIGNATURE = String(132)
+ROWID = BigInteger().with_variant(Integer, "sqlite")
+
+
+class AddressType(TypeDecorator[Address]):
+    """An ``Address`` stored as its 42-character EIP-55 text."""
+
+    impl = String(42)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return str(value if isinstance(value, Address) else Address.parse(value))
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Address | None:
+        return None if value is None else Address.parse(value)
 
 
 class Base(DeclarativeBase):
-    pass
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class OperatorRow(Base):
+    """An operator whose key may sign registry entries: the registry's root of trust."""
+
+    __tablename__ = "operators"
+    operator: Mapped[str] = mapped_column(ID, primary_key=True)
+    address: Mapped[Address] = mapped_column(AddressType)
+    added_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RegistryRow(Base):
+    """A device registry entry: which key speaks for a vehicle, and who is paid for it, over a period."""
+
+    __tablename__ = "registry"
+    __table_args__ = (UniqueConstraint("vehicle_id", "valid_from_ms"),)
+    id: Mapped[int] = mapped_column(ROWID, primary_key=True)
+    vehicle_id: Mapped[str] = mapped_column(ID)
+    operator: Mapped[str] = mapped_column(ID, ForeignKey("operators.operator"))
+    kind: Mapped[str] = mapped_column(String(16))
+    device: Mapped[Address] = mapped_column(AddressType)
+    payee: Mapped[Address] = mapped_column(AddressType)
+    valid_from_ms: Mapped[int] = mapped_column(BigInteger)
+    valid_until_ms: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(SIGNATURE)
+    revoked_ms: Mapped[int | None] = mapped_column(BigInteger)
+    changed_ms: Mapped[int] = mapped_column(BigInteger)
 
 
 class VehicleRow(Base):
-    """The registry and last known state of a vehicle."""
+    """The last known state of a registered vehicle; ``owner`` is its current payee from the registry."""
 
     __tablename__ = "vehicles"
     vehicle_id: Mapped[str] = mapped_column(ID, primary_key=True)
     operator: Mapped[str] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(16))
-    owner: Mapped[str | None] = mapped_column(ADDRESS)
+    owner: Mapped[Address | None] = mapped_column(AddressType)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(24), default="unknown")
     battery_pct: Mapped[float | None] = mapped_column(Float)
@@ -42,12 +102,13 @@ class VehicleRow(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_seen_ms: Mapped[int | None] = mapped_column(BigInteger)
+    state_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class TelemetryRow(Base):
     __tablename__ = "telemetry"
-    __table_args__ = (UniqueConstraint("vehicle_id", "seq", name="uq_telemetry_vehicle_seq"),)
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    __table_args__ = (UniqueConstraint("vehicle_id", "seq"),)
+    id: Mapped[int] = mapped_column(ROWID, primary_key=True)
     vehicle_id: Mapped[str] = mapped_column(ID)
     seq: Mapped[int] = mapped_column(BigInteger)
     timestamp_ms: Mapped[int] = mapped_column(BigInteger)
@@ -57,15 +118,13 @@ class TelemetryRow(Base):
     odometer_m: Mapped[int] = mapped_column(BigInteger)
     battery_pct: Mapped[float | None] = mapped_column(Float)
     fuel_pct: Mapped[float | None] = mapped_column(Float)
+    signature: Mapped[str | None] = mapped_column(SIGNATURE)
 
 
 class EventRow(Base):
     __tablename__ = "events"
-    __table_args__ = (
-        UniqueConstraint("vehicle_id", "seq", name="uq_events_vehicle_seq"),
-        Index("ix_events_type_vehicle", "event_type", "vehicle_id"),
-    )
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    __table_args__ = (UniqueConstraint("vehicle_id", "seq"),)
+    id: Mapped[int] = mapped_column(ROWID, primary_key=True)
     vehicle_id: Mapped[str] = mapped_column(ID)
     operator: Mapped[str] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(16))
@@ -78,7 +137,8 @@ class EventRow(Base):
     battery_pct: Mapped[float | None] = mapped_column(Float)
     rider: Mapped[str | None] = mapped_column(String(128))
     detail: Mapped[str | None] = mapped_column(String(256))
-    signature: Mapped[str | None] = mapped_column(String(140))
+    trip_seq: Mapped[int | None] = mapped_column(BigInteger)
+    signature: Mapped[str | None] = mapped_column(SIGNATURE)
 
 
 class EpochRow(Base):
@@ -87,7 +147,8 @@ class EpochRow(Base):
     trip_count: Mapped[int] = mapped_column(Integer)
     total_micro: Mapped[int] = mapped_column(BigInteger)
     trips_root: Mapped[str] = mapped_column(String(66))
-    status: Mapped[str] = mapped_column(String(16), default="closed")
+    registry_root: Mapped[str] = mapped_column(String(66))
+    status: Mapped[str] = mapped_column(String(16))
     tx_hash: Mapped[str | None] = mapped_column(String(66))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
     block_hash: Mapped[str | None] = mapped_column(String(66))
@@ -97,50 +158,59 @@ class EpochRow(Base):
 
 
 class TripRow(Base):
+    """A trip from the moment its first half (unlock or lock) arrives; ``status`` follows ``lifecycle``."""
+
     __tablename__ = "trips"
     __table_args__ = (
-        UniqueConstraint("vehicle_id", "end_seq", name="uq_trips_vehicle_end_seq"),
-        Index("ix_trips_status", "status"),
-        Index("ix_trips_rider", "rider"),
+        Index(None, "status", "vehicle_id"),
+        Index(None, "rider"),
+        Index(None, "end_ms"),
+        Index(None, "owner"),
+        Index(None, "epoch_id"),
     )
     trip_id: Mapped[str] = mapped_column(String(96), primary_key=True)
     vehicle_id: Mapped[str] = mapped_column(ID)
     operator: Mapped[str] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(16))
-    owner: Mapped[str] = mapped_column(ADDRESS)
-    rider: Mapped[str] = mapped_column(String(128))
-    start_seq: Mapped[int] = mapped_column(BigInteger)
-    end_seq: Mapped[int] = mapped_column(BigInteger)
-    start_ms: Mapped[int] = mapped_column(BigInteger)
-    end_ms: Mapped[int] = mapped_column(BigInteger)
-    start_lat: Mapped[float] = mapped_column(Float)
-    start_lon: Mapped[float] = mapped_column(Float)
-    end_lat: Mapped[float] = mapped_column(Float)
-    end_lon: Mapped[float] = mapped_column(Float)
-    distance_m: Mapped[int] = mapped_column(BigInteger)
-    duration_s: Mapped[int] = mapped_column(BigInteger)
-    unlock_micro: Mapped[int] = mapped_column(BigInteger)
-    time_micro: Mapped[int] = mapped_column(BigInteger)
-    distance_micro: Mapped[int] = mapped_column(BigInteger)
-    fare_micro: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16), default="priced")
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(32))
+    owner: Mapped[Address | None] = mapped_column(AddressType)
+    rider: Mapped[str | None] = mapped_column(String(128))
+    start_seq: Mapped[int | None] = mapped_column(BigInteger)
+    start_ms: Mapped[int | None] = mapped_column(BigInteger)
+    start_lat: Mapped[float | None] = mapped_column(Float)
+    start_lon: Mapped[float | None] = mapped_column(Float)
+    start_odometer_m: Mapped[int | None] = mapped_column(BigInteger)
+    end_seq: Mapped[int | None] = mapped_column(BigInteger)
+    end_ms: Mapped[int | None] = mapped_column(BigInteger)
+    end_lat: Mapped[float | None] = mapped_column(Float)
+    end_lon: Mapped[float | None] = mapped_column(Float)
+    end_odometer_m: Mapped[int | None] = mapped_column(BigInteger)
+    distance_m: Mapped[int | None] = mapped_column(BigInteger)
+    duration_s: Mapped[int | None] = mapped_column(BigInteger)
+    unlock_micro: Mapped[int | None] = mapped_column(BigInteger)
+    time_micro: Mapped[int | None] = mapped_column(BigInteger)
+    distance_micro: Mapped[int | None] = mapped_column(BigInteger)
+    fare_micro: Mapped[int | None] = mapped_column(BigInteger)
     epoch_id: Mapped[int | None] = mapped_column(ForeignKey("epochs.epoch_id"))
 
 
 class PayoutRow(Base):
     __tablename__ = "payouts"
     epoch_id: Mapped[int] = mapped_column(ForeignKey("epochs.epoch_id"), primary_key=True)
-    owner: Mapped[str] = mapped_column(ADDRESS, primary_key=True)
+    owner: Mapped[Address] = mapped_column(AddressType, primary_key=True)
     amount_micro: Mapped[int] = mapped_column(BigInteger)
 
 
 class RejectRow(Base):
-    """A dead letter: a message that could not be decoded, kept with the reason."""
+    """A dead letter: a message that was turned away, kept with its reason code and reason."""
 
     __tablename__ = "rejects"
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    __table_args__ = (Index(None, "code"),)
+    id: Mapped[int] = mapped_column(ROWID, primary_key=True)
     topic: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    code: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
     received_ms: Mapped[int] = mapped_column(BigInteger)
 
@@ -150,7 +220,7 @@ class DeploymentRow(Base):
 
     __tablename__ = "deployments"
     chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    address: Mapped[str] = mapped_column(ADDRESS)
+    address: Mapped[str] = mapped_column(String(42))
     deployed_ms: Mapped[int] = mapped_column(BigInteger)
 
 

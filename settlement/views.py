@@ -24,20 +24,25 @@ class VehicleView:
 
 @dataclass(frozen=True, slots=True)
 class TripView:
-    """A completed trip with its fare and where it stands in settlement."""
+    """A trip with its fare and where it stands in its life cycle (``settlement.lifecycle.TripStatus``).
+
+    A rejected trip has ``reason`` (a ``RejectCode``) and may miss a half: then its times, distance and fare
+    are None.
+    """
 
     trip_id: str
     vehicle_id: str
     kind: str
-    owner: str
-    rider: str
-    start_ms: int
-    end_ms: int
-    duration_s: int
-    distance_m: int
-    fare_micro: int
-    status: str  # priced | batched | settled
+    owner: str | None
+    rider: str | None
+    start_ms: int | None
+    end_ms: int | None
+    duration_s: int | None
+    distance_m: int | None
+    fare_micro: int | None
+    status: str
     epoch_id: int | None
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,12 +53,13 @@ class EpochView:
     trip_count: int
     total_micro: int
     trips_root: str
-    status: str  # closed | settled
+    status: str  # settlement.lifecycle.EpochStatus
     tx_hash: str | None
     block_number: int | None
     gas_used: int | None
     closed_ms: int
     settled_ms: int | None
+    registry_root: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +93,19 @@ class ReadModel(Protocol):
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None: ...
 
-    def trips(self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None) -> list[TripView]: ...
+    def trips(
+        self,
+        limit: int = 100,
+        vehicle_id: str | None = None,
+        rider: str | None = None,
+        status: str | None = None,
+    ) -> list[TripView]:
+        """Priced trips and later (or only those of ``status``), newest first."""
+        ...
+
+    def rejects_by_code(self) -> dict[str, int]:
+        """How many messages were dead-lettered, per reason code."""
+        ...
 
     def trip(self, trip_id: str) -> TripView | None: ...
 

@@ -1,17 +1,23 @@
-"""The simulated fleet: vehicles, owners and riders stepped through simulated time, seeded."""
+"""The simulated fleet: vehicles, owners and riders stepped through simulated time, seeded, its messages signed."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
+from sensors.address import Address
 from sensors.errors import InvalidReading
-from sensors.messages import Event, EventType, Message, VehicleKind, VehicleState
+from sensors.messages import FLEET_GATEWAY, Event, EventType, Message, Telemetry, VehicleKind, VehicleState
+from sensors.registration import Registration
+from sensors.signing import Domain, address_of, sign
 from sensors.topics import check_id
+from sensors.wire import trip_id_for
+from simulator.keys import device_key, operator_key, owner_key, rider_key
 from simulator.vehicle import PROFILES, Status, Vehicle
 from simulator.zone import Zone, distance_m, load_zone, step_toward
 
+M = TypeVar("M", Telemetry, Event, VehicleState)
 NEVER = 2**62
 """A schedule time that never comes (milliseconds since the start)."""
 FAULTS = ("lock_sensor", "gps_module", "brakes", "tyre")
@@ -28,6 +34,8 @@ class FleetConfig:
 
     ``mean_idle_s`` is the mean time a rentable vehicle stands before a rider takes it (Poisson demand);
     ``faults_per_hour`` is each parked vehicle's fault rate, a fault lasting ``mean_fault_s`` on average.
+    ``chain_id`` is the EIP-712 domain of every signature (the settlement chain's id); events and states are
+    always signed, telemetry only with ``sign_telemetry``.
     """
 
     vehicles: int = 20
@@ -41,6 +49,8 @@ class FleetConfig:
     mean_idle_s: float = 360.0
     faults_per_hour: float = 0.05
     mean_fault_s: float = 900.0
+    chain_id: int = 31337
+    sign_telemetry: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -51,6 +61,8 @@ class FleetConfig:
             raise ValueError("need vehicles >= 0, owners >= 1 and riders >= 1")
         if min(self.moving_interval_s, self.parked_interval_s, self.mean_idle_s, self.mean_fault_s) <= 0:
             raise ValueError("intervals and mean durations must be positive")
+        if type(self.chain_id) is not int or self.chain_id < 1:
+            raise ValueError("chain_id must be a positive integer")
         if self.faults_per_hour < 0:
             raise ValueError("faults_per_hour must not be negative")
         weights = [w for _, w in self.mix]
@@ -69,7 +81,7 @@ class CompletedTrip(NamedTuple):
     @property
     def trip_id(self) -> str:
         """The trip's idempotency key: vehicle and the seq of its unlock."""
-        return f"{self.vehicle_id}:{self.unlock_seq}"
+        return trip_id_for(self.vehicle_id, self.unlock_seq)
 
 
 class OpenTrip(NamedTuple):
@@ -83,6 +95,9 @@ class OpenTrip(NamedTuple):
 class Fleet:
     """Vehicles, owners and riders drawn from ``config.seed``, advanced by ``step``.
 
+    Every key is derived from the seed (``simulator.keys``): each vehicle's device key signs its events and
+    states (and its telemetry with ``sign_telemetry``), the operator's key signs the registrations and the
+    gateway's state. Owners (payees) and riders are addresses; a rider's id on the wire is its EIP-55 address.
     The fleet reads no clock: every call names the simulated time (ms since the Unix epoch), which
     must not go backwards. The first call (``birth_messages`` or ``step``) fixes the start.
     """
@@ -90,27 +105,50 @@ class Fleet:
     def __init__(self, config: FleetConfig, zone: Zone | None = None) -> None:
         self.config = config
         self.zone = zone if zone is not None else load_zone()
+        self.domain = Domain(config.chain_id)
         self._rng = random.Random(config.seed)
-        self.owners = tuple(_address(self._rng) for _ in range(config.owners))
-        self.riders = tuple(_address(self._rng) for _ in range(config.riders))
+        self._operator_key = operator_key(config.seed, config.operator)
+        self.operator_address = address_of(self._operator_key)
+        self.owners: tuple[Address, ...] = tuple(address_of(owner_key(config.seed, i)) for i in range(config.owners))
+        self.riders: tuple[str, ...] = tuple(str(address_of(rider_key(config.seed, i))) for i in range(config.riders))
         self._free_riders = list(self.riders)
         kinds = _kinds(config, self._rng)
         self.vehicles = tuple(self._new_vehicle(i, kind) for i, kind in enumerate(kinds, start=1))
+        self._device_keys = {v.vehicle_id: device_key(config.seed, config.operator, v.vehicle_id) for v in self.vehicles}
+        self.devices: dict[str, Address] = {vid: address_of(key) for vid, key in self._device_keys.items()}
         self.completed_trips: list[CompletedTrip] = []
         self._start_ms: int | None = None
         self._elapsed_ms = 0
 
+    def registrations(self, valid_from_ms: int) -> list[Registration]:
+        """One open-ended registration per vehicle (its device, kind and owner as payee), signed by the operator."""
+        return [
+            sign(
+                Registration(
+                    v.vehicle_id, v.operator, v.kind, self.devices[v.vehicle_id], v.owner, valid_from_ms=valid_from_ms
+                ),
+                self._operator_key,
+                self.domain,
+            )
+            for v in self.vehicles
+        ]
+
+    def gateway_state(self, now_ms: int, online: bool) -> VehicleState:
+        """The state of the operator's gateway (``FLEET_GATEWAY``), signed by the operator; offline: the last will."""
+        state = VehicleState(FLEET_GATEWAY, self.config.operator, now_ms, online)
+        return sign(state, self._operator_key, self.domain)
+
     def birth_messages(self, now_ms: int) -> list[VehicleState]:
-        """One retained ``online`` state per vehicle, with its kind and owner."""
+        """One retained, signed ``online`` state per vehicle, with its kind."""
         self._advance(now_ms)
-        return [v.state(now_ms, online=True) for v in self.vehicles]
+        return [self._signed(v.state(now_ms, online=True)) for v in self.vehicles]
 
     def offline_messages(self, now_ms: int) -> list[VehicleState]:
-        """One retained ``offline`` state per vehicle, for the end of a run."""
-        return [v.state(now_ms, online=False) for v in self.vehicles]
+        """One retained, signed ``offline`` state per vehicle, for the end of a run."""
+        return [self._signed(v.state(now_ms, online=False)) for v in self.vehicles]
 
     def step(self, now_ms: int) -> list[Message]:
-        """Advance every vehicle to ``now_ms`` and return what they report, in order."""
+        """Advance every vehicle to ``now_ms`` and return what they report, in order, signed."""
         t, dt = self._advance(now_ms)
         out: list[Message] = []
         for v in self.vehicles:
@@ -121,12 +159,12 @@ class Fleet:
             if t >= v.next_telemetry_at:
                 out.append(v.telemetry(now_ms))
                 v.next_telemetry_at = t + self._telemetry_interval_ms(v)
-        return out
+        return [self._signed(m) for m in out]
 
     def finish(self, now_ms: int) -> list[Event]:
         """Lock every vehicle still on a trip where it stands, so that no trip stays open."""
         t, _ = self._advance(now_ms)
-        return [self._lock(v, now_ms, t) for v in self.vehicles if v.status is Status.RIDING]
+        return [self._signed(self._lock(v, now_ms, t)) for v in self.vehicles if v.status is Status.RIDING]
 
     def open_trips(self) -> list[OpenTrip]:
         """The trips in progress, in vehicle order."""
@@ -135,6 +173,12 @@ class Fleet:
             for v in self.vehicles
             if v.status is Status.RIDING and v.rider is not None
         ]
+
+    def _signed(self, message: M) -> M:
+        """``message`` signed by its vehicle's device key (telemetry only with ``sign_telemetry``)."""
+        if isinstance(message, Telemetry) and not self.config.sign_telemetry:
+            return message
+        return sign(message, self._device_keys[message.vehicle_id], self.domain)
 
     def _advance(self, now_ms: int) -> tuple[int, float]:
         """Move the fleet's clock to ``now_ms``: (ms since the start, seconds since the last call)."""
@@ -191,7 +235,7 @@ class Fleet:
     def _lock(self, v: Vehicle, now_ms: int, t: int) -> Event:
         assert v.rider is not None
         v.speed_mps = 0.0
-        event = v.event(now_ms, EventType.LOCK)
+        event = v.event(now_ms, EventType.LOCK, trip_seq=v.unlock_seq)
         self.completed_trips.append(CompletedTrip(v.vehicle_id, v.unlock_seq, event.seq, v.rider))
         self._free_riders.append(v.rider)
         v.rider, v.destination, v.status = None, None, Status.PARKED
@@ -232,11 +276,6 @@ class Fleet:
 def _exp_ms(rng: random.Random, mean_s: float) -> int:
     """An exponentially distributed wait with mean ``mean_s``, in whole milliseconds."""
     return round(rng.expovariate(1.0 / (mean_s * 1000)))
-
-
-def _address(rng: random.Random) -> str:
-    """A lowercase 0x address of 20 random bytes."""
-    return f"0x{rng.getrandbits(160):040x}"
 
 
 def _kinds(config: FleetConfig, rng: random.Random) -> list[VehicleKind]:

@@ -11,11 +11,10 @@ from typing import Protocol
 from sensors.codec import channel_of, encode
 from sensors.messages import Message
 from sensors.ports import Publisher
-from sensors.topics import DEFAULT_ROOT, Channel, topic_for
+from sensors.topics import Channel, topic_for
+from sensors.wire import DEFAULT_ROOT, QOS, RETAIN
 from simulator.fleet import Fleet
 
-QOS: dict[Channel, int] = {Channel.TELEMETRY: 0, Channel.EVENT: 1, Channel.STATE: 1}
-RETAIN: dict[Channel, bool] = {Channel.TELEMETRY: False, Channel.EVENT: False, Channel.STATE: True}
 PROGRESS_EVERY_MS = 60_000
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from sensors.address import Address
 from sensors.messages import Event, EventType, Position, Telemetry, VehicleKind, VehicleState
+from sensors.wire import VehicleStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,21 +32,24 @@ MIN_RENTABLE_PCT = 10.0
 
 
 class Status(enum.Enum):
-    """What a vehicle is doing; maps onto MDS 2.0 states available / on_trip / non_operational."""
+    """What a vehicle is doing; its value is the MDS 2.0 state (available / on_trip / non_operational)."""
 
-    PARKED = "available"
-    RIDING = "on_trip"
-    FAULTY = "non_operational"
+    PARKED = VehicleStatus.AVAILABLE
+    RIDING = VehicleStatus.ON_TRIP
+    FAULTY = VehicleStatus.NON_OPERATIONAL
 
 
 @dataclass(slots=True)
 class Vehicle:
-    """The state of one vehicle. Times (``*_at``) are milliseconds since the fleet's start."""
+    """The state of one vehicle. Times (``*_at``) are milliseconds since the fleet's start.
+
+    The messages it makes are unsigned; the fleet signs them with the vehicle's device key.
+    """
 
     vehicle_id: str
     operator: str
     kind: VehicleKind
-    owner: str
+    owner: Address
     position: Position
     odometer: float
     battery: float | None
@@ -80,8 +85,13 @@ class Vehicle:
             battery_pct=_pct(self.battery),
         )
 
-    def event(self, now_ms: int, event_type: EventType, detail: str | None = None) -> Event:
-        """An event at the vehicle's position, naming its current rider; takes the next ``seq``."""
+    def event(
+        self, now_ms: int, event_type: EventType, detail: str | None = None, trip_seq: int | None = None
+    ) -> Event:
+        """An event at the vehicle's position, naming its current rider; takes the next ``seq``.
+
+        ``trip_seq`` is given for a lock: the ``seq`` of the unlock it ends.
+        """
         self.seq += 1
         return Event(
             vehicle_id=self.vehicle_id,
@@ -95,17 +105,17 @@ class Vehicle:
             battery_pct=_pct(self.battery),
             rider=self.rider,
             detail=detail,
+            trip_seq=trip_seq,
         )
 
     def state(self, now_ms: int, online: bool) -> VehicleState:
-        """The vehicle's retained connectivity state."""
+        """The vehicle's retained connectivity state (it names no owner: that is the registry's)."""
         return VehicleState(
             vehicle_id=self.vehicle_id,
             operator=self.operator,
             timestamp=now_ms,
             online=online,
             kind=self.kind,
-            owner=self.owner,
         )
 
     def drain(self, metres: float) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -26,6 +26,21 @@ class Settings(BaseSettings):
     chain_url: str | None = Field(None, description="JSON-RPC URL of an EVM node; unset: embedded py-evm")
     chain_private_key: SecretStr | None = Field(None, description="Key of the aggregator's account; unset: node's")
     contract_address: str | None = None
+    chain_id: int | None = Field(
+        None, ge=1, description="Chain id of the EIP-712 domain devices sign under; unset: the settlement chain's"
+    )
+    operator_key: SecretStr | None = Field(
+        None, description="Operator's private key, for `smartzone registry add` signing an entry here"
+    )
+    demo: bool = Field(False, description="Explicit demo mode: anonymous MQTT on the embedded broker is allowed")
+    sign_telemetry: bool = Field(False, description="Require (and make the simulator send) signed telemetry")
+    max_clock_skew_s: float | None = Field(
+        None, gt=0, description="Reject readings this far ahead of the aggregator's clock; unset: no check"
+    )
+    bounds: dict[str, Any] | None = Field(
+        None, description="Plausibility bounds per vehicle kind (JSON), over the defaults of settlement.bounds"
+    )
+    owners: int = Field(4, ge=1, le=10_000, description="How many owners the simulated fleet's vehicles have")
     data_dir: Path = Path("data")
     http_host: str = "127.0.0.1"
     http_port: int = 8000
@@ -54,3 +69,15 @@ class Settings(BaseSettings):
 
     def private_key(self) -> str | None:
         return self.chain_private_key.get_secret_value() if self.chain_private_key else None
+
+    def operator_private_key(self) -> bytes | None:
+        if self.operator_key is None:
+            return None
+        text = self.operator_key.get_secret_value().removeprefix("0x")
+        try:
+            key = bytes.fromhex(text)
+        except ValueError:
+            raise ValueError("SMARTZONE_OPERATOR_KEY must be 32 bytes of hex") from None
+        if len(key) != 32:
+            raise ValueError("SMARTZONE_OPERATOR_KEY must be 32 bytes of hex")
+        return key

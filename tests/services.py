@@ -14,7 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from smartzone.broker import free_port, wait_open
+from smartzone import broker
+from smartzone.broker import BrokerTls, free_port, wait_open
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,3 +106,44 @@ def anvil() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def mosquitto_binary() -> str:
+    """The installed mosquitto binary; skip (or fail, when services are required) without one."""
+    binary = broker.mosquitto_binary()
+    if binary is None:
+        unavailable("no mosquitto binary")
+        raise AssertionError("unreachable")
+    return binary
+
+
+def make_test_tls(folder: Path) -> BrokerTls:
+    """A throwaway CA and a server certificate for 127.0.0.1 and localhost signed by it, valid two days.
+
+    Made with the openssl command (P-256 keys); skip (or fail when services are required) without it.
+    """
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        unavailable("no openssl command to make a test certificate")
+        raise AssertionError("unreachable")
+    folder.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt = folder / "ca.key", folder / "ca.crt"
+    key, csr, crt, ext = folder / "server.key", folder / "server.csr", folder / "server.crt", folder / "server.ext"
+    ext.write_text(
+        "basicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\n"
+        "extendedKeyUsage=serverAuth\n"
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\n"
+    )
+    new_key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    commands = [
+        [openssl, "req", "-x509", *new_key, "-keyout", ca_key, "-out", ca_crt, "-days", "2"]
+        + ["-subj", "/CN=Smart Zone test CA", "-addext", "basicConstraints=critical,CA:TRUE"]
+        + ["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        [openssl, "req", *new_key, "-keyout", key, "-out", csr, "-subj", "/CN=127.0.0.1"],
+        [openssl, "x509", "-req", "-in", csr, "-CA", ca_crt, "-CAkey", ca_key, "-out", crt, "-days", "2"]
+        + ["-set_serial", str(uuid.uuid4().int >> 64), "-extfile", ext],
+    ]
+    for command in commands:
+        subprocess.run([str(part) for part in command], check=True, capture_output=True)
+    return BrokerTls(ca_crt, crt, key)

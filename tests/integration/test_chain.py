@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pytest
+from web3 import HTTPProvider, Web3
 
+from sensors.address import Address
 from settlement.chain import Web3Chain
+from settlement.contract import compiled
 from settlement.errors import ChainError, ChainUnavailable
-from settlement.ports import EpochCommit
+from settlement.ports import MAX_OWNERS_PER_EPOCH, EpochCommit, FakeChain
 from tests import services
 
-OWNERS = (
-    "0x1111111111111111111111111111111111111111",
-    "0x2222222222222222222222222222222222222222",
-    "0x3333333333333333333333333333333333333333",
-)
+OWNERS = tuple(Address(bytes([n] * 20)) for n in (0x11, 0x22, 0x33))  # in ascending order
 ROOT = bytes.fromhex("ab" * 32)
+REGISTRY_ROOT = bytes.fromhex("cd" * 32)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,12 @@ def chain(node: Node) -> Web3Chain:
 
 def commit(epoch_id: int, amounts: tuple[int, ...] = (1_500_000, 250_000, 2_000)) -> EpochCommit:
     payouts = tuple(zip(OWNERS, amounts, strict=False))
-    return EpochCommit(epoch_id, ROOT, 7, sum(amounts), payouts)
+    return EpochCommit(epoch_id, ROOT, 7, sum(amounts), payouts, REGISTRY_ROOT)
+
+
+def many_owners(epoch_id: int, n: int) -> EpochCommit:
+    owners = [Address((0x1000 + i).to_bytes(20, "big")) for i in range(n)]
+    return EpochCommit(epoch_id, ROOT, n, 1_000 * n, tuple((o, 1_000) for o in owners), REGISTRY_ROOT)
 
 
 def test_a_settled_epoch_can_be_read_back_from_the_contract(chain: Web3Chain) -> None:
@@ -70,6 +76,7 @@ def test_a_settled_epoch_can_be_read_back_from_the_contract(chain: Web3Chain) ->
     assert chain.last_epoch() == 1
     on_chain = chain.epoch(1)
     assert (on_chain.epoch_id, on_chain.trips_root, on_chain.trip_count) == (1, ROOT, 7)
+    assert on_chain.registry_root == REGISTRY_ROOT
     assert on_chain.total_micro == 1_752_000
     assert [chain.owed(owner) for owner in OWNERS] == [1_500_000, 250_000, 2_000]
     assert chain.total_settled() == 1_752_000
@@ -97,11 +104,46 @@ def test_the_transaction_that_settled_an_epoch_is_found_again_from_its_event(nod
         another.settlement_receipt(3)
 
 
-def test_an_epoch_without_payouts_fits_its_gas_limit(chain: Web3Chain) -> None:
-    receipt = chain.settle(EpochCommit(1, bytes(32), 0, 0, ()))
+def test_each_epoch_keeps_the_registry_root_it_was_settled_with(chain: Web3Chain) -> None:
+    chain.settle(commit(1))
+    chain.settle(dataclasses.replace(commit(2, (10,)), registry_root=b"\xee" * 32))
+
+    assert [chain.epoch(i).registry_root for i in (1, 2)] == [REGISTRY_ROOT, b"\xee" * 32]
+    with pytest.raises(ChainError, match="epoch 3 is not settled"):
+        chain.epoch(3)
+
+
+def test_an_epoch_whose_trips_earned_nothing_fits_its_gas_limit(chain: Web3Chain) -> None:
+    receipt = chain.settle(EpochCommit(1, ROOT, 1, 0, (), REGISTRY_ROOT))
 
     assert receipt.gas_used > 0
-    assert chain.epoch(1).trip_count == 0
+    assert chain.epoch(1).trip_count == 1
+
+
+ZERO = Address(bytes(20))
+BAD_COMMITS = {
+    "zero-trips-root": (dataclasses.replace(commit(1), trips_root=bytes(32)), "zero trips root"),
+    "zero-trips": (dataclasses.replace(commit(1), trip_count=0), "zero trips"),
+    "descending-owners": (dataclasses.replace(commit(1), payouts=commit(1).payouts[::-1]), "not strictly ascending"),
+    "owner-twice": (
+        dataclasses.replace(commit(1), payouts=((OWNERS[0], 1_000), (OWNERS[0], 752_000), (OWNERS[2], 999_000))),
+        "not strictly ascending",
+    ),
+    "zero-owner": (dataclasses.replace(commit(1), payouts=((ZERO, 1_752_000),)), "zero owner address"),
+    "sum": (dataclasses.replace(commit(1), total_micro=1_000), "do not add up"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_COMMITS)
+def test_the_contract_and_the_fake_chain_refuse_the_same_commits(chain: Web3Chain, name: str) -> None:
+    bad, message = BAD_COMMITS[name]
+
+    with pytest.raises(ChainError, match=f"reverted: settlement: .*{message}"):
+        chain.settle(bad)
+    with pytest.raises(ChainError, match=message):
+        FakeChain().settle(bad)
+    assert chain.last_epoch() == 0 and chain.total_settled() == 0
+    assert chain.owed(OWNERS[0]) == 0
 
 
 def test_the_same_epoch_cannot_be_settled_twice(chain: Web3Chain) -> None:
@@ -120,13 +162,51 @@ def test_an_epoch_cannot_skip_ahead(chain: Web3Chain) -> None:
     assert chain.last_epoch() == 1
 
 
-def test_payouts_that_do_not_add_up_to_the_total_revert_on_chain(chain: Web3Chain) -> None:
-    bad = EpochCommit(1, ROOT, 7, 1_000, ((OWNERS[0], 600), (OWNERS[1], 300)))
-
-    with pytest.raises(ChainError, match="do not add up"):
-        chain.settle(bad)
+def test_more_owners_than_the_contract_takes_are_refused_before_sending(chain: Web3Chain) -> None:
+    with pytest.raises(ChainError, match=f"at most {MAX_OWNERS_PER_EPOCH}"):
+        chain.settle(many_owners(1, MAX_OWNERS_PER_EPOCH + 1))
     assert chain.last_epoch() == 0
-    assert chain.owed(OWNERS[0]) == 0
+
+
+@pytest.mark.services
+def test_an_epoch_of_the_most_owners_fits_its_gas_limit_on_anvil(anvil_url: str) -> None:
+    chain = Web3Chain.connect(anvil_url, timeout=30)
+    chain.deploy()
+
+    receipt = chain.settle(many_owners(1, MAX_OWNERS_PER_EPOCH))
+
+    assert receipt.gas_used > 0
+    assert chain.owed(Address((0x1000 + MAX_OWNERS_PER_EPOCH - 1).to_bytes(20, "big"))) == 1_000
+
+
+def test_ownership_can_be_transferred_but_not_renounced() -> None:
+    functions = {entry["name"] for entry in compiled().abi if entry["type"] == "function"}
+
+    assert {"owner", "transfer_ownership", "settle_epoch"} <= functions
+    assert "renounce_ownership" not in functions
+
+
+@pytest.mark.services
+def test_a_call_to_renounce_ownership_reverts_and_leaves_the_owner(anvil_url: str) -> None:
+    chain = Web3Chain.connect(anvil_url, timeout=10)
+    address = chain.deploy()
+    w3 = Web3(HTTPProvider(anvil_url))
+    renounce = {
+        "type": "function",
+        "name": "renounce_ownership",
+        "inputs": [],
+        "outputs": [],
+        "stateMutability": "nonpayable",
+    }
+    contract = w3.eth.contract(address=Web3.to_checksum_address(address), abi=[*compiled().abi, renounce])
+
+    tx = contract.functions.renounce_ownership().transact({"from": chain.account, "gas": 100_000})
+    receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=10)
+
+    assert receipt["status"] == 0
+    assert contract.functions.owner().call() == chain.account
+    chain.settle(commit(1))
+    assert chain.last_epoch() == 1
 
 
 def test_only_the_owner_can_settle(node: Node, chain: Web3Chain) -> None:
@@ -146,12 +226,12 @@ def test_a_locally_signing_chain_deploys_and_settles(node: Node) -> None:
 
     assert second.block_number > first.block_number
     assert signing.last_epoch() == 2
-    assert signing.owed(OWNERS[0].lower()) == 1_500_005
+    assert signing.owed(Address.parse(str(OWNERS[0]).lower())) == 1_500_005
 
 
 def test_attaching_to_an_address_without_code_is_refused(chain: Web3Chain) -> None:
     with pytest.raises(ChainError, match="no settlement contract"):
-        chain.attach(OWNERS[0])
+        chain.attach(str(OWNERS[0]))
 
 
 @pytest.mark.services

@@ -1,10 +1,14 @@
-"""OpenZeppelin-compatible Merkle trees: layout, proofs and a published vector."""
+"""OpenZeppelin-compatible Merkle trees (layout, proofs, a published vector) and the epochs built on them."""
 
 from __future__ import annotations
 
 import pytest
 
+from sensors.address import Address
+from settlement import epochs
+from settlement.epochs import LEAF_TYPES, PricedTrip, plan_epoch, trips_tree
 from settlement.merkle import EMPTY_ROOT, StandardMerkleTree, leaf_hash, node_hash, process_proof, verify
+from settlement.ports import MAX_OWNERS_PER_EPOCH
 
 TYPES = ("address", "uint256")
 
@@ -104,3 +108,59 @@ def test_a_value_not_in_the_tree_has_no_proof() -> None:
 
     with pytest.raises(ValueError, match="not in the tree"):
         tree.proof(("0x" + "99" * 20, 1))
+
+
+# --- epochs -----------------------------------------------------------------------------------
+MIXED = "0x52908400098527886E0F7030069857D2E4169EE7"  # an EIP-55 test vector of EIP-55 itself
+REGISTRY_ROOT = b"\x07" * 32
+
+
+def trip(n: int, owner: Address, fare: int = 1_000) -> PricedTrip:
+    return PricedTrip(f"bike-{n}:1", owner, "rider-1", 1_000 * n, 1_000 * n + 500, 300, fare)
+
+
+def test_an_owner_written_in_lower_and_in_mixed_case_gets_one_payout() -> None:
+    trips = [trip(1, Address.parse(MIXED.lower()), 100), trip(2, Address.parse(MIXED), 250)]
+
+    assert epochs.payouts(trips) == ((Address.parse(MIXED), 350),)
+    assert plan_epoch(1, trips, REGISTRY_ROOT).payouts == ((Address.parse(MIXED), 350),)
+
+
+def test_payouts_are_in_ascending_order_of_the_owners_bytes() -> None:
+    owners = [Address(bytes([b] * 20)) for b in (0xF0, 0x0A, 0xA0, 0x0A)]
+
+    split = epochs.payouts([trip(i, owner) for i, owner in enumerate(owners)])
+
+    assert [owner.raw[0] for owner, _ in split] == [0x0A, 0xA0, 0xF0]
+    assert [amount for _, amount in split] == [2_000, 1_000, 1_000]
+
+
+def test_a_trips_leaf_holds_its_owner_in_eip55_form() -> None:
+    owned = trip(1, Address.parse(MIXED.lower()))
+
+    assert owned.leaf()[1] == MIXED
+    assert trips_tree([owned]).root == leaf_hash(LEAF_TYPES, owned.leaf())
+
+
+def test_an_epoch_commits_its_trips_root_totals_and_the_registry_root() -> None:
+    alice, bob = Address(b"\x0a" * 20), Address(b"\x0b" * 20)
+    trips = [trip(1, bob, 300), trip(2, alice, 200), trip(3, bob, 1)]
+
+    commit = plan_epoch(4, trips, REGISTRY_ROOT)
+
+    assert (commit.epoch_id, commit.trip_count, commit.total_micro) == (4, 3, 501)
+    assert commit.payouts == ((alice, 200), (bob, 301))
+    assert commit.trips_root == trips_tree(trips).root != EMPTY_ROOT
+    assert commit.registry_root == REGISTRY_ROOT
+
+
+def test_an_epoch_needs_trips_a_32_byte_registry_root_and_at_most_the_owner_cap() -> None:
+    over = [trip(i, Address((i + 1).to_bytes(20, "big"))) for i in range(MAX_OWNERS_PER_EPOCH + 1)]
+
+    with pytest.raises(ValueError, match="at least one trip"):
+        plan_epoch(1, [], REGISTRY_ROOT)
+    with pytest.raises(ValueError, match="32 bytes"):
+        plan_epoch(1, over[:1], b"\x07" * 31)
+    with pytest.raises(ValueError, match=f"at most {MAX_OWNERS_PER_EPOCH}"):
+        plan_epoch(1, over, REGISTRY_ROOT)
+    assert len(plan_epoch(1, over[:-1], REGISTRY_ROOT).payouts) == MAX_OWNERS_PER_EPOCH

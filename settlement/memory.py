@@ -1,0 +1,275 @@
+"""The storage ports in memory: fakes of the repositories and the unit of work, for unit tests.
+
+They keep the same rules as the SQL ones — one reading per (vehicle, seq), one trip per id — and roll back
+what a unit of work did unless it was committed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field, replace
+from types import TracebackType
+
+from sensors.address import Address
+from sensors.messages import Event, Telemetry, VehicleState
+from sensors.wire import VehicleStatus
+from settlement.errors import StoreRefused
+from settlement.lifecycle import HELD_REASONS, EpochStatus, TripStatus
+from settlement.ports import ChainReceipt, EpochCommit
+from settlement.records import Reject, VehicleMark
+from settlement.registry import RegistryEntry
+from settlement.trips import TripRecord
+from settlement.vehicles import VehicleUpdate, is_gateway
+
+
+@dataclass
+class MemoryVehicle:
+    vehicle_id: str
+    operator: str
+    kind: str
+    owner: Address | None = None
+    online: bool = False
+    state: str = VehicleStatus.UNKNOWN.value
+    last_seq: int = 0
+    state_ms: int = 0
+    last_seen_ms: int | None = None
+    lat: float | None = None
+    lon: float | None = None
+    battery_pct: float | None = None
+
+
+@dataclass
+class MemoryEpoch:
+    commit: EpochCommit
+    status: EpochStatus
+    closed_ms: int
+    receipt: ChainReceipt | None = None
+
+
+@dataclass
+class MemoryState:
+    """Everything the fakes keep; a unit of work works on a copy and swaps it in on commit."""
+
+    telemetry: dict[tuple[str, int], Telemetry] = field(default_factory=dict)
+    events: dict[tuple[str, int], Event] = field(default_factory=dict)
+    vehicles: dict[str, MemoryVehicle] = field(default_factory=dict)
+    rejects: list[Reject] = field(default_factory=list)
+    trips: dict[str, TripRecord] = field(default_factory=dict)
+    epochs: dict[int, MemoryEpoch] = field(default_factory=dict)
+    operators: dict[str, Address] = field(default_factory=dict)
+    registry: dict[tuple[str, int], RegistryEntry] = field(default_factory=dict)
+    deployments: dict[int, str] = field(default_factory=dict)
+    changes: int = 0
+
+
+class MemoryReadings:
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    def add_telemetry(self, readings: Sequence[Telemetry]) -> int:
+        new = 0
+        for t in readings:
+            if (t.vehicle_id, t.seq) not in self.s.telemetry:
+                self.s.telemetry[(t.vehicle_id, t.seq)] = t
+                new += 1
+        return new
+
+    def add_events(self, events: Sequence[Event]) -> list[Event]:
+        new = []
+        for e in events:
+            if (e.vehicle_id, e.seq) not in self.s.events:
+                self.s.events[(e.vehicle_id, e.seq)] = e
+                new.append(e)
+        return new
+
+    def update_vehicles(self, updates: Sequence[VehicleUpdate]) -> None:
+        for u in updates:
+            v = self.s.vehicles.get(u.vehicle_id)
+            if v is None or v.last_seq >= u.seq:
+                continue
+            v.last_seq, v.last_seen_ms, v.lat, v.lon = u.seq, u.timestamp_ms, u.lat, u.lon
+            v.battery_pct, v.online = u.battery_pct, True
+            if u.state is not None:
+                v.state = u.state.value
+            elif v.state == VehicleStatus.UNKNOWN.value:
+                v.state = VehicleStatus.AVAILABLE.value
+
+    def apply_states(self, states: Sequence[VehicleState]) -> None:
+        for state in states:
+            for v in self.s.vehicles.values():
+                if is_gateway(state) and v.operator == state.operator:
+                    v.online = state.online
+                elif v.vehicle_id == state.vehicle_id and v.state_ms <= state.timestamp:
+                    v.online, v.state_ms = state.online, state.timestamp
+
+    def add_rejects(self, rejects: Sequence[Reject]) -> None:
+        self.s.rejects.extend(rejects)
+
+    def vehicle_marks(self) -> dict[str, VehicleMark]:
+        return {v.vehicle_id: VehicleMark(v.last_seq, v.state_ms) for v in self.s.vehicles.values()}
+
+    def watermark_ms(self) -> int:
+        return max((e.timestamp for e in self.s.events.values()), default=0)
+
+
+class MemoryTrips:
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    def get(self, trip_ids: Collection[str]) -> dict[str, TripRecord]:
+        return {i: self.s.trips[i] for i in trip_ids if i in self.s.trips}
+
+    def unfinished_of(self, vehicle_ids: Collection[str]) -> dict[str, TripRecord]:
+        wanted = set(vehicle_ids)
+        return {
+            r.trip_id: r
+            for r in self.s.trips.values()
+            if r.vehicle_id in wanted
+            and (r.status is TripStatus.OPEN or (r.status is TripStatus.REJECTED and r.reason in HELD_REASONS))
+        }
+
+    def open(self) -> list[TripRecord]:
+        return [r for r in self.s.trips.values() if r.status is TripStatus.OPEN]
+
+    def save(self, records: Sequence[TripRecord]) -> None:
+        for r in records:
+            self.s.trips[r.trip_id] = r
+
+    def priced_unbatched(self, limit: int) -> list[TripRecord]:
+        priced = [r for r in self.s.trips.values() if r.status is TripStatus.PRICED and r.epoch_id is None]
+        return sorted(priced, key=_leaf_order)[:limit]
+
+    def batch(self, trip_ids: Collection[str], epoch_id: int) -> None:
+        for i in trip_ids:
+            r = self.s.trips[i]
+            if r.status is TripStatus.PRICED:
+                self.s.trips[i] = replace(r, status=TripStatus.BATCHED, epoch_id=epoch_id)
+
+    def in_epoch(self, epoch_id: int) -> list[TripRecord]:
+        return sorted((r for r in self.s.trips.values() if r.epoch_id == epoch_id), key=_leaf_order)
+
+    def commit_epoch(self, epoch_id: int) -> None:
+        for r in self.in_epoch(epoch_id):
+            if r.status is TripStatus.BATCHED:
+                self.s.trips[r.trip_id] = replace(r, status=TripStatus.COMMITTED)
+
+
+def _leaf_order(r: TripRecord) -> tuple[int, str]:
+    return (r.end.timestamp_ms if r.end else 0, r.trip_id)
+
+
+class MemoryEpochs:
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    def last_id(self) -> int:
+        return max(self.s.epochs, default=0)
+
+    def add(self, commit: EpochCommit, now_ms: int) -> None:
+        if commit.epoch_id in self.s.epochs:
+            raise ValueError(f"epoch {commit.epoch_id} exists")
+        self.s.epochs[commit.epoch_id] = MemoryEpoch(commit, EpochStatus.CLOSED, now_ms)
+
+    def unsettled(self) -> list[tuple[int, bytes]]:
+        return [
+            (i, e.commit.registry_root)
+            for i, e in sorted(self.s.epochs.items())
+            if e.status is EpochStatus.CLOSED
+        ]
+
+    def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
+        epoch = self.s.epochs[epoch_id]
+        epoch.status, epoch.receipt = EpochStatus.COMMITTED, receipt
+
+
+class MemoryRegistry:
+    def __init__(self, state: MemoryState) -> None:
+        self.s = state
+
+    def operators(self) -> dict[str, Address]:
+        return dict(self.s.operators)
+
+    def add_operator(self, operator: str, address: Address, now_ms: int) -> None:
+        self.s.operators[operator] = address
+        self.s.changes += 1
+
+    def entries(self) -> list[RegistryEntry]:
+        return [self.s.registry[k] for k in sorted(self.s.registry)]
+
+    def add(self, entry: RegistryEntry, now_ms: int) -> bool:
+        reg = entry.registration
+        key = (reg.vehicle_id, reg.valid_from_ms)
+        if key in self.s.registry:
+            return False
+        self.s.registry[key] = entry
+        v = self.s.vehicles.setdefault(reg.vehicle_id, MemoryVehicle(reg.vehicle_id, reg.operator, reg.kind.value))
+        v.owner, v.kind = reg.payee, reg.kind.value
+        self.s.changes += 1
+        return True
+
+    def revoke(self, vehicle_id: str, now_ms: int) -> int:
+        n = 0
+        for key, entry in self.s.registry.items():
+            if key[0] == vehicle_id and entry.revoked_ms is None:
+                self.s.registry[key] = replace(entry, revoked_ms=now_ms)
+                n += 1
+        self.s.changes += n
+        return n
+
+    def version(self) -> tuple[int, int]:
+        return (len(self.s.registry), self.s.changes)
+
+    def deployment(self, chain_id: int) -> str | None:
+        return self.s.deployments.get(chain_id)
+
+    def record_deployment(self, chain_id: int, address: str, now_ms: int) -> None:
+        self.s.deployments[chain_id] = address
+
+    def any_deployment(self) -> tuple[int, str] | None:
+        return next(iter(reversed(self.s.deployments.items())), None)
+
+
+class MemoryUnitOfWork:
+    """``UnitOfWork`` over a shared ``MemoryState``: works on a copy, swapped in on ``commit``.
+
+    ``fail_on`` makes the store refuse (like a database would) any batch holding an event with that seq —
+    for tests of poison-message isolation.
+    """
+
+    url = "memory://"
+
+    def __init__(self, state: MemoryState, fail_on: Collection[int] = ()) -> None:
+        self.state = state
+        self.fail_on = set(fail_on)
+
+    def __enter__(self) -> MemoryUnitOfWork:
+        self._work = copy.deepcopy(self.state)
+        self.readings = _FailingReadings(self._work, self.fail_on)
+        self.trips = MemoryTrips(self._work)
+        self.epochs = MemoryEpochs(self._work)
+        self.registry = MemoryRegistry(self._work)
+        return self
+
+    def commit(self) -> None:
+        for name in vars(self.state):
+            setattr(self.state, name, getattr(self._work, name))
+        self._work = copy.deepcopy(self.state)
+        self.readings.s = self.trips.s = self.epochs.s = self.registry.s = self._work
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+
+class _FailingReadings(MemoryReadings):
+    def __init__(self, state: MemoryState, fail_on: set[int]) -> None:
+        super().__init__(state)
+        self.fail_on = fail_on
+
+    def add_events(self, events: Sequence[Event]) -> list[Event]:
+        for e in events:
+            if e.seq in self.fail_on:
+                raise StoreRefused(f"value out of range in event {e.vehicle_id}:{e.seq}")
+        return super().add_events(events)

@@ -1,0 +1,46 @@
+"""Why a message or a trip was turned away: one code per rule, counted per code (pure)."""
+
+from __future__ import annotations
+
+import enum
+
+
+class RejectCode(enum.StrEnum):
+    """The reason code of a dead-lettered message or a rejected trip."""
+
+    # decoding (sensors.codec)
+    MALFORMED = "malformed"  # not UTF-8 JSON, not an object
+    TOO_LARGE = "too_large"  # payload over the size limit
+    SCHEMA = "schema"  # violates the channel's JSON Schema (an owner in a state message lands here)
+    BAD_TOPIC = "bad_topic"  # not of the v1 topic layout
+    TOPIC_MISMATCH = "topic_mismatch"  # payload names another vehicle or operator than its topic
+    OUT_OF_RANGE = "out_of_range"  # a number that would not fit its column
+    BAD_ADDRESS = "bad_address"
+    # trust (settlement.verification)
+    UNKNOWN_VEHICLE = "unknown_vehicle"
+    UNKNOWN_OPERATOR = "unknown_operator"
+    REVOKED_DEVICE = "revoked_device"
+    NOT_REGISTERED_THEN = "not_registered_then"  # no registry entry valid at the message's time
+    OPERATOR_MISMATCH = "operator_mismatch"
+    KIND_MISMATCH = "kind_mismatch"
+    MISSING_SIGNATURE = "missing_signature"
+    BAD_SIGNATURE = "bad_signature"  # malformed, or signed by another key than the registered device
+    STALE_SEQ = "stale_seq"  # too far below the vehicle's last accepted seq: a replay
+    STALE_STATE = "stale_state"  # a state older than the last accepted one
+    FUTURE_TIMESTAMP = "future_timestamp"
+    # plausibility of a reading (settlement.bounds)
+    IMPLAUSIBLE_SPEED = "implausible_speed"
+    IMPLAUSIBLE_ODOMETER = "implausible_odometer"
+    # storage
+    STORE_ERROR = "store_error"  # the database refused this one message
+    # trips (settlement.trips, settlement.bounds)
+    NO_UNLOCK = "no_unlock"  # a lock whose unlock never came
+    NO_LOCK = "no_lock"  # an unlock whose lock never came
+    UNLOCK_TWICE = "unlock_twice"  # a later trip of the vehicle ended while this one was still open
+    LOCK_TWICE = "lock_twice"  # a second, different lock for a trip that already ended
+    BAD_PAIR = "bad_pair"  # a lock naming a trip_seq at or above its own seq
+    ODOMETER_BACKWARDS = "odometer_backwards"
+    TRIP_TOO_LONG = "trip_too_long"
+    TRIP_TOO_FAR = "trip_too_far"
+    TRIP_TOO_FAST = "trip_too_fast"
+    FARE_CAP = "fare_cap"

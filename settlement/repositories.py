@@ -1,0 +1,148 @@
+"""The storage ports: one repository per thing kept, and the unit of work that commits them together.
+
+The aggregator takes a factory of ``UnitOfWork``; ``settlement.sql`` implements it on SQLAlchemy and
+``settlement.memory`` in memory (for unit tests). Everything a batch changes — its readings, its dead letters,
+the trips it completes — is committed in one unit of work, so a crash never keeps half of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from types import TracebackType
+from typing import Protocol
+
+from sensors.address import Address
+from sensors.messages import Event, Telemetry, VehicleState
+from settlement.ports import ChainReceipt, EpochCommit
+from settlement.records import Reject, VehicleMark
+from settlement.registry import RegistryEntry
+from settlement.trips import TripRecord
+from settlement.vehicles import VehicleUpdate
+
+
+class ReadingRepository(Protocol):
+    """Telemetry, events, vehicle state and dead letters."""
+
+    def add_telemetry(self, readings: Sequence[Telemetry]) -> int:
+        """Store readings once per (vehicle, seq); returns how many were new."""
+        ...
+
+    def add_events(self, events: Sequence[Event]) -> list[Event]:
+        """Store events once per (vehicle, seq); returns those that were new, in the order given."""
+        ...
+
+    def update_vehicles(self, updates: Sequence[VehicleUpdate]) -> None:
+        """Apply each update to its vehicle unless the vehicle has seen a later seq."""
+        ...
+
+    def apply_states(self, states: Sequence[VehicleState]) -> None:
+        """Set vehicles online or offline (a gateway's state: every vehicle of its operator)."""
+        ...
+
+    def add_rejects(self, rejects: Sequence[Reject]) -> None: ...
+
+    def vehicle_marks(self) -> dict[str, VehicleMark]:
+        """Last accepted seq and state time of every vehicle (to warm the verifier after a restart)."""
+        ...
+
+    def watermark_ms(self) -> int:
+        """The latest event time stored (0 when none): the stream's clock for expiring open trips."""
+        ...
+
+
+class TripRepository(Protocol):
+    """Trips from their first half to their epoch."""
+
+    def get(self, trip_ids: Collection[str]) -> dict[str, TripRecord]: ...
+
+    def unfinished_of(self, vehicle_ids: Collection[str]) -> dict[str, TripRecord]:
+        """Open and held-rejected trips of these vehicles (a late half may still complete them)."""
+        ...
+
+    def open(self) -> list[TripRecord]:
+        """Every open trip (candidates for expiry)."""
+        ...
+
+    def save(self, records: Sequence[TripRecord]) -> None:
+        """Insert or replace each record by its trip id."""
+        ...
+
+    def priced_unbatched(self, limit: int) -> list[TripRecord]:
+        """Priced trips in no epoch yet, oldest end first."""
+        ...
+
+    def batch(self, trip_ids: Collection[str], epoch_id: int) -> None:
+        """Move priced trips into ``epoch_id``."""
+        ...
+
+    def in_epoch(self, epoch_id: int) -> list[TripRecord]:
+        """The trips of ``epoch_id`` in the order of its Merkle leaves (end time, then id)."""
+        ...
+
+    def commit_epoch(self, epoch_id: int) -> None:
+        """Mark the trips of ``epoch_id`` committed (its transaction is mined)."""
+        ...
+
+
+class EpochRepository(Protocol):
+    """Epochs and their payouts."""
+
+    def last_id(self) -> int: ...
+
+    def add(self, commit: EpochCommit, now_ms: int) -> None:
+        """Record a closed epoch with its payouts."""
+        ...
+
+    def unsettled(self) -> list[tuple[int, bytes]]:
+        """(epoch id, registry root) of closed epochs not yet on chain, oldest first."""
+        ...
+
+    def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None: ...
+
+
+class RegistryRepository(Protocol):
+    """Operators, the device registry and where the contract is deployed."""
+
+    def operators(self) -> dict[str, Address]: ...
+
+    def add_operator(self, operator: str, address: Address, now_ms: int) -> None: ...
+
+    def entries(self) -> list[RegistryEntry]: ...
+
+    def add(self, entry: RegistryEntry, now_ms: int) -> bool:
+        """Add an entry; False when the same (vehicle, valid_from) is already there."""
+        ...
+
+    def revoke(self, vehicle_id: str, now_ms: int) -> int:
+        """Revoke the vehicle's unrevoked entries; returns how many."""
+        ...
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever an operator or an entry is added or revoked (cheap to poll)."""
+        ...
+
+    def deployment(self, chain_id: int) -> str | None: ...
+
+    def record_deployment(self, chain_id: int, address: str, now_ms: int) -> None: ...
+
+    def any_deployment(self) -> tuple[int, str] | None:
+        """The chain id and address of the latest deployment, if any (the database's chain)."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """Repositories sharing one transaction: ``with uow: ...; uow.commit()``; leaving without commit rolls back."""
+
+    url: str
+    readings: ReadingRepository
+    trips: TripRepository
+    epochs: EpochRepository
+    registry: RegistryRepository
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    def commit(self) -> None: ...

@@ -1,0 +1,148 @@
+"""Readings on SQL: telemetry, events, vehicle rows and dead letters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from sensors.messages import Event, Telemetry, VehicleState
+from sensors.wire import VehicleStatus
+from settlement.records import Reject, VehicleMark
+from settlement.schema import EventRow, RejectRow, TelemetryRow, VehicleRow, table_of
+from settlement.sql.common import insert_ignore
+from settlement.vehicles import VehicleUpdate, is_gateway
+
+MAX_REJECT_PAYLOAD = 65536
+MAX_REJECT_REASON = 2000
+
+
+class SqlReadings:
+    """``ReadingRepository`` in one connection's transaction."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add_telemetry(self, readings: Sequence[Telemetry]) -> int:
+        if not readings:
+            return 0
+        table = table_of(TelemetryRow)
+        rows = [
+            {
+                "vehicle_id": t.vehicle_id,
+                "seq": t.seq,
+                "timestamp_ms": t.timestamp,
+                "lat": t.position.lat,
+                "lon": t.position.lon,
+                "speed_mps": t.speed_mps,
+                "odometer_m": t.odometer_m,
+                "battery_pct": t.battery_pct,
+                "fuel_pct": t.fuel_pct,
+                "signature": t.signature,
+            }
+            for t in readings
+        ]
+        # RETURNING counts the rows really inserted on every backend (rowcount is unreliable in executemany)
+        return len(self._conn.execute(insert_ignore(self._conn, table).returning(table.c.id), rows).all())
+
+    def add_events(self, events: Sequence[Event]) -> list[Event]:
+        if not events:
+            return []
+        table = table_of(EventRow)
+        rows = [
+            {
+                "vehicle_id": e.vehicle_id,
+                "operator": e.operator,
+                "kind": e.kind.value,
+                "seq": e.seq,
+                "timestamp_ms": e.timestamp,
+                "event_type": e.event_type.value,
+                "lat": e.position.lat,
+                "lon": e.position.lon,
+                "odometer_m": e.odometer_m,
+                "battery_pct": e.battery_pct,
+                "rider": e.rider,
+                "detail": e.detail,
+                "trip_seq": e.trip_seq,
+                "signature": e.signature,
+            }
+            for e in events
+        ]
+        statement = insert_ignore(self._conn, table).returning(table.c.vehicle_id, table.c.seq)
+        stored = {(r.vehicle_id, r.seq) for r in self._conn.execute(statement, rows)}
+        new, seen = [], set()
+        for e in events:
+            key = (e.vehicle_id, e.seq)
+            if key in stored and key not in seen:
+                seen.add(key)
+                new.append(e)
+        return new
+
+    def update_vehicles(self, updates: Sequence[VehicleUpdate]) -> None:
+        v = table_of(VehicleRow)
+        newer = (v.c.vehicle_id == sa.bindparam("b_vehicle")) & (v.c.last_seq < sa.bindparam("b_seq"))
+        common = {
+            "last_seq": sa.bindparam("b_seq"),
+            "last_seen_ms": sa.bindparam("b_ts"),
+            "lat": sa.bindparam("b_lat"),
+            "lon": sa.bindparam("b_lon"),
+            "battery_pct": sa.bindparam("b_battery"),
+            "online": True,
+        }
+        with_state = [u for u in updates if u.state is not None]
+        without = [u for u in updates if u.state is None]
+        if with_state:
+            statement = sa.update(v).where(newer).values(**common, state=sa.bindparam("b_state"))
+            self._conn.execute(statement, [_params(u) | {"b_state": str(u.state)} for u in with_state])
+        if without:
+            keep = sa.case((v.c.state == VehicleStatus.UNKNOWN.value, VehicleStatus.AVAILABLE.value), else_=v.c.state)
+            statement = sa.update(v).where(newer).values(**common, state=keep)
+            self._conn.execute(statement, [_params(u) for u in without])
+
+    def apply_states(self, states: Sequence[VehicleState]) -> None:
+        v = table_of(VehicleRow)
+        for state in states:
+            if is_gateway(state):
+                self._conn.execute(sa.update(v).where(v.c.operator == state.operator).values(online=state.online))
+            else:
+                self._conn.execute(
+                    sa.update(v)
+                    .where(v.c.vehicle_id == state.vehicle_id, v.c.state_ms <= state.timestamp)
+                    .values(online=state.online, state_ms=state.timestamp)
+                )
+
+    def add_rejects(self, rejects: Sequence[Reject]) -> None:
+        if rejects:
+            self._conn.execute(
+                sa.insert(table_of(RejectRow)),
+                [
+                    {
+                        "topic": r.topic[:1024],
+                        "payload": r.payload[:MAX_REJECT_PAYLOAD],
+                        "code": str(r.code),
+                        "reason": r.reason[:MAX_REJECT_REASON],
+                        "received_ms": r.received_ms,
+                    }
+                    for r in rejects
+                ],
+            )
+
+    def vehicle_marks(self) -> dict[str, VehicleMark]:
+        v = table_of(VehicleRow)
+        rows = self._conn.execute(sa.select(v.c.vehicle_id, v.c.last_seq, v.c.state_ms))
+        return {r.vehicle_id: VehicleMark(r.last_seq, r.state_ms) for r in rows}
+
+    def watermark_ms(self) -> int:
+        e = table_of(EventRow)
+        return int(self._conn.execute(sa.select(sa.func.max(e.c.timestamp_ms))).scalar_one_or_none() or 0)
+
+
+def _params(u: VehicleUpdate) -> dict[str, object]:
+    return {
+        "b_vehicle": u.vehicle_id,
+        "b_seq": u.seq,
+        "b_ts": u.timestamp_ms,
+        "b_lat": u.lat,
+        "b_lon": u.lon,
+        "b_battery": u.battery_pct,
+    }

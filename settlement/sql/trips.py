@@ -1,0 +1,149 @@
+"""Trips on SQL: one row per trip id, from its first half to its epoch."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import sqlalchemy as sa
+
+from sensors.messages import VehicleKind
+from settlement.fares import Fare
+from settlement.lifecycle import HELD_REASONS, TripStatus
+from settlement.schema import TripRow, table_of
+from settlement.sql.common import upsert
+from settlement.trips import Mark, TripRecord
+
+_CHUNK = 500  # ids per IN (...) list
+
+
+class SqlTrips:
+    """``TripRepository`` in one connection's transaction."""
+
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+        self._t = table_of(TripRow)
+
+    def get(self, trip_ids: Collection[str]) -> dict[str, TripRecord]:
+        found: dict[str, TripRecord] = {}
+        ids = sorted(set(trip_ids))
+        for i in range(0, len(ids), _CHUNK):
+            query = sa.select(self._t).where(self._t.c.trip_id.in_(ids[i : i + _CHUNK]))
+            found.update((r.trip_id, record_of(r)) for r in self._conn.execute(query))
+        return found
+
+    def unfinished_of(self, vehicle_ids: Collection[str]) -> dict[str, TripRecord]:
+        t = self._t
+        found: dict[str, TripRecord] = {}
+        ids = sorted(set(vehicle_ids))
+        unfinished = (t.c.status == TripStatus.OPEN.value) | (
+            (t.c.status == TripStatus.REJECTED.value) & t.c.reason.in_(sorted(HELD_REASONS))
+        )
+        for i in range(0, len(ids), _CHUNK):
+            # (status, vehicle_id) is indexed: open trips are few whatever the history
+            query = sa.select(t).where(t.c.vehicle_id.in_(ids[i : i + _CHUNK]), unfinished)
+            found.update((r.trip_id, record_of(r)) for r in self._conn.execute(query))
+        return found
+
+    def open(self) -> list[TripRecord]:
+        query = sa.select(self._t).where(self._t.c.status == TripStatus.OPEN.value)
+        return [record_of(r) for r in self._conn.execute(query)]
+
+    def save(self, records: Sequence[TripRecord]) -> None:
+        upsert(self._conn, self._t, [row_of(r) for r in records])
+
+    def priced_unbatched(self, limit: int) -> list[TripRecord]:
+        t = self._t
+        query = (
+            sa.select(t)
+            .where(t.c.status == TripStatus.PRICED.value, t.c.epoch_id.is_(None))
+            .order_by(t.c.end_ms, t.c.trip_id)
+            .limit(limit)
+        )
+        if self._conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [record_of(r) for r in self._conn.execute(query)]
+
+    def batch(self, trip_ids: Collection[str], epoch_id: int) -> None:
+        ids = sorted(set(trip_ids))
+        for i in range(0, len(ids), _CHUNK):
+            self._conn.execute(
+                sa.update(self._t)
+                .where(self._t.c.trip_id.in_(ids[i : i + _CHUNK]), self._t.c.status == TripStatus.PRICED.value)
+                .values(epoch_id=epoch_id, status=TripStatus.BATCHED.value)
+            )
+
+    def in_epoch(self, epoch_id: int) -> list[TripRecord]:
+        t = self._t
+        query = sa.select(t).where(t.c.epoch_id == epoch_id).order_by(t.c.end_ms, t.c.trip_id)
+        return [record_of(r) for r in self._conn.execute(query)]
+
+    def commit_epoch(self, epoch_id: int) -> None:
+        self._conn.execute(
+            sa.update(self._t)
+            .where(self._t.c.epoch_id == epoch_id, self._t.c.status == TripStatus.BATCHED.value)
+            .values(status=TripStatus.COMMITTED.value)
+        )
+
+
+def row_of(r: TripRecord) -> dict[str, object]:
+    """The row of a trip record."""
+    row: dict[str, object] = {
+        "trip_id": r.trip_id,
+        "vehicle_id": r.vehicle_id,
+        "operator": r.operator,
+        "kind": r.kind.value,
+        "status": r.status.value,
+        "reason": r.reason,
+        "owner": r.payee,
+        "rider": r.rider,
+        "distance_m": r.distance_m,
+        "duration_s": r.duration_s,
+        "unlock_micro": r.fare.unlock_micro if r.fare else None,
+        "time_micro": r.fare.time_micro if r.fare else None,
+        "distance_micro": r.fare.distance_micro if r.fare else None,
+        "fare_micro": r.fare.total_micro if r.fare else None,
+        "epoch_id": r.epoch_id,
+    }
+    for prefix, mark in (("start", r.start), ("end", r.end)):
+        row[f"{prefix}_seq"] = mark.seq if mark else None
+        row[f"{prefix}_ms"] = mark.timestamp_ms if mark else None
+        row[f"{prefix}_lat"] = mark.lat if mark else None
+        row[f"{prefix}_lon"] = mark.lon if mark else None
+        row[f"{prefix}_odometer_m"] = mark.odometer_m if mark else None
+    return row
+
+
+def _mark(r: sa.Row, prefix: str) -> Mark | None:
+    seq = getattr(r, f"{prefix}_seq")
+    if seq is None:
+        return None
+    return Mark(
+        seq=seq,
+        timestamp_ms=getattr(r, f"{prefix}_ms"),
+        lat=getattr(r, f"{prefix}_lat"),
+        lon=getattr(r, f"{prefix}_lon"),
+        odometer_m=getattr(r, f"{prefix}_odometer_m"),
+    )
+
+
+def record_of(r: sa.Row) -> TripRecord:
+    """The trip record of a row."""
+    fare = None
+    if r.fare_micro is not None:
+        fare = Fare(r.unlock_micro, r.time_micro, r.distance_micro)
+    return TripRecord(
+        trip_id=r.trip_id,
+        vehicle_id=r.vehicle_id,
+        operator=r.operator,
+        kind=VehicleKind(r.kind),
+        status=TripStatus(r.status),
+        start=_mark(r, "start"),
+        end=_mark(r, "end"),
+        rider=r.rider,
+        payee=r.owner,
+        reason=r.reason,
+        distance_m=r.distance_m,
+        duration_s=r.duration_s,
+        fare=fare,
+        epoch_id=r.epoch_id,
+    )

@@ -1,0 +1,126 @@
+"""Trust in a decoded message: registered, signed by its device, not a replay, plausible (pure).
+
+The ``Verifier`` holds a snapshot of the device registry and what it has accepted of each vehicle (last seq,
+last state time); ``check`` raises ``InvalidReading`` with a ``RejectCode`` for a message that must not be
+stored and otherwise remembers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sensors.errors import InvalidReading
+from sensors.messages import Event, Message, Telemetry, VehicleState
+from sensors.signing import Domain, signer
+from settlement.bounds import Bounds, check_reading
+from settlement.reasons import RejectCode
+from settlement.records import VehicleMark
+from settlement.registry import Registry
+from settlement.vehicles import is_gateway
+
+SEQ_WINDOW = 4096
+"""How far below a vehicle's highest accepted seq a late message is still taken (reordering, redelivery);
+anything older is a replay. At one message every 5 s while riding, this is more than 5 hours."""
+
+
+def rejected(code: RejectCode, reason: str) -> InvalidReading:
+    return InvalidReading(reason, code=code.value)
+
+
+class Verifier:
+    """Checks messages against the registry and what each vehicle has sent before."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        domain: Domain,
+        bounds: Bounds,
+        *,
+        sign_telemetry: bool = False,
+        seq_window: int = SEQ_WINDOW,
+        max_clock_skew_ms: int | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.domain = domain
+        self.bounds = bounds
+        self.sign_telemetry = sign_telemetry
+        self.seq_window = seq_window
+        self.max_clock_skew_ms = max_clock_skew_ms
+        self.clock = clock
+        self.marks: dict[str, VehicleMark] = {}
+
+    def check(self, message: Message) -> None:
+        """Accept ``message`` (and remember it) or raise ``InvalidReading`` with the reason code."""
+        if isinstance(message, VehicleState):
+            self._check_state(message)
+            return
+        entry = self.registry.entry_at(message.vehicle_id, message.timestamp)
+        if entry is None:
+            latest = self.registry.latest(message.vehicle_id)
+            if latest is None:
+                raise rejected(RejectCode.UNKNOWN_VEHICLE, f"vehicle {message.vehicle_id} is not in the registry")
+            if latest.revoked_ms is not None:
+                raise rejected(RejectCode.REVOKED_DEVICE, f"the device of {message.vehicle_id} was revoked")
+            raise rejected(
+                RejectCode.NOT_REGISTERED_THEN,
+                f"vehicle {message.vehicle_id} has no registry entry valid at {message.timestamp}",
+            )
+        reg = entry.registration
+        if entry.revoked_ms is not None:
+            raise rejected(RejectCode.REVOKED_DEVICE, f"the device of {message.vehicle_id} was revoked")
+        if reg.operator != message.operator:
+            raise rejected(
+                RejectCode.OPERATOR_MISMATCH,
+                f"{message.vehicle_id} is registered to {reg.operator}, not {message.operator}",
+            )
+        if reg.kind != message.kind:
+            raise rejected(RejectCode.KIND_MISMATCH, f"{message.vehicle_id} is registered as a {reg.kind.value}")
+        if isinstance(message, Event) or self.sign_telemetry:
+            found = signer(message, self.domain)
+            if found != reg.device:
+                raise rejected(
+                    RejectCode.BAD_SIGNATURE, f"signed by {found}, not by the device of {message.vehicle_id}"
+                )
+        self._check_time_and_seq(message)
+        code = check_reading(message, self.bounds)
+        if code is not None:
+            raise rejected(code, f"{message.vehicle_id}:{message.seq} is out of the {message.kind.value} bounds")
+        mark = self.marks.get(message.vehicle_id, VehicleMark(0, 0))
+        if message.seq > mark.last_seq:
+            self.marks[message.vehicle_id] = VehicleMark(message.seq, mark.state_ms)
+
+    def _check_time_and_seq(self, message: Telemetry | Event) -> None:
+        mark = self.marks.get(message.vehicle_id)
+        if mark is not None and message.seq <= mark.last_seq - self.seq_window:
+            raise rejected(
+                RejectCode.STALE_SEQ,
+                f"{message.vehicle_id}:{message.seq} is more than {self.seq_window} below the last accepted "
+                f"seq {mark.last_seq}: a replay",
+            )
+        if self.max_clock_skew_ms is not None and self.clock is not None:
+            ahead = message.timestamp - int(self.clock() * 1000)
+            if ahead > self.max_clock_skew_ms:
+                raise rejected(RejectCode.FUTURE_TIMESTAMP, f"timestamp is {ahead} ms in the future")
+
+    def _check_state(self, state: VehicleState) -> None:
+        if is_gateway(state):
+            operator = self.registry.operators.get(state.operator)
+            if operator is None:
+                raise rejected(RejectCode.UNKNOWN_OPERATOR, f"operator {state.operator} is not trusted")
+            if signer(state, self.domain) != operator:
+                raise rejected(RejectCode.BAD_SIGNATURE, f"gateway state not signed by {state.operator}")
+            return
+        entry = self.registry.latest(state.vehicle_id)
+        if entry is None:
+            raise rejected(RejectCode.UNKNOWN_VEHICLE, f"vehicle {state.vehicle_id} is not in the registry")
+        if entry.revoked_ms is not None:
+            raise rejected(RejectCode.REVOKED_DEVICE, f"the device of {state.vehicle_id} was revoked")
+        if entry.registration.operator != state.operator:
+            raise rejected(RejectCode.OPERATOR_MISMATCH, f"{state.vehicle_id} is not of {state.operator}")
+        if signer(state, self.domain) != entry.registration.device:
+            raise rejected(RejectCode.BAD_SIGNATURE, f"state not signed by the device of {state.vehicle_id}")
+        mark = self.marks.get(state.vehicle_id, VehicleMark(0, 0))
+        if state.timestamp < mark.state_ms:
+            raise rejected(RejectCode.STALE_STATE, f"state of {state.timestamp} is older than {mark.state_ms}")
+        self.marks[state.vehicle_id] = VehicleMark(mark.last_seq, state.timestamp)
