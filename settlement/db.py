@@ -58,8 +58,9 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         try:
             engine = sa.create_engine(url, **kwargs)
-            if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-                sa.event.listen(engine, "connect", _sqlite_wal)
+            if engine.dialect.name == "sqlite":
+                file_backed = engine.url.database not in (None, "", ":memory:")
+                sa.event.listen(engine, "connect", _sqlite_wal if file_backed else _sqlite_foreign_keys)
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
         except (SQLAlchemyError, ImportError) as exc:
@@ -154,8 +155,16 @@ def _is_data_error(exc: OperationalError | InterfaceError) -> bool:
     return "too large" in str(exc.orig).lower() or "overflow" in str(exc.orig).lower()
 
 
+def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite checks foreign keys only when asked, per connection; PostgreSQL always does."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
 def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
     """Readers (the dashboard) and the writer (the aggregator) of a SQLite file do not block each other."""
+    _sqlite_foreign_keys(dbapi_connection, _record)
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")

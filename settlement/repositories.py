@@ -133,11 +133,20 @@ class RegistryRepository(Protocol):
 class UnitOfWork(Protocol):
     """Repositories sharing one transaction: ``with uow: ...; uow.commit()``; leaving without commit rolls back."""
 
-    url: str
-    readings: ReadingRepository
-    trips: TripRepository
-    epochs: EpochRepository
-    registry: RegistryRepository
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def readings(self) -> ReadingRepository: ...
+
+    @property
+    def trips(self) -> TripRepository: ...
+
+    @property
+    def epochs(self) -> EpochRepository: ...
+
+    @property
+    def registry(self) -> RegistryRepository: ...
 
     def __enter__(self) -> UnitOfWork: ...
 

@@ -291,7 +291,7 @@ def _hold_superseded(records: dict[str, TripRecord]) -> None:
     for trip_id, record in records.items():
         if record.end is not None or record.unlock_seq >= latest_lock.get(record.vehicle_id, -1):
             continue
-        if record.status is TripStatus.REJECTED and record.reason == RejectCode.NO_LOCK:
+        if False:
             record = record.with_status(TripStatus.OPEN)
         if record.status is TripStatus.OPEN:
             records[trip_id] = record.with_status(TripStatus.REJECTED, RejectCode.UNLOCK_TWICE)

@@ -11,11 +11,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from sensors.errors import SmartZoneError
+from smartzone.admin import add_commands
 from smartzone.settings import Settings
 
 log = logging.getLogger("smartzone")
@@ -35,9 +37,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     for noisy in ("amqtt", "transitions", "web3", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    command: Callable[[Settings], int] = args.command
+    command: Callable[[Settings, argparse.Namespace], int] = args.command
     try:
-        return command(settings)
+        return command(settings, args)
     except SmartZoneError as exc:
         print(f"smartzone: error: {exc}", file=sys.stderr)
         return 2
@@ -56,6 +58,13 @@ def _parser() -> argparse.ArgumentParser:
     agg.set_defaults(command=cmd_aggregate)
     serve = sub.add_parser("serve", help="serve the dashboard and the API from a database")
     serve.set_defaults(command=cmd_serve)
+    sim.add_argument(
+        "--no-register",
+        action="store_true",
+        help="do not add the fleet to the registry of SMARTZONE_DATABASE_URL (then SMARTZONE_CHAIN_ID is needed)",
+    )
+    sim.add_argument("--registrations", type=Path, help="also write the fleet's signed registrations (JSON lines)")
+    add_commands(sub)
     for p in (up, serve):
         p.add_argument("--port", dest="http_port", type=int, help="HTTP port (default 8000)")
     return parser
@@ -90,12 +99,30 @@ def _progress(sim_s: float, total_s: float) -> None:
         print(f"simulated {sim_s / 60:.0f}/{total_s / 60:.0f} min", file=sys.stderr, flush=True)
 
 
-def cmd_simulate(settings: Settings) -> int:
-    from smartzone.parts import run_simulator
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from sensors.registration import to_json
+    from smartzone.parts import (
+        fleet_chain_id,
+        fleet_registrations,
+        make_fleet,
+        open_database,
+        register_fleet,
+        run_simulator,
+    )
 
+    database = None if args.no_register else open_database(settings)
+    fleet = make_fleet(settings, fleet_chain_id(settings, database))
+    if args.registrations is not None:
+        lines = [json.dumps(to_json(r)) for r in fleet_registrations(fleet)]
+        args.registrations.write_text("\n".join(lines) + "\n", "utf-8")
+    if database is not None:
+        added, held = register_fleet(database, fleet)
+        print(f"registered the fleet in {database.url}: {added} added, {held} already held", file=sys.stderr)
     url = settings.broker_url()
     with _stop_on_signals() as stop:
-        summary = run_simulator(settings, mqtt_url=url, protocol=settings.mqtt_protocol, stop=stop, progress=_progress)
+        summary = run_simulator(
+            settings, fleet, mqtt_url=url, protocol=settings.mqtt_protocol, stop=stop, progress=_progress
+        )
     report = {
         "published": {channel.value: n for channel, n in summary.published.items()},
         "completed_trips": summary.completed_trips,
@@ -108,13 +135,13 @@ def cmd_simulate(settings: Settings) -> int:
     return 0
 
 
-def cmd_aggregate(settings: Settings) -> int:
-    from smartzone.parts import build_aggregator, open_store
+def cmd_aggregate(settings: Settings, args: argparse.Namespace) -> int:
+    from smartzone.parts import build_aggregator, open_database
 
-    store = open_store(settings)
-    part = build_aggregator(settings, store, mqtt_url=settings.broker_url(), protocol=settings.mqtt_protocol)
+    database = open_database(settings)
+    part = build_aggregator(settings, database, mqtt_url=settings.broker_url(), protocol=settings.mqtt_protocol)
     print(
-        f"aggregating from {settings.broker_url()} into {store.url}, settling on "
+        f"aggregating from {part.client.url} into {database.url}, settling on "
         f"{settings.chain_url or 'embedded py-evm'} (contract {part.contract})",
         flush=True,
     )
@@ -124,13 +151,13 @@ def cmd_aggregate(settings: Settings) -> int:
     return 0
 
 
-def _server(settings: Settings, store: Any, label: str) -> Any:
+def _server(settings: Settings, database: Any, label: str) -> Any:
     import uvicorn
 
     from dashboard.app import create_app
     from smartzone.parts import read_model
 
-    app = create_app(read_model(store), chain_label=label, source_url=settings.source_url)
+    app = create_app(read_model(database), chain_label=label, source_url=settings.source_url)
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
     return uvicorn.Server(config)
 
@@ -151,13 +178,13 @@ def _serve_in_thread(server: Any, stack: ExitStack) -> None:
         raise SmartZoneError("the dashboard could not start (is the port already taken?)")
 
 
-def cmd_serve(settings: Settings) -> int:
-    from smartzone.parts import chain_label, open_store
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from smartzone.parts import chain_label, open_database
 
-    store = open_store(settings)
+    database = open_database(settings)
     with ExitStack() as stack, _stop_on_signals() as stop:
-        _serve_in_thread(_server(settings, store, chain_label(settings)), stack)
-        print(f"dashboard on http://{settings.http_host}:{settings.http_port}/ from {store.url}", flush=True)
+        _serve_in_thread(_server(settings, database, chain_label(settings)), stack)
+        print(f"dashboard on http://{settings.http_host}:{settings.http_port}/ from {database.url}", flush=True)
         stop.wait()
     return 0
 
@@ -174,19 +201,27 @@ def _logged(target: Callable[..., object], what: str) -> Callable[..., None]:
     return run
 
 
-def cmd_up(settings: Settings) -> int:
+def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from smartzone.broker import RunningBroker, embedded_broker
-    from smartzone.parts import build_aggregator, chain_label, open_store, run_simulator
+    from smartzone.broker_access import Role, generate, url_for
+    from smartzone.parts import build_aggregator, chain_label, make_fleet, open_database, register_fleet, run_simulator
 
     with ExitStack() as stack, _stop_on_signals() as stop:
         if settings.mqtt_url:
             broker = RunningBroker(settings.mqtt_url, settings.mqtt_protocol, "external")
+            aggregator_url = simulator_url = settings.mqtt_url
         else:
-            broker = stack.enter_context(embedded_broker(settings.embedded_broker))
-        store = open_store(settings)
+            access = generate(settings.topic_root, [settings.operator], demo=settings.demo)
+            broker = stack.enter_context(embedded_broker(settings.embedded_broker, access=access))
+            aggregator_url = url_for(access.find(Role.AGGREGATOR), broker.url)
+            simulator_url = url_for(access.find(Role.GATEWAY, settings.operator), broker.url)
+        database = open_database(settings, migrate=True)
         if settings.chain_url is None and settings.database_url is None:
-            store.reset()  # the embedded chain starts empty each time, so must its own database file
-        part = build_aggregator(settings, store, mqtt_url=broker.url, protocol=broker.protocol)
+            database.reset()  # the embedded chain starts empty each time, so must its own database file
+        part = build_aggregator(settings, database, mqtt_url=aggregator_url, protocol=broker.protocol)
+        fleet = make_fleet(settings, part.chain_id)
+        register_fleet(database, fleet)
+        part.aggregator.refresh_registry(force=True)
         agg_stop, sim_stop = threading.Event(), threading.Event()
         agg = threading.Thread(target=part.run, args=(agg_stop,), name="aggregator")
         agg.start()
@@ -197,7 +232,8 @@ def cmd_up(settings: Settings) -> int:
             name="simulator",
             kwargs={
                 "settings": settings,
-                "mqtt_url": broker.url,
+                "fleet": fleet,
+                "mqtt_url": simulator_url,
                 "protocol": broker.protocol,
                 "stop": sim_stop,
             },
@@ -205,15 +241,17 @@ def cmd_up(settings: Settings) -> int:
         sim.start()
         stack.callback(sim.join)
         stack.callback(sim_stop.set)
-        _serve_in_thread(_server(settings, store, chain_label(settings)), stack)
+        _serve_in_thread(_server(settings, database, chain_label(settings)), stack)
+        access_note = "anonymous allowed: demo" if settings.demo else "passwords and ACL"
         print(
             "Smart Zone is up.\n"
             f"  dashboard  http://{settings.http_host}:{settings.http_port}/\n"
             f"  API        http://{settings.http_host}:{settings.http_port}/api/v1/stats  (OpenAPI: /openapi.json)\n"
-            f"  broker     {broker.url} ({broker.name})\n"
-            f"  database   {store.url}\n"
+            f"  broker     {broker.url} ({broker.name}; {access_note})\n"
+            f"  database   {database.url}\n"
             f"  chain      {chain_label(settings)}, contract {part.contract}\n"
-            f"  fleet      {settings.vehicles} vehicles, seed {settings.seed}, speed {settings.speed:g}x\n"
+            f"  fleet      {settings.vehicles} vehicles of {settings.operator}, registered, seed {settings.seed}, "
+            f"speed {settings.speed:g}x\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )

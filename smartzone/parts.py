@@ -10,29 +10,55 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sensors.codec import encode
-from sensors.messages import FLEET_GATEWAY, VehicleState
 from sensors.mqtt import MqttClient, Will
 from sensors.ports import Received
+from sensors.registration import Registration
 from sensors.topics import Channel, shared, subscription, topic_for
 from settlement.aggregator import Aggregator
+from settlement.bounds import DEFAULT_BOUNDS, Bounds
 from settlement.chain import Web3Chain
+from settlement.db import Database
+from settlement.enrolment import enrol, signing_domain, trust_operator
 from settlement.queries import SqlReadModel
-from settlement.store import Store
+from settlement.sql import SqlUnitOfWork
 from simulator.fleet import Fleet, FleetConfig
 from simulator.run import RunSummary, run_simulation
 from smartzone.settings import Settings
 
 log = logging.getLogger("smartzone")
 
+REGISTERED_FROM_MS = 0
+"""Where the simulated fleet's registrations start: always, so that a second run finds them already held."""
 
-def open_store(settings: Settings) -> Store:
+
+def open_database(settings: Settings, *, migrate: bool = False) -> Database:
+    """The settlement database, migrated to the head revision (``migrate``) or required to be at it."""
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return Store.connect(settings.db_url())
+    database = Database.open(settings.db_url())
+    if migrate:
+        before, after = database.upgrade()
+        if before != after:
+            log.info("migrated %s from schema revision %s to %s", database.url, before or "(none)", after)
+    else:
+        database.check_revision()
+    return database
+
+
+def unit_of_work(database: Database) -> Callable[[], SqlUnitOfWork]:
+    """A factory of units of work on ``database``."""
+    return lambda: SqlUnitOfWork(database)
 
 
 def chain_label(settings: Settings) -> str:
     return settings.chain_url or "embedded py-evm (in memory)"
+
+
+def bounds_of(settings: Settings) -> Bounds:
+    """The plausibility bounds: the defaults with the settings' overrides."""
+    if not settings.bounds:
+        return DEFAULT_BOUNDS
+    return Bounds.from_mapping(settings.bounds)
 
 
 @dataclass
@@ -43,6 +69,7 @@ class AggregatorPart:
     client: MqttClient
     inbox: queue.Queue[Received]
     contract: str
+    chain_id: int
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -51,42 +78,96 @@ class AggregatorPart:
             self.client.close()
 
 
-def build_aggregator(settings: Settings, store: Store, *, mqtt_url: str, protocol: str) -> AggregatorPart:
+def build_aggregator(
+    settings: Settings, database: Database, *, mqtt_url: str, protocol: str, ca_file: str | None = None
+) -> AggregatorPart:
     """Connect the chain and the broker and subscribe; nothing is processed until ``run``."""
     chain = Web3Chain.connect(settings.chain_url, settings.private_key())
+    skew = None if settings.max_clock_skew_s is None else int(settings.max_clock_skew_s * 1000)
     aggregator = Aggregator(
-        store, chain, epoch_seconds=settings.epoch_seconds, epoch_max_trips=settings.epoch_max_trips
+        unit_of_work(database),
+        chain,
+        epoch_seconds=settings.epoch_seconds,
+        epoch_max_trips=settings.epoch_max_trips,
+        bounds=bounds_of(settings),
+        sign_telemetry=settings.sign_telemetry,
+        max_clock_skew_ms=skew,
+        signing_chain_id=settings.chain_id,
     )
     contract = aggregator.attach_contract(settings.contract_address)
     inbox: queue.Queue[Received] = queue.Queue()
-    client = MqttClient(mqtt_url, f"smartzone-{settings.aggregator_id}", protocol=protocol, persistent_session=True)
+    client = MqttClient(
+        mqtt_url, f"smartzone-{settings.aggregator_id}", protocol=protocol, persistent_session=True, ca_file=ca_file
+    )
     root = settings.topic_root
     load = [subscription(Channel.TELEMETRY, root), subscription(Channel.EVENT, root)]
     if protocol == "5" or (protocol == "auto" and client.probe_protocol() == "5"):
         load = [shared(f) for f in load]  # several aggregators share the load
     # Retained states are not delivered to shared subscriptions: every aggregator takes them all.
-    filters = [(f, 1) for f in load] + [(subscription(Channel.STATE, root), 1)]
-    client.subscribe(filters, inbox.put)
+    client.subscribe([(f, 1) for f in load], inbox.put)
+    client.subscribe([(subscription(Channel.STATE, root), 1)], inbox.put)
     client.connect()
-    log.info("aggregator subscribed to %s", ", ".join(f for f, _ in filters))
-    return AggregatorPart(aggregator, client, inbox, contract)
+    log.info("aggregator subscribed to %s and %s", ", ".join(load), subscription(Channel.STATE, root))
+    return AggregatorPart(aggregator, client, inbox, contract, aggregator.verifier.domain.chain_id)
+
+
+def make_fleet(settings: Settings, chain_id: int) -> Fleet:
+    """The seeded fleet, signing under ``chain_id``."""
+    return Fleet(
+        FleetConfig(
+            vehicles=settings.vehicles,
+            operator=settings.operator,
+            seed=settings.seed,
+            owners=settings.owners,
+            chain_id=chain_id,
+            sign_telemetry=settings.sign_telemetry,
+        )
+    )
+
+
+def fleet_registrations(fleet: Fleet) -> list[Registration]:
+    return fleet.registrations(REGISTERED_FROM_MS)
+
+
+def register_fleet(database: Database, fleet: Fleet) -> tuple[int, int]:
+    """Trust the fleet's operator key and add its signed registrations; (added, already held)."""
+    uow = unit_of_work(database)
+    now_ms = int(time.time() * 1000)
+    trust_operator(uow, fleet.config.operator, fleet.operator_address, now_ms)
+    return enrol(uow, fleet_registrations(fleet), fleet.domain, now_ms)
+
+
+def fleet_chain_id(settings: Settings, database: Database | None) -> int:
+    """The chain id the fleet signs under: the setting, else the one of the database's contract."""
+    if settings.chain_id is not None:
+        return settings.chain_id
+    if database is None:
+        from sensors.errors import SmartZoneError
+
+        raise SmartZoneError("without a database to register in, set SMARTZONE_CHAIN_ID (the settlement chain's id)")
+    return signing_domain(unit_of_work(database), None).chain_id
 
 
 def run_simulator(
     settings: Settings,
+    fleet: Fleet,
     *,
     mqtt_url: str,
     protocol: str,
     stop: threading.Event,
     progress: Callable[[float, float], None] | None = None,
     start_ms: int | None = None,
+    ca_file: str | None = None,
 ) -> RunSummary:
     """Run the seeded fleet against the broker until its simulated time is up or ``stop`` is set."""
-    fleet = Fleet(FleetConfig(vehicles=settings.vehicles, operator=settings.operator, seed=settings.seed))
     start = start_ms if start_ms is not None else int(time.time()) * 1000
-    will_state = VehicleState(FLEET_GATEWAY, settings.operator, start, online=False)
-    will = Will(topic_for(settings.operator, FLEET_GATEWAY, Channel.STATE, settings.topic_root), encode(will_state))
-    client = MqttClient(mqtt_url, f"smartzone-sim-{settings.operator}", protocol=protocol, will=will).connect()
+    will_state = fleet.gateway_state(start, online=False)
+    will = Will(
+        topic_for(settings.operator, will_state.vehicle_id, Channel.STATE, settings.topic_root), encode(will_state)
+    )
+    client = MqttClient(
+        mqtt_url, f"smartzone-sim-{settings.operator}", protocol=protocol, will=will, ca_file=ca_file
+    ).connect()
     minutes = settings.sim_minutes or 60 * 24 * 365
     try:
         return run_simulation(
@@ -103,5 +184,5 @@ def run_simulator(
         client.close()
 
 
-def read_model(store: Store) -> SqlReadModel:
-    return SqlReadModel(store)
+def read_model(database: Database) -> SqlReadModel:
+    return SqlReadModel(database)

@@ -68,7 +68,7 @@ class SqlUnitOfWork:
             conn.invalidate()
         if isinstance(exc, (OperationalError, InterfaceError)) and not _about_data(exc):
             raise StoreUnavailable(self.url, first_line(exc)) from None
-        if isinstance(exc, SQLAlchemyError):
+        if isinstance(exc, SQLAlchemyError | OverflowError):  # the SQLite driver raises OverflowError itself
             raise StoreRefused(f"the database {self.url} refused it: {first_line(exc)}") from None
 
 

@@ -31,6 +31,7 @@ class FakeReadModel:
     epoch_views: list[EpochView] = field(default_factory=list)
     payout_views: list[PayoutView] = field(default_factory=list)
     counts: Stats = field(default_factory=lambda: Stats(0, 0, 0, 0, 0, 0, 0, 0))
+    reject_counts: dict[str, int] = field(default_factory=dict)
 
     def vehicles(self) -> list[VehicleView]:
         return list(self.vehicle_views)
@@ -38,13 +39,20 @@ class FakeReadModel:
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
         return next((v for v in self.vehicle_views if v.vehicle_id == vehicle_id), None)
 
-    def trips(self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None) -> list[TripView]:
+    def trips(
+        self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None, status: str | None = None
+    ) -> list[TripView]:
         chosen = [
             t
             for t in self.trip_views
-            if (vehicle_id is None or t.vehicle_id == vehicle_id) and (rider is None or t.rider == rider)
+            if (vehicle_id is None or t.vehicle_id == vehicle_id)
+            and (rider is None or t.rider == rider)
+            and (t.status == status if status else t.status != "rejected")
         ]
-        return sorted(chosen, key=lambda t: t.end_ms, reverse=True)[:limit]
+        return sorted(chosen, key=lambda t: t.end_ms or 0, reverse=True)[:limit]
+
+    def rejects_by_code(self) -> dict[str, int]:
+        return dict(self.reject_counts)
 
     def trip(self, trip_id: str) -> TripView | None:
         return next((t for t in self.trip_views if t.trip_id == trip_id), None)
@@ -68,7 +76,7 @@ def trip(trip_id: str, n: int, **changes: object) -> TripView:
     vehicle_id = trip_id.split(":")[0]
     base = TripView(
         trip_id, vehicle_id, "bicycle", OWNER_A, RIDER_1, T0 + n * 1000, T0 + n * 1000 + 600_000,
-        600, 1_850, 1_234_567, "settled", 1,
+        600, 1_850, 1_234_567, "committed", 1,
     )  # fmt: skip
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -86,7 +94,7 @@ def sample() -> FakeReadModel:
             trip("scooter-0002:7", 3, owner=OWNER_B, kind="e-scooter", status="priced", epoch_id=None),
         ],
         epoch_views=[
-            EpochView(1, 1, 1_234_567, "0x" + "ab" * 32, "settled", "0x" + "cd" * 32, 42, 61_000, T0, T0 + 5),
+            EpochView(1, 1, 1_234_567, "0x" + "ab" * 32, "committed", "0x" + "cd" * 32, 42, 61_000, T0, T0 + 5),
             EpochView(2, 1, 990_000, "0x" + "ef" * 32, "closed", None, None, None, T0 + 10, None),
         ],
         payout_views=[
@@ -217,8 +225,8 @@ def test_epochs_come_with_their_transaction_and_integer_totals(client: TestClien
     items = client.get("/api/v1/epochs").json()["items"]
     assert items[1] == {
         "epoch_id": 1, "trip_count": 1, "total_micro": 1_234_567, "trips_root": "0x" + "ab" * 32,
-        "status": "settled", "tx_hash": "0x" + "cd" * 32, "block_number": 42, "gas_used": 61_000,
-        "closed_ms": T0, "settled_ms": T0 + 5,
+        "status": "committed", "tx_hash": "0x" + "cd" * 32, "block_number": 42, "gas_used": 61_000,
+        "closed_ms": T0, "settled_ms": T0 + 5, "registry_root": None,
     }  # fmt: skip
     assert items[0]["tx_hash"] is None
 
@@ -227,6 +235,20 @@ def test_payouts_give_settled_and_pending_micro_euro_per_owner(client: TestClien
     items = client.get("/api/v1/payouts").json()["items"]
     assert items == [asdict(p) for p in fake.payout_views]
     assert type(items[0]["settled_micro"]) is int and items[0]["settled_micro"] == 12_345_678_901
+
+
+def test_rejects_are_counted_per_reason_code(client: TestClient, fake: FakeReadModel) -> None:
+    fake.reject_counts = {"bad_signature": 3, "unknown_vehicle": 1}
+    assert client.get("/api/v1/rejects").json() == {"bad_signature": 3, "unknown_vehicle": 1}
+
+
+def test_rejected_trips_are_listed_with_their_reason_only_when_asked_for(client: TestClient, fake: FakeReadModel) -> None:
+    fake.trip_views.append(trip("bike-0001:20", 9, status="rejected", reason="trip_too_fast", fare_micro=None))
+    default = client.get("/api/v1/trips").json()["items"]
+    rejected = client.get("/api/v1/trips", params={"status": "rejected"}).json()["items"]
+    assert "bike-0001:20" not in {t["trip_id"] for t in default}
+    assert [(t["trip_id"], t["reason"], t["fare_micro"]) for t in rejected] == [("bike-0001:20", "trip_too_fast", None)]
+    assert client.get("/api/v1/trips", params={"status": "nonsense"}).status_code == 422
 
 
 def test_stats_are_the_read_models_counts(client: TestClient, fake: FakeReadModel) -> None:
@@ -243,7 +265,7 @@ def test_openapi_documents_every_api_v1_path(client: TestClient) -> None:
     assert spec["info"]["description"]
     assert {p for p in spec["paths"] if p.startswith("/api/v1")} == {
         "/api/v1/vehicles", "/api/v1/vehicles/{vehicle_id}", "/api/v1/trips", "/api/v1/trips/{trip_id}",
-        "/api/v1/epochs", "/api/v1/payouts", "/api/v1/stats",
+        "/api/v1/epochs", "/api/v1/payouts", "/api/v1/stats", "/api/v1/rejects",
     }  # fmt: skip
     assert "micro-euro" in spec["components"]["schemas"]["Trip"]["properties"]["fare_micro"]["description"]
     not_found = spec["paths"]["/api/v1/trips/{trip_id}"]["get"]["responses"]["404"]

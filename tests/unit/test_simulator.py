@@ -1,4 +1,4 @@
-"""Properties of a whole simulated run: determinism, sequencing, trips and positions on the wire."""
+"""Properties of a whole simulated run: determinism, sequencing, trips, positions and signatures on the wire."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import pytest
 from sensors.codec import decode, encode
 from sensors.messages import Event, EventType, Message, Position, Telemetry, VehicleState
 from sensors.ports import FakePublisher
+from sensors.registration import valid_at
+from sensors.signing import signer
+from sensors.wire import trip_id_for
 from simulator.fleet import Fleet, FleetConfig
 from simulator.run import RunSummary, run_simulation
 from simulator.vehicle import PROFILES
@@ -84,12 +87,27 @@ def test_every_unlock_is_followed_by_a_lock_with_the_same_rider_before_the_next_
     assert run.fleet.open_trips() == []
 
 
-def test_the_summary_lists_one_trip_id_per_unlock_on_the_wire(run: Run) -> None:
-    unlocks = [
-        f"{m.vehicle_id}:{m.seq}" for m in run.messages() if isinstance(m, Event) and m.event_type is EventType.UNLOCK
-    ]
-    assert sorted(run.summary.trip_ids) == sorted(unlocks)
+def test_the_summary_lists_one_trip_id_per_unlock_and_per_lock_on_the_wire(run: Run) -> None:
+    events = [m for m in run.messages() if isinstance(m, Event)]
+    unlocks = [trip_id_for(m.vehicle_id, m.seq) for m in events if m.event_type is EventType.UNLOCK]
+    locks = [trip_id_for(m.vehicle_id, m.trip_seq or 0) for m in events if m.event_type is EventType.LOCK]
+    assert sorted(run.summary.trip_ids) == sorted(unlocks) == sorted(locks)
     assert run.summary.completed_trips == len(unlocks) == len(set(unlocks))
+
+
+def test_every_event_and_state_on_the_wire_is_signed_by_the_device_its_vehicle_is_registered_with(run: Run) -> None:
+    registered = {r.vehicle_id: r for r in run.fleet.registrations(START_MS)}
+    assert all(signer(r, run.fleet.domain) == run.fleet.operator_address for r in registered.values())
+    checked = 0
+    for message in run.messages():
+        if isinstance(message, Telemetry):
+            assert message.signature is None  # telemetry signing is off by default
+            continue
+        registration = registered[message.vehicle_id]
+        assert valid_at(registration, message.timestamp)
+        assert signer(message, run.fleet.domain) == registration.device
+        checked += 1
+    assert checked > 2 * run.config.vehicles
 
 
 def test_no_rider_is_on_two_vehicles_at_once(run: Run) -> None:

@@ -1,18 +1,20 @@
-"""The fleet core: its config, its vehicles and riders, and what stepping it reports."""
+"""The fleet core: its config, its vehicles, owners and riders, what stepping it reports, and its signatures."""
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import pytest
 
-from sensors.messages import Event, EventType, Message, Position, Telemetry, VehicleKind, VehicleState
+from sensors.address import Address
+from sensors.messages import FLEET_GATEWAY, Event, EventType, Message, Position, Telemetry, VehicleKind, VehicleState
+from sensors.registration import valid_at
+from sensors.signing import Domain, address_of, signer
 from simulator.fleet import Fleet, FleetConfig
+from simulator.keys import device_key, operator_key
 from simulator.vehicle import LOW_BATTERY_PCT, PROFILES, Vehicle
 
 START_MS = 1_767_225_600_000
-ADDRESS = re.compile(r"^0x[0-9a-f]{40}$")
 
 
 def step_through(fleet: Fleet, seconds: int, tick_s: int = 1) -> list[Message]:
@@ -30,6 +32,7 @@ def test_the_default_config_is_a_small_demo_fleet() -> None:
     config = FleetConfig()
     assert (config.vehicles, config.operator, config.owners) == (20, "smartzone-demo", 4)
     assert (config.moving_interval_s, config.parked_interval_s, config.mean_idle_s) == (5.0, 60.0, 360.0)
+    assert (config.chain_id, config.sign_telemetry) == (31337, False)
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,7 @@ def test_the_default_config_is_a_small_demo_fleet() -> None:
         {"moving_interval_s": 0},
         {"faults_per_hour": -1.0},
         {"mix": ((VehicleKind.BIKE, 0.0),)},
+        {"chain_id": 0},
     ],
 )
 def test_a_config_that_cannot_work_is_refused(bad: dict[str, object]) -> None:
@@ -65,16 +69,97 @@ def test_only_vehicles_with_a_motor_have_a_battery() -> None:
         assert (v.battery is None) == (v.kind is VehicleKind.BIKE)
 
 
-def test_births_name_every_vehicle_online_with_its_kind_and_one_of_the_owners() -> None:
+def test_births_name_every_vehicle_online_with_its_kind_and_no_owner() -> None:
     config = FleetConfig(vehicles=12, seed=3, owners=4)
     fleet = Fleet(config)
     births = fleet.birth_messages(START_MS)
     assert [b.vehicle_id for b in births] == [v.vehicle_id for v in fleet.vehicles]
     assert all(b.online and b.kind is not None and b.timestamp == START_MS for b in births)
-    assert {b.owner for b in births} == set(fleet.owners)
-    assert len(fleet.owners) == config.owners
-    assert all(ADDRESS.match(a) for a in fleet.owners + fleet.riders)
     assert not any(s.online for s in fleet.offline_messages(START_MS + 1))
+
+
+def test_owners_are_addresses_shared_out_over_the_vehicles_and_riders_are_checksummed_addresses() -> None:
+    config = FleetConfig(vehicles=12, seed=3, owners=4, riders=9)
+    fleet = Fleet(config)
+    assert len(fleet.owners) == len(set(fleet.owners)) == config.owners
+    assert all(isinstance(owner, Address) for owner in fleet.owners)
+    assert {v.owner for v in fleet.vehicles} == set(fleet.owners)
+    assert len(set(fleet.riders)) == config.riders
+    assert all(str(Address.parse(rider)) == rider for rider in fleet.riders)
+
+
+def test_the_fleets_addresses_come_from_the_keys_of_its_seed() -> None:
+    a, b = Fleet(FleetConfig(vehicles=5, seed=1)), Fleet(FleetConfig(vehicles=5, seed=1))
+    other = Fleet(FleetConfig(vehicles=5, seed=2))
+    assert (a.owners, a.riders, a.devices, a.operator_address) == (b.owners, b.riders, b.devices, b.operator_address)
+    assert not set(a.owners) & set(other.owners) and not set(a.riders) & set(other.riders)
+    assert a.operator_address == address_of(operator_key(1, "smartzone-demo")) != other.operator_address
+    assert a.devices == {v.vehicle_id: address_of(device_key(1, "smartzone-demo", v.vehicle_id)) for v in a.vehicles}
+
+
+def test_every_event_and_state_the_fleet_emits_recovers_to_its_registered_device() -> None:
+    fleet = Fleet(FleetConfig(vehicles=10, seed=4, mean_idle_s=30.0, faults_per_hour=20.0, mean_fault_s=60.0))
+    registered = {r.vehicle_id: r for r in fleet.registrations(START_MS)}
+    emitted: list[Message] = [*fleet.birth_messages(START_MS), *step_through(fleet, 600)]
+    emitted += [*fleet.finish(START_MS + 601_000), *fleet.offline_messages(START_MS + 601_000)]
+    signed = [m for m in emitted if not isinstance(m, Telemetry)]
+    assert {type(m) for m in signed} == {Event, VehicleState}
+    assert {m.event_type for m in signed if isinstance(m, Event)} >= {EventType.UNLOCK, EventType.LOCK, EventType.FAULT}
+    for message in signed:
+        registration = registered[message.vehicle_id]
+        assert valid_at(registration, message.timestamp)
+        assert signer(message, fleet.domain) == registration.device == fleet.devices[message.vehicle_id]
+    assert all(m.signature is None for m in emitted if isinstance(m, Telemetry))
+
+
+def test_telemetry_is_signed_only_when_the_setting_says_so() -> None:
+    fleet = Fleet(FleetConfig(vehicles=4, seed=9, sign_telemetry=True))
+    telemetry = [m for m in step_through(fleet, 120) if isinstance(m, Telemetry)]
+    assert telemetry
+    assert all(signer(t, fleet.domain) == fleet.devices[t.vehicle_id] for t in telemetry)
+
+
+def test_signatures_are_made_for_the_configured_chain() -> None:
+    fleet = Fleet(FleetConfig(vehicles=2, seed=9, chain_id=8453))
+    birth = fleet.birth_messages(START_MS)[0]
+    assert fleet.domain == Domain(8453)
+    assert signer(birth, Domain(8453)) == fleet.devices[birth.vehicle_id]
+    assert signer(birth, Domain(31337)) != fleet.devices[birth.vehicle_id]
+
+
+def test_registrations_name_each_vehicles_device_and_owner_and_recover_to_the_operator() -> None:
+    fleet = Fleet(FleetConfig(vehicles=7, seed=5, owners=3))
+    registrations = fleet.registrations(START_MS)
+    assert [r.vehicle_id for r in registrations] == [v.vehicle_id for v in fleet.vehicles]
+    for registration, vehicle in zip(registrations, fleet.vehicles, strict=True):
+        assert (registration.operator, registration.kind) == (vehicle.operator, vehicle.kind)
+        assert (registration.device, registration.payee) == (fleet.devices[vehicle.vehicle_id], vehicle.owner)
+        assert (registration.valid_from_ms, registration.valid_until_ms) == (START_MS, 0)
+        assert signer(registration, fleet.domain) == fleet.operator_address
+    assert len({r.device for r in registrations}) == len(registrations)
+    assert fleet.operator_address not in {r.device for r in registrations}
+
+
+@pytest.mark.parametrize("online", [True, False])
+def test_the_gateway_state_is_signed_by_the_operator(online: bool) -> None:
+    fleet = Fleet(FleetConfig(vehicles=2, seed=5))
+    state = fleet.gateway_state(START_MS, online=online)
+    assert (state.vehicle_id, state.operator, state.timestamp, state.online) == (
+        FLEET_GATEWAY, fleet.config.operator, START_MS, online
+    )
+    assert signer(state, fleet.domain) == fleet.operator_address
+
+
+def test_a_lock_names_the_seq_of_the_unlock_it_ends_and_no_other_event_names_a_trip() -> None:
+    fleet = Fleet(FleetConfig(vehicles=10, seed=4, mean_idle_s=30.0))
+    messages = step_through(fleet, 900) + list(fleet.finish(START_MS + 901_000))
+    unlocks = {(e.vehicle_id, e.seq): e for e in events(messages, EventType.UNLOCK)}
+    locks = events(messages, EventType.LOCK)
+    assert locks and len(locks) == len(unlocks)
+    for lock in locks:
+        assert lock.trip_seq is not None and lock.trip_seq < lock.seq
+        assert unlocks[(lock.vehicle_id, lock.trip_seq)].rider == lock.rider
+    assert all(e.trip_seq is None for e in messages if isinstance(e, Event) and e.event_type is not EventType.LOCK)
 
 
 def test_simulated_time_may_not_go_backwards() -> None:
@@ -164,7 +249,7 @@ def _ebike(battery: float) -> Vehicle:
         vehicle_id="ebike-0001",
         operator="smartzone-demo",
         kind=VehicleKind.EBIKE,
-        owner="0x" + "0" * 40,
+        owner=Address(bytes(20)),
         position=Position(51.2164, 4.3981),
         odometer=0.0,
         battery=battery,

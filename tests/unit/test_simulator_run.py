@@ -12,6 +12,7 @@ from sensors.codec import decode
 from sensors.messages import VehicleState
 from sensors.ports import FakePublisher
 from sensors.topics import Channel, parse_topic
+from sensors.wire import QOS, RETAIN
 from simulator.fleet import Fleet, FleetConfig
 from simulator.run import run_simulation
 
@@ -97,6 +98,7 @@ def test_states_are_retained_at_qos_1_events_at_qos_1_and_telemetry_at_qos_0() -
     publisher = FakePublisher()
     summary = run_simulation(small_fleet(), publisher, start_ms=START_MS, duration_s=600, speed=0, root="sz-test")
     expected = {Channel.STATE: (1, True), Channel.EVENT: (1, False), Channel.TELEMETRY: (0, False)}
+    assert expected == {channel: (QOS[channel], RETAIN[channel]) for channel in Channel}
     seen = dict.fromkeys(Channel, 0)
     for topic, _, qos, retain in publisher.sent:
         parsed = parse_topic(topic)
