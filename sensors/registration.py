@@ -57,7 +57,9 @@ class Registration:
                 f"{self.valid_from_ms}",
                 code="out_of_range",
             )
-        if self.signature is not None and not (isinstance(self.signature, str) and SIGNATURE_HEX.fullmatch(self.signature)):
+        if self.signature is not None and not (
+            isinstance(self.signature, str) and SIGNATURE_HEX.fullmatch(self.signature)
+        ):
             raise InvalidReading("signature must be 0x and 130 hex digits", code="schema")
 
 
@@ -102,8 +104,9 @@ def from_json(obj: object) -> Registration:
     try:
         kind = VehicleKind(obj["kind"])
     except ValueError:
-        raise InvalidReading(f"registration kind {obj['kind']!r} is not one of {[k.value for k in VehicleKind]}",
-                             code="schema") from None
+        raise InvalidReading(
+            f"registration kind {obj['kind']!r} is not one of {[k.value for k in VehicleKind]}", code="schema"
+        ) from None
     return Registration(
         vehicle_id=obj["vehicle_id"],
         operator=obj["operator"],

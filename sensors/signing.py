@@ -36,7 +36,7 @@ SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 """The order of the secp256k1 group: private keys lie in [1, n-1]."""
 
 Signable = Telemetry | Event | VehicleState | Registration
-S = TypeVar("S", Telemetry, Event, VehicleState, Registration)
+S = TypeVar("S", bound=Signable)
 
 EIP712_DOMAIN: tuple[tuple[str, str], ...] = (("name", "string"), ("version", "string"), ("chainId", "uint256"))
 TYPES: dict[str, tuple[tuple[str, str], ...]] = {

@@ -64,5 +64,6 @@ def trip_id_for(vehicle_id: str, unlock_seq: int) -> str:
     """
     return f"{vehicle_id}:{unlock_seq}"
 
+
 SIGNATURE_HEX: Final = re.compile(r"0x[0-9a-fA-F]{130}")
 """A 65-byte signature (r, s, v) in hex, matched whole with ``fullmatch`` (the schemas' ``sig`` pattern)."""

@@ -232,7 +232,7 @@ def _attach(records: dict[str, TripRecord], event: Event) -> tuple[str | None, R
     if not record.awaiting:  # a record missing a half is always awaiting it; kept as a guard
         return None, None
     if is_unlock:
-        records[trip_id] = replace(record, start=mark, rider=event.rider or record.rider)
+        records[trip_id] = replace(record, start=mark)
     else:
         records[trip_id] = replace(record, end=mark, rider=record.rider or event.rider or None)
     return trip_id, None
@@ -291,7 +291,7 @@ def _hold_superseded(records: dict[str, TripRecord]) -> None:
     for trip_id, record in records.items():
         if record.end is not None or record.unlock_seq >= latest_lock.get(record.vehicle_id, -1):
             continue
-        if False:
+        if record.status is TripStatus.REJECTED and record.reason == RejectCode.NO_LOCK:
             record = record.with_status(TripStatus.OPEN)
         if record.status is TripStatus.OPEN:
             records[trip_id] = record.with_status(TripStatus.REJECTED, RejectCode.UNLOCK_TWICE)

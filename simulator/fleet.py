@@ -17,7 +17,7 @@ from simulator.keys import device_key, operator_key, owner_key, rider_key
 from simulator.vehicle import PROFILES, Status, Vehicle
 from simulator.zone import Zone, distance_m, load_zone, step_toward
 
-M = TypeVar("M", Telemetry, Event, VehicleState)
+M = TypeVar("M", bound=Message)
 NEVER = 2**62
 """A schedule time that never comes (milliseconds since the start)."""
 FAULTS = ("lock_sensor", "gps_module", "brakes", "tyre")
@@ -114,7 +114,9 @@ class Fleet:
         self._free_riders = list(self.riders)
         kinds = _kinds(config, self._rng)
         self.vehicles = tuple(self._new_vehicle(i, kind) for i, kind in enumerate(kinds, start=1))
-        self._device_keys = {v.vehicle_id: device_key(config.seed, config.operator, v.vehicle_id) for v in self.vehicles}
+        self._device_keys = {
+            v.vehicle_id: device_key(config.seed, config.operator, v.vehicle_id) for v in self.vehicles
+        }
         self.devices: dict[str, Address] = {vid: address_of(key) for vid, key in self._device_keys.items()}
         self.completed_trips: list[CompletedTrip] = []
         self._start_ms: int | None = None

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from dashboard.app import create_app
+from sensors.address import Address
+from settlement.db import Database
 from settlement.ports import Chain
 from settlement.queries import SqlReadModel
-from settlement.store import Store
 
 
 def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None:
@@ -22,28 +23,30 @@ def wait_until(condition: Callable[[], bool], seconds: float, what: str) -> None
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
-def check_settled_run(store: Store, chain: Chain, expected_trip_ids: set[str]) -> dict[str, int]:
+def check_settled_run(database: Database, chain: Chain, expected_trip_ids: set[str]) -> dict[str, int]:
     """Assert the run's invariants; return its figures."""
-    read = SqlReadModel(store)
+    read = SqlReadModel(database)
     trips = read.trips(limit=100_000)
     trip_ids = [t.trip_id for t in trips]
     assert len(trip_ids) == len(set(trip_ids)), "a trip is stored twice"
     assert set(trip_ids) == expected_trip_ids, "stored trips differ from the trips the fleet completed"
-    assert all(t.status == "settled" and t.epoch_id is not None for t in trips), "a trip is not settled"
+    assert all(t.status == "committed" and t.epoch_id is not None for t in trips), "a trip is not settled"
+    assert read.trips(limit=100_000, status="rejected") == [], "a trip of the honest fleet was rejected"
     epochs = read.epochs(limit=100_000)
-    assert all(e.status == "settled" for e in epochs)
+    assert all(e.status == "committed" for e in epochs)
     assert sum(e.trip_count for e in epochs) == len(trips), "epochs do not hold each trip exactly once"
     for epoch in epochs:
         assert epoch.trip_count == sum(1 for t in trips if t.epoch_id == epoch.epoch_id)
         on_chain = chain.epoch(epoch.epoch_id)
         assert (on_chain.trip_count, on_chain.total_micro) == (epoch.trip_count, epoch.total_micro)
         assert "0x" + on_chain.trips_root.hex() == epoch.trips_root
-    fares = sum(t.fare_micro for t in trips)
+        assert "0x" + on_chain.registry_root.hex() == epoch.registry_root
+    fares = sum(t.fare_micro or 0 for t in trips)
     assert chain.last_epoch() == len(epochs)
     assert chain.total_settled() == fares, "on-chain total differs from the sum of fares"
     payouts = read.payout_totals()
     assert sum(payouts.values()) == fares
-    assert {owner: chain.owed(owner) for owner in payouts} == payouts
+    assert {owner: chain.owed(Address.parse(owner)) for owner in payouts} == payouts
     check_dashboard(read, trips=len(trips), epochs=len(epochs), fares=fares)
     return {
         "trips": len(trips),

@@ -8,7 +8,8 @@ from pathlib import Path
 from sensors.topics import Channel
 from settlement.queries import SqlReadModel
 from smartzone.broker import amqtt_broker
-from smartzone.parts import build_aggregator, open_store, run_simulator
+from smartzone.broker_access import Role, generate, url_for
+from smartzone.parts import build_aggregator, make_fleet, open_database, register_fleet, run_simulator
 from smartzone.settings import Settings
 from tests.e2e.pipeline_checks import check_settled_run, wait_until
 
@@ -23,27 +24,33 @@ def test_a_seeded_run_on_embedded_defaults_settles_every_trip_once(tmp_path: Pat
         epoch_seconds=1.0,
         aggregator_id="e2e-embedded",
     )
-    with amqtt_broker() as broker:
-        store = open_store(settings)
-        part = build_aggregator(settings, store, mqtt_url=broker.url, protocol=broker.protocol)
+    access = generate(settings.topic_root, [settings.operator])
+    with amqtt_broker(access=access) as broker:
+        database = open_database(settings, migrate=True)
+        aggregator_url = url_for(access.find(Role.AGGREGATOR), broker.url)
+        part = build_aggregator(settings, database, mqtt_url=aggregator_url, protocol=broker.protocol)
+        fleet = make_fleet(settings, part.chain_id)
+        assert register_fleet(database, fleet) == (20, 0)
+        part.aggregator.refresh_registry(force=True)
         stop = threading.Event()
         aggregator = threading.Thread(target=part.run, args=(stop,))
         aggregator.start()
         try:
             summary = run_simulator(
                 settings,
-                mqtt_url=broker.url,
+                fleet,
+                mqtt_url=url_for(access.find(Role.GATEWAY, settings.operator), broker.url),
                 protocol=broker.protocol,
                 stop=threading.Event(),
                 start_ms=1_795_000_000_000,
             )
             events = summary.published[Channel.EVENT]
-            wait_until(lambda: SqlReadModel(store).stats().events == events, 60, f"{events} events stored")
+            wait_until(lambda: SqlReadModel(database).stats().events == events, 60, f"{events} events stored")
         finally:
             stop.set()
             aggregator.join(timeout=60)
         assert not aggregator.is_alive()
     assert summary.completed_trips >= 20
-    figures = check_settled_run(store, part.aggregator.chain, set(summary.trip_ids))
+    figures = check_settled_run(database, part.aggregator.chain, set(summary.trip_ids))
     assert figures["epochs"] >= 2 and figures["gas_total"] > 0
-    assert SqlReadModel(store).stats().rejected == 0
+    assert SqlReadModel(database).stats().rejected == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,9 +16,11 @@ import pytest
 
 from sensors.mqtt import MqttClient
 from settlement.chain import Web3Chain
+from settlement.db import Database
 from settlement.queries import SqlReadModel
-from settlement.store import Store
-from smartzone.broker import mosquitto
+from settlement.sql import SqlUnitOfWork
+from smartzone.broker import RunningBroker, mosquitto
+from smartzone.broker_access import BrokerAccess, Role, generate, url_for
 from tests import services
 from tests.e2e.pipeline_checks import check_settled_run, wait_until
 
@@ -27,14 +28,16 @@ pytestmark = pytest.mark.services
 
 
 @pytest.fixture()
-def broker_url() -> Iterator[str]:
-    """A real Mosquitto started with the project's configuration on a free port."""
-    binary = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-    if binary is None:
-        services.unavailable("no mosquitto binary")
-        return
-    with mosquitto(binary) as running:
-        yield running.url
+def access() -> BrokerAccess:
+    """Fresh credentials: the aggregator, the demo operator's gateway; anonymous clients refused."""
+    return generate("smartzone", ["smartzone-demo"])
+
+
+@pytest.fixture()
+def broker(access: BrokerAccess) -> Iterator[RunningBroker]:
+    """A real Mosquitto started with the project's configuration, password file and ACL on a free port."""
+    with mosquitto(services.mosquitto_binary(), access=access) as running:
+        yield running
 
 
 def smartzone(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Popen[str]:
@@ -49,11 +52,20 @@ def smartzone(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.P
 
 
 def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
-    broker_url: str, postgres_url: str, anvil_url: str, tmp_path: Path
+    broker: RunningBroker, access: BrokerAccess, postgres_url: str, anvil_url: str, tmp_path: Path
 ) -> None:
+    gateway_url = url_for(access.find(Role.GATEWAY, "smartzone-demo"), broker.url)
+    upgrade = subprocess.run(
+        [sys.executable, "-m", "smartzone.cli", "db", "upgrade"],
+        env={**os.environ, "SMARTZONE_DATABASE_URL": postgres_url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert upgrade.returncode == 0, upgrade.stderr
     env = {
         **os.environ,
-        "SMARTZONE_MQTT_URL": broker_url,
+        "SMARTZONE_MQTT_URL": url_for(access.find(Role.AGGREGATOR), broker.url),
         "SMARTZONE_DATABASE_URL": postgres_url,
         "SMARTZONE_CHAIN_URL": anvil_url,
         "SMARTZONE_EPOCH_SECONDS": "2",
@@ -67,7 +79,7 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
         assert aggregator.stdout is not None
         line = aggregator.stdout.readline()
         assert line.startswith("aggregating from"), line + (aggregator.stderr.read() if aggregator.stderr else "")
-        rejected = publish_bad_messages(broker_url)
+        rejected = publish_bad_messages(gateway_url)
         sim = subprocess.run(
             [
                 sys.executable,
@@ -83,15 +95,15 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
                 "--seed",
                 "11",
             ],
-            env=env,
+            env={**env, "SMARTZONE_MQTT_URL": gateway_url},
             text=True,
             capture_output=True,
             timeout=300,
-            check=True,
         )
+        assert sim.returncode == 0, sim.stderr
         summary = json.loads(sim.stdout.strip().splitlines()[-1])
-        store = Store.connect(postgres_url)
-        read = SqlReadModel(store)
+        database = Database.connect(postgres_url)
+        read = SqlReadModel(database)
         events = summary["published"]["event"]
         wait_until(lambda: read.stats().events == events, 120, f"{events} events stored")
         wait_until(lambda: read.stats().rejected == rejected, 30, f"{rejected} bad messages dead-lettered")
@@ -103,10 +115,11 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
         if aggregator.poll() is None:
             aggregator.kill()
     chain = Web3Chain.connect(anvil_url)
-    address = store.deployment(chain.chain_id())
+    with SqlUnitOfWork(database) as uow:
+        address = uow.registry.deployment(chain.chain_id())
     assert address is not None
     chain.attach(address)
-    figures = check_settled_run(store, chain, set(summary["trip_ids"]))
+    figures = check_settled_run(database, chain, set(summary["trip_ids"]))
     stats = read.stats()
     assert stats.rejected == rejected
     figures.update(vehicles=stats.vehicles, telemetry=stats.telemetry, events=stats.events, wall_ms=round(wall * 1000))
@@ -122,7 +135,7 @@ def publish_bad_messages(url: str) -> int:
         ("smartzone/v1/smartzone-demo/bike-0001/event", b'{"v":1,"pad":"' + b"x" * 5000 + b'"}'),
         ("smartzone/v1/smartzone-demo/bike-0001/telemetry", b"[]"),
     ]
-    client = MqttClient(url, "e2e-bad-publisher").connect()
+    client = MqttClient(url, "e2e-bad-publisher").connect()  # the gateway's login: it may publish, badly
     try:
         for topic, payload in bad:
             client.publish(topic, payload, qos=1)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import queue
-import shutil
 import subprocess
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -19,6 +17,7 @@ from sensors.mqtt import MqttClient, Will
 from sensors.ports import Received
 from sensors.topics import Channel, shared, subscription, topic_for
 from smartzone.broker import amqtt_broker, mosquitto
+from smartzone.broker_access import Role, generate, url_for
 from tests import services
 
 pytestmark = pytest.mark.services
@@ -166,16 +165,46 @@ def test_an_absent_broker_gives_one_error_naming_its_url() -> None:
 
 
 def test_the_adapter_falls_back_to_mqtt_311_with_the_embedded_broker() -> None:
-    with amqtt_broker() as broker:
-        client = MqttClient(broker.url, "fallback").connect(timeout=5)
+    access = generate("sz", ["op"])
+    with amqtt_broker(access=access) as broker:
+        sub = MqttClient(url_for(access.find(Role.AGGREGATOR), broker.url), "fallback-sub").connect(timeout=5)
+        pub = MqttClient(url_for(access.find(Role.GATEWAY, "op"), broker.url), "fallback-pub").connect(timeout=5)
         try:
-            assert client.protocol_version == "3.1.1"
-            inbox = collect(client, [("sz/v1/+/+/event", 1)])
-            client.publish("sz/v1/op/bike-0001/event", encode(event(1)), qos=1)
-            client.flush()
+            assert sub.protocol_version == pub.protocol_version == "3.1.1"
+            inbox = collect(sub, [("sz/v1/+/+/event", 1)])
+            pub.publish("sz/v1/op/bike-0001/event", encode(event(1)), qos=1)
+            pub.flush()
             assert len(take(inbox, 1)) == 1
         finally:
-            client.close()
+            pub.close()
+            sub.close()
+
+
+def test_a_message_no_subscription_matches_is_acknowledged_and_dropped(mqtt_url: str) -> None:
+    root = unique_root()
+    events, states = [(subscription(Channel.EVENT, root), 1)], [(subscription(Channel.STATE, root), 1)]
+    first = MqttClient(mqtt_url, f"agg-{root}", persistent_session=True)
+    collect(first, events)
+    first.connect()
+    first.close()  # the broker keeps the session and its subscription to events
+    pub = MqttClient(mqtt_url, f"pub-{root}").connect()
+    pub.publish(topic_for("op", "bike-0001", Channel.EVENT, root), encode(event(7)), qos=1)
+    pub.close()
+    second = MqttClient(mqtt_url, f"agg-{root}", persistent_session=True)
+    collect(second, states)  # this process only handles states: nothing here takes the kept event
+    second.connect()
+    deadline = time.monotonic() + 5
+    while second.unrouted == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    second.close()
+    assert second.unrouted == 1
+    third = MqttClient(mqtt_url, f"agg-{root}", persistent_session=True)
+    inbox = collect(third, events)
+    third.connect()
+    try:
+        assert take(inbox, 1, seconds=1.0) == []  # it was acknowledged: not delivered again
+    finally:
+        third.close()
 
 
 def test_a_will_is_a_retained_qos1_message_by_default() -> None:
@@ -184,23 +213,22 @@ def test_a_will_is_a_retained_qos1_message_by_default() -> None:
 
 
 def test_clients_reconnect_and_resubscribe_after_the_broker_restarts() -> None:
-    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    if not Path(binary).exists():
-        services.unavailable("no mosquitto binary")
+    binary = services.mosquitto_binary()
     port = services.free_port()
     root = unique_root()
+    access = generate(root, ["op"])  # the same users when it comes back
     topic = topic_for("op", "bike-0001", Channel.EVENT, root)
-    with mosquitto(binary, port) as broker:
-        sub = MqttClient(broker.url, f"sub-{root}")
+    with mosquitto(binary, port, access=access) as broker:
+        sub = MqttClient(url_for(access.find(Role.AGGREGATOR), broker.url), f"sub-{root}")
         inbox = collect(sub, [(subscription(Channel.EVENT, root), 1)])
         sub.connect()
-        pub = MqttClient(broker.url, f"pub-{root}").connect()
+        pub = MqttClient(url_for(access.find(Role.GATEWAY, "op"), broker.url), f"pub-{root}").connect()
     try:
         deadline = time.monotonic() + 5
         while (sub.connected or pub.connected) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not sub.connected and not pub.connected
-        with mosquitto(binary, port):
+        with mosquitto(binary, port, access=access):
             deadline = time.monotonic() + 40  # paho backs off from 1 s up to 30 s
             while not (sub.connected and pub.connected) and time.monotonic() < deadline:
                 time.sleep(0.1)

@@ -44,17 +44,41 @@ ITEMS: dict[str, Signable] = {
         "car-0003", "op", VehicleKind.CAR, 2**53 - 1, 0, Position(-33.8688, -70.6693), 0.0, 0, None, 42.25
     ),
     "unlock": Event(
-        "ebike-0002", "op", VehicleKind.EBIKE, 8, 1_790_000_001_000, EventType.UNLOCK,
-        Position(51.2151, 4.3966), 200, battery_pct=81.5, rider=RIDER,
-    ),  # fmt: skip
+        "ebike-0002",
+        "op",
+        VehicleKind.EBIKE,
+        8,
+        1_790_000_001_000,
+        EventType.UNLOCK,
+        Position(51.2151, 4.3966),
+        200,
+        battery_pct=81.5,
+        rider=RIDER,
+    ),
     "lock": Event(
-        "ebike-0002", "op", VehicleKind.EBIKE, 12, 1_790_000_301_000, EventType.LOCK,
-        Position(-0.0000001, -179.9999999), 1200, battery_pct=80.0, rider=RIDER, trip_seq=8,
-    ),  # fmt: skip
+        "ebike-0002",
+        "op",
+        VehicleKind.EBIKE,
+        12,
+        1_790_000_301_000,
+        EventType.LOCK,
+        Position(-0.0000001, -179.9999999),
+        1200,
+        battery_pct=80.0,
+        rider=RIDER,
+        trip_seq=8,
+    ),
     "fault without battery or rider": Event(
-        "bike-0001", "op-2", VehicleKind.BIKE, 3, 1_790_000_000_000, EventType.FAULT,
-        Position(51.0, 4.0), 0, detail="lock_sensor",
-    ),  # fmt: skip
+        "bike-0001",
+        "op-2",
+        VehicleKind.BIKE,
+        3,
+        1_790_000_000_000,
+        EventType.FAULT,
+        Position(51.0, 4.0),
+        0,
+        detail="lock_sensor",
+    ),
     "state online": VehicleState("car-0003", "op", 1_790_000_000_000, True, VehicleKind.CAR),
     "gateway state offline": VehicleState("_fleet", "op", 1_790_000_000_000, False),
     "open-ended registration": Registration(
@@ -212,7 +236,9 @@ def test_canonical_values_follow_the_documented_rules() -> None:
 
 
 def test_a_value_that_does_not_fit_its_struct_field_cannot_be_signed() -> None:
-    too_far = dataclasses.replace(ITEMS["lock"], odometer_m=2**64)
+    lock = ITEMS["lock"]
+    assert isinstance(lock, Event)
+    too_far = dataclasses.replace(lock, odometer_m=2**64)
     with pytest.raises(InvalidReading) as caught:
         digest(too_far, DOMAIN)
     assert caught.value.code == "out_of_range"

@@ -145,7 +145,10 @@ def test_the_gateway_state_is_signed_by_the_operator(online: bool) -> None:
     fleet = Fleet(FleetConfig(vehicles=2, seed=5))
     state = fleet.gateway_state(START_MS, online=online)
     assert (state.vehicle_id, state.operator, state.timestamp, state.online) == (
-        FLEET_GATEWAY, fleet.config.operator, START_MS, online
+        FLEET_GATEWAY,
+        fleet.config.operator,
+        START_MS,
+        online,
     )
     assert signer(state, fleet.domain) == fleet.operator_address
 

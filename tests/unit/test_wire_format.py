@@ -15,8 +15,8 @@ from sensors.address import Address
 from sensors.codec import MAX_PAYLOAD_BYTES, channel_of, decode, encode, schema, validator
 from sensors.errors import InvalidReading
 from sensors.messages import MDS_EVENT_TYPES, Event, EventType, Position, Telemetry, VehicleKind, VehicleState
-from sensors.registration import Registration, from_json, to_json, valid_at
 from sensors.ports import FakePublisher
+from sensors.registration import Registration, from_json, to_json, valid_at
 from sensors.topics import Channel, parse_topic, shared, subscription, topic_for
 from sensors.wire import (
     BIGINT_MAX,
@@ -62,7 +62,7 @@ LOCK = dataclasses.replace(UNLOCK, seq=12, event_type=EventType.LOCK, trip_seq=8
 FAULT = dataclasses.replace(UNLOCK, seq=13, event_type=EventType.FAULT, rider=None, detail="brakes", battery_pct=None)
 STATE = VehicleState("car-0003", "op", 1_790_000_000_000, True, VehicleKind.CAR, signature=SIG)
 SIGNED_TELEMETRY = dataclasses.replace(TELEMETRY, fuel_pct=55.5, signature=SIG)
-MESSAGES = [TELEMETRY, SIGNED_TELEMETRY, UNLOCK, LOCK, FAULT, STATE]
+MESSAGES: list[Telemetry | Event | VehicleState] = [TELEMETRY, SIGNED_TELEMETRY, UNLOCK, LOCK, FAULT, STATE]
 
 
 def topic(message: Telemetry | Event | VehicleState) -> str:
@@ -249,7 +249,7 @@ def _corpus() -> list[tuple[Channel, Any]]:
         {"trip_seq": None}, {"trip_seq": -1}, {"battery_pct": 100.5}, {"battery_pct": None}, {"fuel_pct": -1},
         {"speed_mps": 101}, {"speed_mps": None}, {"online": 1}, {"online": None}, {"owner": "0x" + "ab" * 20},
     ]  # fmt: skip
-    invalid = []
+    invalid: list[tuple[Channel, Any]] = []
     for channel, body in valid[-len(MESSAGES) :]:
         for mutation in mutations:
             changed = {**body, **mutation}
