@@ -56,6 +56,9 @@ class BrokerUser:
     operator: str | None = None
 
     def __post_init__(self) -> None:
+        if self.role not in tuple(Role):
+            raise SmartZoneError(f"broker role {self.role!r} must be one of {', '.join(Role)}")
+        object.__setattr__(self, "role", Role(self.role))  # "gateway" from a settings file becomes Role.GATEWAY
         name = self.username
         if not name or any(c in name for c in ":#+/ \t\r\n") or name == ANONYMOUS:
             raise SmartZoneError(

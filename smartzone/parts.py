@@ -16,7 +16,6 @@ from sensors.registration import Registration
 from sensors.topics import Channel, shared, subscription, topic_for
 from settlement.aggregator import Aggregator
 from settlement.bounds import DEFAULT_BOUNDS, Bounds
-from settlement.chain import Web3Chain
 from settlement.db import Database
 from settlement.enrolment import enrol, signing_domain, trust_operator
 from settlement.queries import SqlReadModel
@@ -82,6 +81,8 @@ def build_aggregator(
     settings: Settings, database: Database, *, mqtt_url: str, protocol: str, ca_file: str | None = None
 ) -> AggregatorPart:
     """Connect the chain and the broker and subscribe; nothing is processed until ``run``."""
+    from settlement.chain import Web3Chain  # web3 takes a second to import; only aggregators need it
+
     chain = Web3Chain.connect(settings.chain_url, settings.private_key())
     skew = None if settings.max_clock_skew_s is None else int(settings.max_clock_skew_s * 1000)
     aggregator = Aggregator(

@@ -75,11 +75,65 @@ def test_up_serves_the_fleet_within_seconds_and_exits_cleanly_on_sigint(broker: 
     ],
 )
 def test_a_missing_service_gives_one_line_naming_its_url(variable: str, url: str, command: str, tmp_path: Path) -> None:
-    env = {**os.environ, "SMARTZONE_DATA_DIR": str(tmp_path), variable: url}
+    env = {**os.environ, "SMARTZONE_DATA_DIR": str(tmp_path), "SMARTZONE_CHAIN_ID": "31337", variable: url}
+    upgraded = subprocess.run(
+        [sys.executable, "-m", "smartzone.cli", "db", "upgrade"],
+        env={**os.environ, "SMARTZONE_DATA_DIR": str(tmp_path)},
+        capture_output=True,
+        timeout=60,
+    )
+    assert upgraded.returncode == 0
+    extra = ["--no-register", "--minutes", "1"] if command == "simulate" else []
     done = subprocess.run(
-        [sys.executable, "-m", "smartzone.cli", command], env=env, text=True, capture_output=True, timeout=60
+        [sys.executable, "-m", "smartzone.cli", command, *extra], env=env, text=True, capture_output=True, timeout=60
     )
     assert done.returncode == 2
     lines = [line for line in done.stderr.splitlines() if "error" in line]
     assert len(lines) == 1 and "127.0.0.1:1" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_service_refuses_a_database_without_the_schema_and_names_the_command(tmp_path: Path) -> None:
+    env = {**os.environ, "SMARTZONE_DATA_DIR": str(tmp_path)}
+    env.pop("SMARTZONE_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "smartzone.cli", "serve"], env=env, text=True, capture_output=True, timeout=60
+    )
+    assert done.returncode == 2
+    assert "run `smartzone db upgrade`" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_registry_commands_trust_add_list_and_revoke(tmp_path: Path) -> None:
+    from sensors.signing import address_of
+    from tests.signed import OPERATOR_KEY
+
+    env = {**os.environ, "SMARTZONE_DATA_DIR": str(tmp_path), "SMARTZONE_CHAIN_ID": "31337"}
+    env.pop("SMARTZONE_DATABASE_URL", None)
+
+    def run(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "smartzone.cli", *args],
+            env={**env, **extra},
+            text=True,
+            capture_output=True,
+            timeout=60,
+        )
+
+    assert run("db", "upgrade").returncode == 0
+    operator = str(address_of(OPERATOR_KEY))
+    assert run("registry", "trust", "op-x", operator).returncode == 0
+    device, payee = "0x" + "11" * 20, "0x" + "22" * 20
+    entry = ["registry", "add", "bike-9", "--operator", "op-x", "--kind", "bike", "--device", device, "--payee", payee]
+    unsigned = run(*entry)
+    assert unsigned.returncode == 2 and "SMARTZONE_OPERATOR_KEY" in unsigned.stderr
+    assert run(*entry, SMARTZONE_OPERATOR_KEY=OPERATOR_KEY.hex()).returncode == 0
+    wrong = run("registry", "add", "bike-10", *entry[3:], SMARTZONE_OPERATOR_KEY="22" * 32)
+    assert wrong.returncode == 2 and "not by operator op-x" in wrong.stderr
+    listed = run("registry", "list", "--json")
+    [line] = listed.stdout.splitlines()
+    assert json.loads(line)["payee"] == "0x2222222222222222222222222222222222222222"
+    assert "registry root 0x" in listed.stderr
+    proof = json.loads(run("registry", "proof", "bike-9").stdout)
+    assert proof["leaf"][0] == "bike-9" and proof["root"].startswith("0x")
+    assert run("registry", "revoke", "bike-9").returncode == 0
+    assert run("registry", "revoke", "bike-9").returncode == 2
