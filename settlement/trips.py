@@ -96,7 +96,7 @@ class TripRecord:
     @property
     def awaiting(self) -> bool:
         """Still missing a half that would complete it (open, or held)."""
-        return self.status is TripStatus.OPEN or self.held
+        return self.status is TripStatus.OPEN
 
     def with_status(self, new: TripStatus, reason: str | None = None) -> TripRecord:
         """This record moved to ``new`` (with ``reason`` when rejected), if the life cycle allows it.
@@ -232,7 +232,7 @@ def _attach(records: dict[str, TripRecord], event: Event) -> tuple[str | None, R
     if not record.awaiting:  # a record missing a half is always awaiting it; kept as a guard
         return None, None
     if is_unlock:
-        records[trip_id] = replace(record, start=mark)
+        records[trip_id] = replace(record, start=mark, rider=event.rider or record.rider)
     else:
         records[trip_id] = replace(record, end=mark, rider=record.rider or event.rider or None)
     return trip_id, None

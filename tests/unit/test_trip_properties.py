@@ -18,6 +18,7 @@ from settlement.fares import DEFAULT_TARIFFS
 from settlement.lifecycle import TripStatus
 from settlement.reasons import RejectCode
 from settlement.trips import Derivation, TripRecord, derive, expire, trip_ids_named, vehicles_named
+from simulator.fleet import Fleet, FleetConfig
 
 T0 = 1_790_000_000_000
 MINUTE_MS = 60_000
@@ -36,19 +37,30 @@ BOUNDS = Bounds(
 
 @dataclass(frozen=True)
 class Run:
-    """The events of a seeded run in the order they were sent, and when each vehicle's payee was registered."""
+    """The events of a seeded run in the order they were sent, and each vehicle's payee and registration time."""
 
     events: tuple[Event, ...]
+    payees: dict[str, Address]
     registered_from: dict[str, int]
 
     def payee_of(self, vehicle_id: str, at_ms: int) -> Address | None:
-        if at_ms < self.registered_from[vehicle_id]:
-            return None
-        return Address(vehicle_id.encode().ljust(20, b"\0")[:20])
+        return self.payees[vehicle_id] if at_ms >= self.registered_from[vehicle_id] else None
 
 
 @functools.cache
-def seeded_run(seed: int, vehicles: int = 10, minutes: int = 60) -> Run:
+def fleet_run(seed: int, vehicles: int = 10, minutes: int = 45) -> Run:
+    """The events of the simulated fleet stepped every 2 s for ``minutes``, its open trips locked at the end."""
+    fleet = Fleet(FleetConfig(vehicles=vehicles, seed=seed, faults_per_hour=2.0))
+    events: list[Event] = []
+    for second in range(0, minutes * 60 + 1, 2):
+        events += (m for m in fleet.step(T0 + second * 1000) if isinstance(m, Event))
+    events += fleet.finish(T0 + (minutes * 60 + 2) * 1000)
+    payees = {v.vehicle_id: v.owner for v in fleet.vehicles}
+    return Run(tuple(events), payees, dict.fromkeys(payees, T0))
+
+
+@functools.cache
+def made_run(seed: int, vehicles: int = 10, minutes: int = 60) -> Run:
     """Vehicles riding for ``minutes``, with faults, lost halves, forged odometers and late registrations."""
     rng = random.Random(seed)
     events: list[Event] = []
@@ -59,7 +71,8 @@ def seeded_run(seed: int, vehicles: int = 10, minutes: int = 60) -> Run:
         registered[vehicle] = T0 + (rng.randrange(40 * MINUTE_MS) if rng.random() < 0.2 else 0)
         events += _vehicle_events(rng, vehicle, kind, T0 + minutes * MINUTE_MS)
     events.sort(key=lambda e: (e.timestamp, e.vehicle_id, e.seq))
-    return Run(tuple(events), registered)
+    payees = {vehicle: Address(vehicle.encode().ljust(20, b"\0")[:20]) for vehicle in registered}
+    return Run(tuple(events), payees, registered)
 
 
 def _vehicle_events(rng: random.Random, vehicle: str, kind: VehicleKind, until_ms: int) -> list[Event]:
@@ -171,9 +184,7 @@ def deliver(run: Run, batches: Iterable[Sequence[Event]], rng: random.Random | N
     return store
 
 
-@functools.cache
-def in_order(seed: int) -> dict[str, tuple[object, ...]]:
-    run = seeded_run(seed)
+def in_order(run: Run) -> dict[str, tuple[object, ...]]:
     store = deliver(run, [run.events])
     assert store.anomalies == []
     return store.outcome()
@@ -191,28 +202,55 @@ def scrambled(run: Run, rng: random.Random) -> list[list[Event]]:
     return batches
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), rng=st.randoms(use_true_random=False))
-def test_any_permutation_duplication_and_batching_gives_exactly_the_trips_of_the_in_order_run(
-    seed: int, rng: random.Random
-) -> None:
-    run = seeded_run(seed)
+def check_any_delivery(run: Run, plan: int) -> None:
+    """Deliver ``run`` scrambled by the seed ``plan`` (a seed rather than drawn choices: a run has ~100 events)."""
+    rng = random.Random(plan)
     store = deliver(run, scrambled(run, rng), rng)
     assert store.anomalies == []
-    assert store.outcome() == in_order(seed)
+    assert store.outcome() == in_order(run)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 5), plan=st.integers(0, 2**64))
+def test_any_permutation_duplication_and_batching_of_a_fleet_run_gives_the_trips_of_the_in_order_run(
+    seed: int, plan: int
+) -> None:
+    check_any_delivery(fleet_run(seed), plan)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), plan=st.integers(0, 2**64))
+def test_the_same_holds_with_lost_halves_forged_odometers_and_late_registrations(seed: int, plan: int) -> None:
+    check_any_delivery(made_run(seed), plan)
+
+
+def test_the_in_order_fleet_run_gives_exactly_the_trips_the_fleet_completed() -> None:
+    for seed in range(3):
+        run = fleet_run(seed)
+        fleet = Fleet(FleetConfig(vehicles=10, seed=seed, faults_per_hour=2.0))
+        for second in range(0, 45 * 60 + 1, 2):
+            fleet.step(T0 + second * 1000)
+        fleet.finish(T0 + (45 * 60 + 2) * 1000)
+        trips = in_order(run)
+        assert set(trips) == {t.trip_id for t in fleet.completed_trips}
+        for trip in fleet.completed_trips:
+            start, end = trips[trip.trip_id][2:4]
+            assert (start.seq, end.seq) == (trip.unlock_seq, trip.lock_seq)  # type: ignore[attr-defined]
 
 
 def test_the_in_order_run_pairs_every_lock_with_the_unlock_it_names() -> None:
     for seed in range(5):
-        run, trips = seeded_run(seed), in_order(seed)
+        run = made_run(seed)
+        trips = in_order(run)
         for lock in (e for e in run.events if e.event_type is EventType.LOCK):
             start, end = trips[f"{lock.vehicle_id}:{lock.trip_seq}"][2:4]
             assert end is not None and end.seq == lock.seq  # type: ignore[attr-defined]
             assert start is None or start.seq == lock.trip_seq  # type: ignore[attr-defined]
 
 
-def test_the_seeded_runs_reach_every_outcome_the_property_is_about() -> None:
-    seen = {(status, reason) for seed in range(20) for status, reason, *_ in in_order(seed).values()}
+def test_the_runs_reach_every_outcome_the_property_is_about() -> None:
+    runs = [made_run(seed) for seed in range(20)] + [fleet_run(seed) for seed in range(3)]
+    seen = {(status, reason) for run in runs for status, reason, *_ in in_order(run).values()}
     rejected = {reason for status, reason in seen if status is TripStatus.REJECTED}
     assert (TripStatus.PRICED, None) in seen
     assert {
@@ -227,7 +265,6 @@ def test_the_seeded_runs_reach_every_outcome_the_property_is_about() -> None:
     } <= rejected
 
 
-def test_the_run_delivered_backwards_one_event_at_a_time_gives_the_trips_of_the_in_order_run() -> None:
-    for seed in range(5):
-        run = seeded_run(seed)
-        assert deliver(run, [[e] for e in reversed(run.events)]).outcome() == in_order(seed)
+def test_a_run_delivered_backwards_one_event_at_a_time_gives_the_trips_of_the_in_order_run() -> None:
+    for run in [made_run(seed) for seed in range(5)] + [fleet_run(0)]:
+        assert deliver(run, [[e] for e in reversed(run.events)]).outcome() == in_order(run)
