@@ -96,7 +96,7 @@ class TripRecord:
     @property
     def awaiting(self) -> bool:
         """Still missing a half that would complete it (open, or held)."""
-        return self.status is TripStatus.OPEN
+        return self.status is TripStatus.OPEN or self.held
 
     def with_status(self, new: TripStatus, reason: str | None = None) -> TripRecord:
         """This record moved to ``new`` (with ``reason`` when rejected), if the life cycle allows it.
