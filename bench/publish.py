@@ -24,6 +24,7 @@ from sensors.mqtt import MqttClient
 from sensors.topics import Channel, topic_for
 from simulator.fleet import Fleet, FleetConfig
 from smartzone.broker import mosquitto
+from smartzone.broker_access import generate
 
 
 def workload(n: int) -> list[tuple[str, bytes, int]]:
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     messages = workload(args.messages)
     ours: list[float] = []
     base: list[float] = []
-    with mosquitto(binary) as broker:
+    with mosquitto(binary, access=generate("bench", ["op"], demo=True)) as broker:  # anonymous: a demo broker
         port = int(broker.url.rsplit(":", 1)[1])
         for round_ in range(1, args.rounds + 1):
             base.append(bare_paho(port, messages))

@@ -122,12 +122,19 @@ class MemoryTrips:
 
     def unfinished_of(self, vehicle_ids: Collection[str]) -> dict[str, TripRecord]:
         wanted = set(vehicle_ids)
-        return {
+        found = {
             r.trip_id: r
             for r in self.s.trips.values()
             if r.vehicle_id in wanted
             and (r.status is TripStatus.OPEN or (r.status is TripStatus.REJECTED and r.reason in HELD_REASONS))
         }
+        latest: dict[str, TripRecord] = {}
+        for r in self.s.trips.values():
+            if r.vehicle_id in wanted and r.end is not None:
+                if r.vehicle_id not in latest or r.unlock_seq > latest[r.vehicle_id].unlock_seq:
+                    latest[r.vehicle_id] = r
+        found.update((r.trip_id, r) for r in latest.values())
+        return found
 
     def open(self) -> list[TripRecord]:
         return [r for r in self.s.trips.values() if r.status is TripStatus.OPEN]

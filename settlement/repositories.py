@@ -56,7 +56,8 @@ class TripRepository(Protocol):
     def get(self, trip_ids: Collection[str]) -> dict[str, TripRecord]: ...
 
     def unfinished_of(self, vehicle_ids: Collection[str]) -> dict[str, TripRecord]:
-        """Open and held-rejected trips of these vehicles (a late half may still complete them)."""
+        """Open and held-rejected trips of these vehicles (a late half may still complete them), and per vehicle
+        the ended trip with the highest unlock seq (so that ``derive`` judges a late unlock the same in any order)."""
         ...
 
     def open(self) -> list[TripRecord]:

@@ -163,6 +163,7 @@ class TripRow(Base):
     __tablename__ = "trips"
     __table_args__ = (
         Index(None, "status", "vehicle_id"),
+        Index(None, "vehicle_id", "unlock_seq"),
         Index(None, "rider"),
         Index(None, "end_ms"),
         Index(None, "owner"),
@@ -170,6 +171,7 @@ class TripRow(Base):
     )
     trip_id: Mapped[str] = mapped_column(String(96), primary_key=True)
     vehicle_id: Mapped[str] = mapped_column(ID)
+    unlock_seq: Mapped[int] = mapped_column(BigInteger)
     operator: Mapped[str] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))

@@ -121,7 +121,13 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     url = settings.broker_url()
     with _stop_on_signals() as stop:
         summary = run_simulator(
-            settings, fleet, mqtt_url=url, protocol=settings.mqtt_protocol, stop=stop, progress=_progress
+            settings,
+            fleet,
+            mqtt_url=url,
+            protocol=settings.mqtt_protocol,
+            stop=stop,
+            progress=_progress,
+            ca_file=settings.ca_file(),
         )
     report = {
         "published": {channel.value: n for channel, n in summary.published.items()},
@@ -139,7 +145,9 @@ def cmd_aggregate(settings: Settings, args: argparse.Namespace) -> int:
     from smartzone.parts import build_aggregator, open_database
 
     database = open_database(settings)
-    part = build_aggregator(settings, database, mqtt_url=settings.broker_url(), protocol=settings.mqtt_protocol)
+    part = build_aggregator(
+        settings, database, mqtt_url=settings.broker_url(), protocol=settings.mqtt_protocol, ca_file=settings.ca_file()
+    )
     print(
         f"aggregating from {part.client.url} into {database.url}, settling on "
         f"{settings.chain_url or 'embedded py-evm'} (contract {part.contract})",
@@ -202,6 +210,7 @@ def _logged(target: Callable[..., object], what: str) -> Callable[..., None]:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
+    from sensors.mqtt import redact
     from smartzone.broker import RunningBroker, embedded_broker
     from smartzone.broker_access import Role, generate, url_for
     from smartzone.parts import build_aggregator, chain_label, make_fleet, open_database, register_fleet, run_simulator
@@ -247,7 +256,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             "Smart Zone is up.\n"
             f"  dashboard  http://{settings.http_host}:{settings.http_port}/\n"
             f"  API        http://{settings.http_host}:{settings.http_port}/api/v1/stats  (OpenAPI: /openapi.json)\n"
-            f"  broker     {broker.url} ({broker.name}; {access_note})\n"
+            f"  broker     {redact(broker.url)} ({broker.name}; {access_note})\n"
             f"  database   {database.url}\n"
             f"  chain      {chain_label(settings)}, contract {part.contract}\n"
             f"  fleet      {settings.vehicles} vehicles of {settings.operator}, registered, seed {settings.seed}, "

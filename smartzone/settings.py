@@ -18,6 +18,7 @@ class Settings(BaseSettings):
 
     mqtt_url: str | None = Field(None, description="Broker URL; unset: `up` starts its own, other parts use 1883")
     mqtt_protocol: Literal["auto", "5", "3.1.1"] = "auto"
+    mqtt_ca_file: Path | None = Field(None, description="PEM CA of the broker's certificate, for mqtts:// URLs")
     embedded_broker: Literal["auto", "mosquitto", "amqtt"] = Field(
         "auto", description="Broker `up` starts when mqtt_url is unset; auto: Mosquitto if installed, else amqtt"
     )
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
 
     def broker_url(self) -> str:
         return self.mqtt_url or DEFAULT_MQTT_URL
+
+    def ca_file(self) -> str | None:
+        return str(self.mqtt_ca_file) if self.mqtt_ca_file else None
 
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'smartzone.db'}"

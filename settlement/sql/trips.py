@@ -14,6 +14,7 @@ from settlement.sql.common import upsert
 from settlement.trips import Mark, TripRecord
 
 _CHUNK = 500  # ids per IN (...) list
+_LATEST_CHUNK = 100  # per-vehicle probes per statement
 
 
 class SqlTrips:
@@ -42,7 +43,25 @@ class SqlTrips:
             # (status, vehicle_id) is indexed: open trips are few whatever the history
             query = sa.select(t).where(t.c.vehicle_id.in_(ids[i : i + _CHUNK]), unfinished)
             found.update((r.trip_id, record_of(r)) for r in self._conn.execute(query))
+        for i in range(0, len(ids), _LATEST_CHUNK):
+            found.update((r.trip_id, record_of(r)) for r in self._latest_ended(ids[i : i + _LATEST_CHUNK]))
         return found
+
+    def _latest_ended(self, vehicle_ids: list[str]) -> list[sa.Row]:
+        """Per vehicle, the ended trip with the highest unlock seq: one index probe each (vehicle, unlock_seq)."""
+        t = self._t
+        parts = [
+            sa.select(t)
+            .where(t.c.vehicle_id == vehicle, t.c.end_seq.is_not(None))
+            .order_by(t.c.unlock_seq.desc())
+            .limit(1)
+            .subquery()
+            .select()
+            for vehicle in vehicle_ids
+        ]
+        if not parts:
+            return []
+        return list(self._conn.execute(sa.union_all(*parts)))
 
     def open(self) -> list[TripRecord]:
         query = sa.select(self._t).where(self._t.c.status == TripStatus.OPEN.value)
@@ -90,6 +109,7 @@ def row_of(r: TripRecord) -> dict[str, object]:
     row: dict[str, object] = {
         "trip_id": r.trip_id,
         "vehicle_id": r.vehicle_id,
+        "unlock_seq": r.unlock_seq,
         "operator": r.operator,
         "kind": r.kind.value,
         "status": r.status.value,

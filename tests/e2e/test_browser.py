@@ -12,12 +12,12 @@ from urllib.parse import urlsplit
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Route, sync_playwright
+from settlement.store import Store
 
 from dashboard.app import create_app
 from sensors.messages import Position, Telemetry, VehicleKind, VehicleState
 from settlement.queries import SqlReadModel
 from settlement.records import Batch
-from settlement.store import Store
 from tests import services
 
 pytestmark = pytest.mark.services

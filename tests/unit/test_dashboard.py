@@ -242,7 +242,9 @@ def test_rejects_are_counted_per_reason_code(client: TestClient, fake: FakeReadM
     assert client.get("/api/v1/rejects").json() == {"bad_signature": 3, "unknown_vehicle": 1}
 
 
-def test_rejected_trips_are_listed_with_their_reason_only_when_asked_for(client: TestClient, fake: FakeReadModel) -> None:
+def test_rejected_trips_are_listed_with_their_reason_only_when_asked_for(
+    client: TestClient, fake: FakeReadModel
+) -> None:
     fake.trip_views.append(trip("bike-0001:20", 9, status="rejected", reason="trip_too_fast", fare_micro=None))
     default = client.get("/api/v1/trips").json()["items"]
     rejected = client.get("/api/v1/trips", params={"status": "rejected"}).json()["items"]

@@ -268,3 +268,9 @@ def test_the_rider_comes_from_the_unlock_whichever_half_comes_first() -> None:
     trips = Trips()
     trips.feed(end)
     assert trips.feed(start).changed[0].rider == "r1"
+
+
+def test_a_batch_names_the_trips_and_vehicles_whose_records_the_store_must_load() -> None:
+    batch = [unlock(1, 0), lock(9, 7, 60, 1100, vehicle=CAR), lock(12, 12, 70, 1100)]
+    assert trip_ids_named(batch) == {f"{BIKE}:1", f"{CAR}:7"}
+    assert vehicles_named(batch) == {BIKE, CAR}

@@ -141,6 +141,7 @@ def upgrade() -> None:
         "trips",
         sa.Column("trip_id", sa.String(length=96), nullable=False),
         sa.Column("vehicle_id", sa.String(length=64), nullable=False),
+        sa.Column("unlock_seq", sa.BigInteger(), nullable=False),
         sa.Column("operator", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
@@ -173,10 +174,12 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_trips_owner"), ["owner"], unique=False)
         batch_op.create_index(batch_op.f("ix_trips_rider"), ["rider"], unique=False)
         batch_op.create_index(batch_op.f("ix_trips_status_vehicle_id"), ["status", "vehicle_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_trips_vehicle_id_unlock_seq"), ["vehicle_id", "unlock_seq"], unique=False)
 
 
 def downgrade() -> None:
     with op.batch_alter_table("trips", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_trips_vehicle_id_unlock_seq"))
         batch_op.drop_index(batch_op.f("ix_trips_status_vehicle_id"))
         batch_op.drop_index(batch_op.f("ix_trips_rider"))
         batch_op.drop_index(batch_op.f("ix_trips_owner"))
