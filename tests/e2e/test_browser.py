@@ -12,31 +12,38 @@ from urllib.parse import urlsplit
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Route, sync_playwright
-from settlement.store import Store
 
 from dashboard.app import create_app
-from sensors.messages import Position, Telemetry, VehicleKind, VehicleState
+from sensors.messages import VehicleKind
+from settlement.db import Database
+from settlement.enrolment import enrol, trust_operator
 from settlement.queries import SqlReadModel
-from settlement.records import Batch
+from settlement.sql import SqlUnitOfWork
+from settlement.vehicles import latest_updates
 from tests import services
+from tests.signed import OPERATOR, SignedFleet
 
 pytestmark = pytest.mark.services
 T0 = 1_795_000_000_000
-OWNER = "0x" + "ab" * 20
 
 
-def vehicle(store: Store, vehicle_id: str, kind: VehicleKind) -> None:
-    store.ingest(
-        Batch(
-            states=[VehicleState(vehicle_id, "op", T0, True, kind, OWNER)],
-            telemetry=[Telemetry(vehicle_id, "op", kind, 1, T0, Position(51.215, 4.397), 0.0, 0, battery_pct=77.0)],
-        )
-    )
+def vehicle(database: Database, vehicle_id: str, kind: VehicleKind) -> None:
+    """Register a vehicle and store its first reading, as the aggregator would."""
+    fleet = SignedFleet(vehicles={vehicle_id: kind})
+    uow = lambda: SqlUnitOfWork(database)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
+    enrol(uow, fleet.registrations(), fleet.domain, T0)
+    reading = fleet.telemetry(vehicle_id, 1, T0)
+    with uow() as work:
+        work.readings.add_telemetry([reading])
+        work.readings.update_vehicles(latest_updates([reading]))
+        work.commit()
 
 
 @pytest.fixture()
-def served(tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    store = Store.connect(f"sqlite:///{tmp_path / 'browser.db'}")
+def served(tmp_path: Path) -> Iterator[tuple[str, Database]]:
+    store = Database.open(f"sqlite:///{tmp_path / 'browser.db'}")
+    store.upgrade()
     app = create_app(SqlReadModel(store), chain_label="test chain")
     port = services.free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -92,7 +99,7 @@ def offline(page: Page) -> list[str]:
 
 
 def test_the_page_shows_the_fleet_and_picks_up_a_new_vehicle_without_reloading(
-    served: tuple[str, Store], browser: Browser, tmp_path: Path
+    served: tuple[str, Database], browser: Browser, tmp_path: Path
 ) -> None:
     url, store = served
     vehicle(store, "bike-0001", VehicleKind.BIKE)
@@ -114,7 +121,7 @@ def test_the_page_shows_the_fleet_and_picks_up_a_new_vehicle_without_reloading(
     page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
 
 
-def test_the_api_docs_render_every_endpoint_with_no_network(served: tuple[str, Store], browser: Browser) -> None:
+def test_the_api_docs_render_every_endpoint_with_no_network(served: tuple[str, Database], browser: Browser) -> None:
     url, _ = served
     page = browser.new_page(viewport={"width": 1280, "height": 900})  # the lab's screen
     refused = offline(page)

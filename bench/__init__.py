@@ -1,0 +1,1 @@
+"""Benchmark scripts: each compares the project with its baseline in the same run and prints the ratio."""
