@@ -13,6 +13,7 @@ from dashboard.schemas import (
     Health,
     Payout,
     PayoutList,
+    RegistryProof,
     Stats,
     Trip,
     TripList,
@@ -51,6 +52,15 @@ def get_vehicle(vehicle_id: str, model: Model) -> Vehicle:
     if view is None:
         raise HTTPException(404, f"no vehicle with id {vehicle_id!r}")
     return Vehicle.model_validate(view)
+
+
+@router.get("/vehicles/{vehicle_id}/registry", tags=["fleet"], responses=NOT_FOUND)
+def get_vehicle_registry(vehicle_id: str, model: Model) -> RegistryProof:
+    """The vehicle's registry entry (device, payee, validity) with its Merkle proof against the registry root."""
+    view = model.registry_proof(vehicle_id)
+    if view is None:
+        raise HTTPException(404, f"vehicle {vehicle_id!r} is not in the registry")
+    return RegistryProof.model_validate(view)
 
 
 @router.get("/trips", tags=["trips"], responses=INVALID)

@@ -70,6 +70,25 @@ class Epoch(_View):
     )
 
 
+class RegistryProof(_View):
+    """A vehicle's entry in the device registry, with its Merkle proof against the registry root."""
+
+    vehicle_id: str
+    operator: str
+    kind: str
+    device: str = Field(description="EIP-55 address of the vehicle's device key, which signs its events.")
+    payee: str = Field(description="EIP-55 address paid for the vehicle's trips.")
+    valid_from_ms: int
+    valid_until_ms: int = Field(description="0: open-ended.")
+    revoked_ms: int | None
+    leaf: list[str | int | bool] = Field(
+        description="The StandardMerkleTree leaf: vehicleId, operator, kind, device, payee, validFrom, validUntil, "
+        "revoked (types string, string, string, address, address, uint64, uint64, bool)."
+    )
+    proof: list[str] = Field(description="Sibling hashes from the leaf to the root, 0x-prefixed hex.")
+    root: str = Field(description="The registry root now; compare with an epoch's registry_root on chain.")
+
+
 class Payout(_View):
     """What one vehicle owner has earned."""
 

@@ -8,7 +8,11 @@
     │   ├── StoreUnavailable         (settlement) the database; also a SettlementError
     │   └── ChainUnavailable         (settlement) the chain node; also a SettlementError
     └── SettlementError              (settlement) base of the settlement errors
-        └── ChainError               the chain refused or reverted a transaction, or disagrees with the database
+        ├── ChainError               the chain refused or reverted a transaction, or disagrees with the database
+        ├── StoreRefused             the database refused a value or constraint of one batch (not an outage)
+        ├── SchemaMismatch           (settlement.db) the database's schema revision is not this code's
+        ├── RegistryError            (settlement.registry) a registration the registry refuses; ``code`` says why
+        └── IllegalTransition        (settlement.lifecycle) a trip or epoch status change the life cycle forbids
 
 Adapters translate library errors into these; entry points turn them into a one-line message
 and an exit code (CLI) or a problem-details response (HTTP).

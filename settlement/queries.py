@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from settlement.db import Database
 from settlement.lifecycle import ON_CHAIN_EPOCH, SETTLED, UNSETTLED, TripStatus
 from settlement.schema import EpochRow, EventRow, PayoutRow, RejectRow, TelemetryRow, TripRow, VehicleRow, table_of
-from settlement.views import EpochView, PayoutView, Stats, TripView, VehicleView
+from settlement.views import EpochView, PayoutView, RegistryProofView, Stats, TripView, VehicleView
 
 PRICED_OR_LATER = sorted(s.value for s in (TripStatus.PRICED, *UNSETTLED, *SETTLED, TripStatus.ADJUSTED))
 _SETTLED = sorted(s.value for s in SETTLED)
@@ -125,6 +125,31 @@ class SqlReadModel:
         )
         with self._db.reading() as conn:
             return {reason: int(n) for reason, n in conn.execute(query).all()}
+
+    def registry_proof(self, vehicle_id: str) -> RegistryProofView | None:
+        from settlement.registry import Registry
+        from settlement.sql.registry import SqlRegistry
+
+        with self._db.reading() as conn:
+            repository = SqlRegistry(conn)
+            registry = Registry(repository.operators(), repository.entries())
+        entry = registry.latest(vehicle_id)
+        if entry is None:
+            return None
+        reg = entry.registration
+        return RegistryProofView(
+            vehicle_id=reg.vehicle_id,
+            operator=reg.operator,
+            kind=reg.kind.value,
+            device=str(reg.device),
+            payee=str(reg.payee),
+            valid_from_ms=reg.valid_from_ms,
+            valid_until_ms=reg.valid_until_ms,
+            revoked_ms=entry.revoked_ms,
+            leaf=entry.leaf(),
+            proof=["0x" + step.hex() for step in registry.proof(entry)],
+            root="0x" + registry.root.hex(),
+        )
 
     def payout_totals(self) -> dict[str, int]:
         """Settled micro-EUR per owner (EIP-55) according to the epochs' payout rows (to compare with the chain)."""

@@ -28,6 +28,7 @@ class RejectCode(enum.StrEnum):
     STALE_SEQ = "stale_seq"  # too far below the vehicle's last accepted seq: a replay
     STALE_STATE = "stale_state"  # a state older than the last accepted one
     FUTURE_TIMESTAMP = "future_timestamp"
+    OVERLAPPING_PERIOD = "overlapping_period"  # a registration overlapping another entry of its vehicle
     # plausibility of a reading (settlement.bounds)
     IMPLAUSIBLE_SPEED = "implausible_speed"
     IMPLAUSIBLE_ODOMETER = "implausible_odometer"

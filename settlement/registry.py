@@ -29,7 +29,7 @@ from settlement.reasons import RejectCode
 REGISTRY_LEAF_TYPES: tuple[str, ...] = ("string", "string", "string", "address", "address", "uint64", "uint64", "bool")
 """vehicleId, operator, kind, device, payee, validFrom ms, validUntil ms (0 = open-ended), revoked."""
 
-OVERLAPPING_PERIOD = "overlapping_period"
+OVERLAPPING_PERIOD = RejectCode.OVERLAPPING_PERIOD
 """The code of a registration whose period overlaps another entry of the same vehicle."""
 
 

@@ -86,6 +86,27 @@ class Stats:
     settled_micro: int
 
 
+@dataclass(frozen=True, slots=True)
+class RegistryProofView:
+    """A vehicle's registry entry, its leaf and Merkle proof, and the registry root they prove against.
+
+    Anyone can hash ``leaf`` (OpenZeppelin StandardMerkleTree, ``settlement.registry.REGISTRY_LEAF_TYPES``),
+    fold in ``proof`` and compare with ``root`` — and with the registry root an epoch committed on chain.
+    """
+
+    vehicle_id: str
+    operator: str
+    kind: str
+    device: str
+    payee: str
+    valid_from_ms: int
+    valid_until_ms: int
+    revoked_ms: int | None
+    leaf: list[object]
+    proof: list[str]
+    root: str
+
+
 class ReadModel(Protocol):
     """Queries the dashboard runs; every list is newest or most relevant first and bounded by ``limit``."""
 
@@ -105,6 +126,10 @@ class ReadModel(Protocol):
 
     def rejects_by_code(self) -> dict[str, int]:
         """How many messages were dead-lettered, per reason code."""
+        ...
+
+    def registry_proof(self, vehicle_id: str) -> RegistryProofView | None:
+        """The vehicle's latest registry entry with its Merkle proof, or None if it was never registered."""
         ...
 
     def trip(self, trip_id: str) -> TripView | None: ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import groupby
 
 import sqlalchemy as sa
 
@@ -15,6 +16,14 @@ from settlement.vehicles import VehicleUpdate, is_gateway
 
 MAX_REJECT_PAYLOAD = 65536
 MAX_REJECT_REASON = 2000
+
+_V = table_of(VehicleRow)
+_GATEWAY_ONLINE = sa.update(_V).where(_V.c.operator == sa.bindparam("b_operator")).values(online=sa.bindparam("b_online"))
+_VEHICLE_ONLINE = (
+    sa.update(_V)
+    .where(_V.c.vehicle_id == sa.bindparam("b_vehicle"), _V.c.state_ms <= sa.bindparam("b_ts"))
+    .values(online=sa.bindparam("b_online"), state_ms=sa.bindparam("b_ts"))
+)
 
 
 class SqlReadings:
@@ -100,16 +109,13 @@ class SqlReadings:
             self._conn.execute(statement, [_params(u) for u in without])
 
     def apply_states(self, states: Sequence[VehicleState]) -> None:
-        v = table_of(VehicleRow)
-        for state in states:
-            if is_gateway(state):
-                self._conn.execute(sa.update(v).where(v.c.operator == state.operator).values(online=state.online))
+        # In arrival order: each run of gateway or of vehicle states is one executemany (run one after another)
+        for gateway, run in groupby(states, key=is_gateway):
+            if gateway:
+                self._conn.execute(_GATEWAY_ONLINE, [{"b_operator": s.operator, "b_online": s.online} for s in run])
             else:
-                self._conn.execute(
-                    sa.update(v)
-                    .where(v.c.vehicle_id == state.vehicle_id, v.c.state_ms <= state.timestamp)
-                    .values(online=state.online, state_ms=state.timestamp)
-                )
+                params = [{"b_vehicle": s.vehicle_id, "b_ts": s.timestamp, "b_online": s.online} for s in run]
+                self._conn.execute(_VEHICLE_ONLINE, params)
 
     def add_rejects(self, rejects: Sequence[Reject]) -> None:
         if rejects:

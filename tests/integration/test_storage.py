@@ -185,3 +185,16 @@ def test_an_epoch_is_recorded_with_its_roots_and_marked_committed(database: Data
         uow.commit()
     [epoch] = SqlReadModel(database).epochs()
     assert (epoch.status, epoch.registry_root, epoch.gas_used) == ("committed", "0x" + "01" * 32, 90_000)
+
+
+def test_a_vehicles_registry_proof_verifies_against_the_root(database: Database, fleet: SignedFleet) -> None:
+    from settlement.registry import Registry, RegistryEntry, verify_proof
+
+    view = SqlReadModel(database).registry_proof("car-1")
+    assert view is not None and view.payee == str(payee_of("car-1"))
+    with SqlUnitOfWork(database) as uow:
+        registry = Registry(uow.registry.operators(), uow.registry.entries())
+    entry: RegistryEntry = registry.latest("car-1")  # type: ignore[assignment]
+    assert entry.leaf() == view.leaf and view.root == "0x" + registry.root.hex()
+    assert verify_proof(entry, [bytes.fromhex(p[2:]) for p in view.proof], registry.root)
+    assert SqlReadModel(database).registry_proof("ghost") is None

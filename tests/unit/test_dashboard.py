@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from dashboard.api import read_model
 from dashboard.app import create_app
 from settlement.errors import StoreUnavailable
-from settlement.views import EpochView, PayoutView, Stats, TripView, VehicleView
+from settlement.views import EpochView, PayoutView, RegistryProofView, Stats, TripView, VehicleView
 
 OWNER_A = "0x" + "a1" * 20
 OWNER_B = "0x" + "b2" * 20
@@ -32,6 +32,7 @@ class FakeReadModel:
     payout_views: list[PayoutView] = field(default_factory=list)
     counts: Stats = field(default_factory=lambda: Stats(0, 0, 0, 0, 0, 0, 0, 0))
     reject_counts: dict[str, int] = field(default_factory=dict)
+    proofs: dict[str, RegistryProofView] = field(default_factory=dict)
 
     def vehicles(self) -> list[VehicleView]:
         return list(self.vehicle_views)
@@ -53,6 +54,9 @@ class FakeReadModel:
 
     def rejects_by_code(self) -> dict[str, int]:
         return dict(self.reject_counts)
+
+    def registry_proof(self, vehicle_id: str) -> RegistryProofView | None:
+        return self.proofs.get(vehicle_id)
 
     def trip(self, trip_id: str) -> TripView | None:
         return next((t for t in self.trip_views if t.trip_id == trip_id), None)
@@ -237,6 +241,16 @@ def test_payouts_give_settled_and_pending_micro_euro_per_owner(client: TestClien
     assert type(items[0]["settled_micro"]) is int and items[0]["settled_micro"] == 12_345_678_901
 
 
+def test_a_vehicles_registry_entry_comes_with_its_proof_or_a_404(client: TestClient, fake: FakeReadModel) -> None:
+    fake.proofs["bike-0001"] = RegistryProofView(
+        "bike-0001", "op", "bike", OWNER_B, OWNER_A, 0, 0, None,
+        ["bike-0001", "op", "bike", OWNER_B, OWNER_A, 0, 0, False], ["0x" + "11" * 32], "0x" + "22" * 32,
+    )  # fmt: skip
+    body = client.get("/api/v1/vehicles/bike-0001/registry").json()
+    assert body["payee"] == OWNER_A and body["proof"] == ["0x" + "11" * 32] and body["leaf"][-1] is False
+    assert_problem(client.get("/api/v1/vehicles/ghost/registry"), 404)
+
+
 def test_rejects_are_counted_per_reason_code(client: TestClient, fake: FakeReadModel) -> None:
     fake.reject_counts = {"bad_signature": 3, "unknown_vehicle": 1}
     assert client.get("/api/v1/rejects").json() == {"bad_signature": 3, "unknown_vehicle": 1}
@@ -268,6 +282,7 @@ def test_openapi_documents_every_api_v1_path(client: TestClient) -> None:
     assert {p for p in spec["paths"] if p.startswith("/api/v1")} == {
         "/api/v1/vehicles", "/api/v1/vehicles/{vehicle_id}", "/api/v1/trips", "/api/v1/trips/{trip_id}",
         "/api/v1/epochs", "/api/v1/payouts", "/api/v1/stats", "/api/v1/rejects",
+        "/api/v1/vehicles/{vehicle_id}/registry",
     }  # fmt: skip
     assert "micro-euro" in spec["components"]["schemas"]["Trip"]["properties"]["fare_micro"]["description"]
     not_found = spec["paths"]["/api/v1/trips/{trip_id}"]["get"]["responses"]["404"]
