@@ -12,7 +12,7 @@ from sensors.messages import FLEET_GATEWAY, Event, EventType, Message, Telemetry
 from sensors.registration import Registration
 from sensors.signing import Domain, address_of, sign
 from sensors.topics import check_id
-from sensors.wire import trip_id_for
+from sensors.wire import MAX_SEQ, trip_id_for
 from simulator.keys import device_key, operator_key, owner_key, rider_key
 from simulator.vehicle import PROFILES, Status, Vehicle
 from simulator.zone import Zone, distance_m, load_zone, step_toward
@@ -35,7 +35,9 @@ class FleetConfig:
     ``mean_idle_s`` is the mean time a rentable vehicle stands before a rider takes it (Poisson demand);
     ``faults_per_hour`` is each parked vehicle's fault rate, a fault lasting ``mean_fault_s`` on average.
     ``chain_id`` is the EIP-712 domain of every signature (the settlement chain's id); events and states are
-    always signed, telemetry only with ``sign_telemetry``.
+    always signed, telemetry only with ``sign_telemetry``. ``first_seq`` is the seq of each vehicle's first
+    message: a device never reuses a seq, so a later run against the same registry and database starts above
+    the last one (the composition root passes the run's start time in ms).
     """
 
     vehicles: int = 20
@@ -51,6 +53,7 @@ class FleetConfig:
     mean_fault_s: float = 900.0
     chain_id: int = 31337
     sign_telemetry: bool = False
+    first_seq: int = 1
 
     def __post_init__(self) -> None:
         try:
@@ -63,6 +66,8 @@ class FleetConfig:
             raise ValueError("intervals and mean durations must be positive")
         if type(self.chain_id) is not int or self.chain_id < 1:
             raise ValueError("chain_id must be a positive integer")
+        if type(self.first_seq) is not int or not 1 <= self.first_seq <= MAX_SEQ // 2:
+            raise ValueError("first_seq must be a positive integer well below the largest seq")
         if self.faults_per_hour < 0:
             raise ValueError("faults_per_hour must not be negative")
         weights = [w for _, w in self.mix]
@@ -259,6 +264,7 @@ class Fleet:
             next_trip_at=self._idle_ms(),
             next_fault_at=self._fault_gap_ms(),
             next_telemetry_at=rng.randrange(int(self.config.parked_interval_s * 1000) + 1),
+            seq=self.config.first_seq - 1,
         )
 
     def _telemetry_interval_ms(self, v: Vehicle) -> int:

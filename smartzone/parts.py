@@ -112,8 +112,12 @@ def build_aggregator(
     return AggregatorPart(aggregator, client, inbox, contract, aggregator.verifier.domain.chain_id)
 
 
-def make_fleet(settings: Settings, chain_id: int) -> Fleet:
-    """The seeded fleet, signing under ``chain_id``."""
+def make_fleet(settings: Settings, chain_id: int, first_seq: int | None = None) -> Fleet:
+    """The seeded fleet, signing under ``chain_id``.
+
+    Its vehicles number their messages from ``first_seq`` (default: now in ms), so that a second run of the same
+    seed against the same database is not taken for a replay of the first.
+    """
     return Fleet(
         FleetConfig(
             vehicles=settings.vehicles,
@@ -122,6 +126,7 @@ def make_fleet(settings: Settings, chain_id: int) -> Fleet:
             owners=settings.owners,
             chain_id=chain_id,
             sign_telemetry=settings.sign_telemetry,
+            first_seq=first_seq if first_seq is not None else int(time.time() * 1000),
         )
     )
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from sensors.codec import encode
+from sensors.codec import channel_of, encode
 from sensors.messages import EventType, Position
 from settlement.aggregator import Aggregator
 from settlement.enrolment import enrol, revoke, trust_operator
@@ -259,3 +259,32 @@ def test_a_signed_position_out_of_the_world_is_refused_at_decode(state: MemorySt
     event = fleet.event("bike-1", 1, EventType.UNLOCK, T0, position=Position(95.0, 4.0))
     aggregator.handle([fleet.received(event)])
     assert codes(state) == ["schema"]
+
+
+def test_a_second_run_of_the_same_seeded_fleet_is_not_taken_for_a_replay(state: MemoryState) -> None:
+    from sensors.ports import Received
+    from sensors.topics import topic_for
+    from simulator.fleet import Fleet, FleetConfig
+
+    def run(first_seq: int, start_ms: int) -> tuple[list[Received], set[str]]:
+        fleet = Fleet(FleetConfig(vehicles=4, seed=3, operator=OPERATOR, first_seq=first_seq, faults_per_hour=0))
+        messages = [*fleet.birth_messages(start_ms)]
+        for minute in range(1, 61):
+            messages += fleet.step(start_ms + minute * 60_000)
+        messages += fleet.finish(start_ms + 3_600_000)
+        items = [Received(topic_for(m.operator, m.vehicle_id, channel_of(m)), encode(m), 0.0) for m in messages]
+        return items, {t.trip_id for t in fleet.completed_trips}
+
+    fleet = Fleet(FleetConfig(vehicles=4, seed=3, operator=OPERATOR))
+    uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
+    enrol(uow, fleet.registrations(0), fleet.domain, T0)
+    aggregator = Aggregator(uow, FakeChain(), clock=lambda: T0 / 1000)
+    aggregator.attach_contract()
+    first, first_trips = run(1_000, T0)
+    second, second_trips = run(1_000_000, T0 + 86_400_000)
+    aggregator.handle(first)
+    aggregator.handle(second)
+    priced = {t.trip_id for t in state.trips.values() if t.status is TripStatus.PRICED}
+    assert first_trips and second_trips and priced == first_trips | second_trips
+    assert codes(state) == []
