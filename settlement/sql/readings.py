@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from functools import cache
 from itertools import groupby
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from sensors.messages import Event, Telemetry, VehicleState
 from sensors.wire import VehicleStatus
@@ -18,7 +21,9 @@ MAX_REJECT_PAYLOAD = 65536
 MAX_REJECT_REASON = 2000
 
 _V = table_of(VehicleRow)
-_GATEWAY_ONLINE = sa.update(_V).where(_V.c.operator == sa.bindparam("b_operator")).values(online=sa.bindparam("b_online"))
+_GATEWAY_ONLINE = (
+    sa.update(_V).where(_V.c.operator == sa.bindparam("b_operator")).values(online=sa.bindparam("b_online"))
+)
 _VEHICLE_ONLINE = (
     sa.update(_V)
     .where(_V.c.vehicle_id == sa.bindparam("b_vehicle"), _V.c.state_ms <= sa.bindparam("b_ts"))
@@ -52,7 +57,7 @@ class SqlReadings:
             for t in readings
         ]
         # RETURNING counts the rows really inserted on every backend (rowcount is unreliable in executemany)
-        return len(self._conn.execute(insert_ignore(self._conn, table).returning(table.c.id), rows).all())
+        return len(_insert_new(self._conn, table, rows, ("id",)).all())
 
     def add_events(self, events: Sequence[Event]) -> list[Event]:
         if not events:
@@ -77,8 +82,7 @@ class SqlReadings:
             }
             for e in events
         ]
-        statement = insert_ignore(self._conn, table).returning(table.c.vehicle_id, table.c.seq)
-        stored = {(r.vehicle_id, r.seq) for r in self._conn.execute(statement, rows)}
+        stored = {(r.vehicle_id, r.seq) for r in _insert_new(self._conn, table, rows, ("vehicle_id", "seq"))}
         new, seen = [], set()
         for e in events:
             key = (e.vehicle_id, e.seq)
@@ -141,6 +145,31 @@ class SqlReadings:
     def watermark_ms(self) -> int:
         e = table_of(EventRow)
         return int(self._conn.execute(sa.select(sa.func.max(e.c.timestamp_ms))).scalar_one_or_none() or 0)
+
+
+def _insert_new(
+    conn: sa.Connection, table: sa.Table, rows: Sequence[Mapping[str, Any]], returning: tuple[str, ...]
+) -> sa.CursorResult[Any]:
+    """INSERT ``rows`` ON CONFLICT DO NOTHING, RETURNING ``returning`` of the rows really inserted.
+
+    On PostgreSQL one statement over one array per column (``unnest``): its text and plan are the same whatever
+    the number of rows, where executemany with RETURNING sends a VALUES list of every row (several times slower).
+    """
+    if conn.dialect.name != "postgresql":
+        return conn.execute(insert_ignore(conn, table).returning(*(table.c[n] for n in returning)), rows)
+    columns = tuple(rows[0])
+    return conn.execute(_unnest_insert(table, columns, returning), {c: [r[c] for r in rows] for c in columns})
+
+
+@cache
+def _unnest_insert(table: sa.Table, columns: tuple[str, ...], returning: tuple[str, ...]) -> sa.Executable:
+    arrays = sa.select(*(sa.func.unnest(sa.bindparam(c, type_=postgresql.ARRAY(table.c[c].type))) for c in columns))
+    return (
+        postgresql.insert(table)
+        .from_select(list(columns), arrays)
+        .on_conflict_do_nothing()
+        .returning(*(table.c[n] for n in returning))
+    )
 
 
 def _params(u: VehicleUpdate) -> dict[str, object]:

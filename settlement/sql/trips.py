@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from functools import cache
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -14,7 +16,7 @@ from settlement.sql.common import upsert
 from settlement.trips import Mark, TripRecord
 
 _CHUNK = 500  # ids per IN (...) list
-_LATEST_CHUNK = 100  # per-vehicle probes per statement
+_LATEST_CHUNK = 500  # per-vehicle probes per statement
 
 
 class SqlTrips:
@@ -49,19 +51,9 @@ class SqlTrips:
 
     def _latest_ended(self, vehicle_ids: list[str]) -> list[sa.Row]:
         """Per vehicle, the ended trip with the highest unlock seq: one index probe each (vehicle, unlock_seq)."""
-        t = self._t
-        parts = [
-            sa.select(t)
-            .where(t.c.vehicle_id == vehicle, t.c.end_seq.is_not(None))
-            .order_by(t.c.unlock_seq.desc())
-            .limit(1)
-            .subquery()
-            .select()
-            for vehicle in vehicle_ids
-        ]
-        if not parts:
+        if not vehicle_ids:
             return []
-        return list(self._conn.execute(sa.union_all(*parts)))
+        return list(self._conn.execute(_latest_ended_query(self._conn.dialect.name), {"ids": vehicle_ids}))
 
     def open(self) -> list[TripRecord]:
         query = sa.select(self._t).where(self._t.c.status == TripStatus.OPEN.value)
@@ -102,6 +94,28 @@ class SqlTrips:
             .where(self._t.c.epoch_id == epoch_id, self._t.c.status == TripStatus.BATCHED.value)
             .values(status=TripStatus.COMMITTED.value)
         )
+
+
+@cache
+def _latest_ended_query(dialect: str) -> sa.Select[Any]:
+    """Trips whose id is, for some vehicle of the JSON array ``:ids``, that of its ended trip with the highest
+    unlock seq: a correlated probe of the (vehicle_id, unlock_seq) index from the top, per vehicle.
+
+    One statement whatever the number of vehicles, so it is built and compiled once per dialect.
+    """
+    t = table_of(TripRow)
+    probe = t.alias("probe")
+    elements = sa.func.json_array_elements_text if dialect == "postgresql" else sa.func.json_each
+    ids = elements(sa.bindparam("ids", type_=sa.JSON)).table_valued("value")
+    latest = (
+        sa.select(probe.c.trip_id)
+        .where(probe.c.vehicle_id == ids.c.value, probe.c.end_seq.is_not(None))
+        .order_by(probe.c.unlock_seq.desc())
+        .limit(1)
+        .correlate(ids)
+        .scalar_subquery()
+    )
+    return sa.select(t).where(t.c.trip_id.in_(sa.select(latest).select_from(ids)))
 
 
 def row_of(r: TripRecord) -> dict[str, object]:
