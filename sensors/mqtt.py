@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 Handler = Callable[[Received], None]
+ROUTE_CACHE_TOPICS = 100_000
+"""Topics whose handlers are remembered (a fleet of 30,000 vehicles on three channels fits)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +148,7 @@ class MqttClient:
         self._subscriptions: list[tuple[str, int]] = []
         self._routes: list[tuple[str, Handler]] = []  # (filter without $share/<group>/, handler)
         self._matcher = MQTTMatcher()  # filter -> its handlers; rebuilt by each subscribe
+        self._route_cache: dict[str, list[Handler]] = {}  # topic -> its handlers (a trie walk per message is dear)
         self._pending = 0
         self._cond = threading.Condition()
         self._connected = threading.Event()
@@ -367,16 +370,24 @@ class MqttClient:
                 matcher[topic_filter].append(each)
             except KeyError:
                 matcher[topic_filter] = [each]
-        self._routes, self._matcher = routes, matcher  # replaced whole: the network thread reads it unlocked
+        # replaced whole: the network thread reads them unlocked
+        self._routes, self._matcher, self._route_cache = routes, matcher, {}
         self._subscriptions.extend(filters)
         if self._client is not None:
             self._expect_suback(self._client.subscribe(filters)[1])
             self._wait_subacks(10.0)
 
     def _handlers_for(self, topic: str) -> list[Handler]:
-        found: list[Handler] = []
+        cache = self._route_cache
+        found = cache.get(topic)
+        if found is not None:
+            return found
+        found = []
         for handlers in self._matcher.iter_match(topic):
             found += [h for h in handlers if h not in found]
+        if len(cache) >= ROUTE_CACHE_TOPICS:
+            cache.clear()  # bounded whatever topics a publisher invents
+        cache[topic] = found
         return found
 
     def _on_message(self, client: paho.Client, _u: Any, msg: paho.MQTTMessage) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from sensors.errors import InvalidReading
 
@@ -49,6 +50,7 @@ def topic_for(operator: str, vehicle_id: str, channel: Channel, root: str = DEFA
     return f"{root}/{TOPIC_VERSION}/{operator}/{vehicle_id}/{channel.value}"
 
 
+@lru_cache(maxsize=65_536)
 def parse_topic(topic: str) -> Topic:
     """Parse a topic of the v1 layout, or raise ``InvalidReading`` (code ``bad_topic``) saying what is wrong."""
     parts = topic.split("/")

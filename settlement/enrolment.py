@@ -8,7 +8,7 @@ from sensors.address import Address
 from sensors.registration import Registration
 from sensors.signing import Domain
 from settlement.errors import SettlementError
-from settlement.registry import Registry, RegistryEntry
+from settlement.registry import OVERLAPPING_PERIOD, Registry, RegistryEntry, RegistryError
 from settlement.repositories import UnitOfWork
 
 
@@ -30,12 +30,19 @@ def enrol(
     added = held = 0
     with uow() as work:
         registry = Registry(work.registry.operators(), work.registry.entries())
+        batch: dict[str, list[RegistryEntry]] = {}  # what this call adds, per vehicle (linear, not a new snapshot)
         for registration in registrations:
             entry = registry.check_registration(registration, domain)
-            if not work.registry.add(entry, now_ms):
+            earlier = batch.setdefault(registration.vehicle_id, [])
+            clash = next((e for e in earlier if e.overlaps(entry)), None)
+            if clash is not None and clash.registration.valid_from_ms != registration.valid_from_ms:
+                raise RegistryError(
+                    f"{registration.vehicle_id}: two registrations of this batch overlap", OVERLAPPING_PERIOD
+                )
+            if clash is not None or not work.registry.add(entry, now_ms):
                 held += 1
                 continue
-            registry = registry.with_entry(entry)
+            earlier.append(entry)
             added += 1
         work.commit()
     return added, held

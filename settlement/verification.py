@@ -12,7 +12,7 @@ from collections.abc import Callable
 from sensors.errors import InvalidReading
 from sensors.messages import Event, Message, Telemetry, VehicleState
 from sensors.signing import Domain, signer
-from settlement.bounds import Bounds, check_reading
+from settlement.bounds import Bounds, check_reading, check_step
 from settlement.reasons import RejectCode
 from settlement.records import VehicleMark
 from settlement.registry import Registry
@@ -21,6 +21,10 @@ from settlement.vehicles import is_gateway
 SEQ_WINDOW = 4096
 """How far below a vehicle's highest accepted seq a late message is still taken (reordering, redelivery);
 anything older is a replay. At one message every 5 s while riding, this is more than 5 hours."""
+
+
+STEP_HORIZON_MS = 15 * 60_000
+"""Telemetry is checked against the vehicle's previous reading (speed, odometer) only when they are this close."""
 
 
 def rejected(code: RejectCode, reason: str) -> InvalidReading:
@@ -49,6 +53,7 @@ class Verifier:
         self.max_clock_skew_ms = max_clock_skew_ms
         self.clock = clock
         self.marks: dict[str, VehicleMark] = {}
+        self.latest: dict[str, Telemetry | Event] = {}  # each vehicle's newest accepted reading, this process
 
     def check(self, message: Message) -> None:
         """Accept ``message`` (and remember it) or raise ``InvalidReading`` with the reason code."""
@@ -86,6 +91,24 @@ class Verifier:
         code = check_reading(message, self.bounds)
         if code is not None:
             raise rejected(code, f"{message.vehicle_id}:{message.seq} is out of the {message.kind.value} bounds")
+        previous = self.latest.get(message.vehicle_id)
+        newer = previous is None or message.seq > previous.seq
+        if (
+            isinstance(message, Telemetry)
+            and previous is not None
+            and newer
+            and 0 <= message.timestamp - previous.timestamp <= STEP_HORIZON_MS
+        ):
+            # telemetry only: an event is judged with its trip, whatever the order it arrives in; and only over a
+            # short gap: a vehicle silent for longer may have been carried away, or its device replaced
+            code = check_step(previous, message, self.bounds)
+            if code is not None:
+                raise rejected(
+                    code, f"{message.vehicle_id}:{message.seq} moved faster than a {message.kind.value} can "
+                    f"since {previous.seq}"
+                )
+        if newer:
+            self.latest[message.vehicle_id] = message
         mark = self.marks.get(message.vehicle_id, VehicleMark(0, 0))
         if message.seq > mark.last_seq:
             self.marks[message.vehicle_id] = VehicleMark(message.seq, mark.state_ms)

@@ -288,3 +288,39 @@ def test_a_second_run_of_the_same_seeded_fleet_is_not_taken_for_a_replay(state: 
     priced = {t.trip_id for t in state.trips.values() if t.status is TripStatus.PRICED}
     assert first_trips and second_trips and priced == first_trips | second_trips
     assert codes(state) == []
+
+
+def test_enrolling_a_fleet_file_twice_or_with_a_repeated_line_adds_each_vehicle_once(state: MemoryState) -> None:
+    fleet = SignedFleet()
+    uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
+    registrations = fleet.registrations()
+    assert enrol(uow, [*registrations, registrations[0]], fleet.domain, T0) == (3, 1)
+    assert enrol(uow, registrations, fleet.domain, T0) == (0, 3)
+
+
+def test_two_overlapping_registrations_in_one_batch_are_refused_and_none_is_added(state: MemoryState) -> None:
+    from settlement.registry import RegistryError
+
+    fleet = SignedFleet()
+    uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
+    first, later = fleet.registrations(0)[0], fleet.registrations(1000)[0]
+    with pytest.raises(RegistryError, match="overlap"):
+        enrol(uow, [first, later], fleet.domain, T0)
+    assert state.registry == {}
+
+
+def test_telemetry_that_jumps_farther_than_its_vehicle_can_move_is_rejected(
+    state: MemoryState, fleet: SignedFleet
+) -> None:
+    from dataclasses import replace
+
+    aggregator, _ = make(state, fleet)
+    first = fleet.telemetry("bike-1", 1, T0, odometer=1000)
+    teleported = replace(fleet.telemetry("bike-1", 2, T0 + 10_000, odometer=1040), position=Position(51.30, 4.39))
+    rolled_back = fleet.telemetry("bike-1", 3, T0 + 20_000, odometer=900)
+    plausible = fleet.telemetry("bike-1", 4, T0 + 30_000, odometer=1080)
+    aggregator.handle([fleet.received(m) for m in (first, teleported, rolled_back, plausible)])
+    assert codes(state) == ["implausible_speed", "implausible_odometer"]
+    assert sorted(seq for _, seq in state.telemetry) == [1, 4]
