@@ -22,10 +22,10 @@ from sensors.messages import Event, EventType, Message, Telemetry, VehicleKind, 
 from sensors.ports import Received
 from sensors.signing import Domain
 from settlement.bounds import DEFAULT_BOUNDS, Bounds
-from settlement.epochs import PricedTrip, plan_epoch
+from settlement.epochs import PricedTrip, plan_epoch, select_for_epoch
 from settlement.errors import ChainError, StoreRefused
 from settlement.fares import DEFAULT_TARIFFS, Tariff
-from settlement.ports import MAX_OWNERS_PER_EPOCH, Chain, ChainReceipt
+from settlement.ports import Chain, ChainReceipt
 from settlement.reasons import RejectCode
 from settlement.records import BatchResult, Reject
 from settlement.registry import Registry, registry_root
@@ -268,7 +268,7 @@ class Aggregator:
     def close_epoch(self) -> int | None:
         """Put the oldest priced trips (within the owner cap) into the next epoch; its id, or None if none."""
         with self.uow() as uow:
-            chosen = select_for_epoch(uow.trips.priced_unbatched(self.epoch_max_trips))
+            chosen = select_for_epoch(uow.trips.priced_unbatched(self.epoch_max_trips), lambda t: t.payee)
             if not chosen:
                 return None
             commit = plan_epoch(uow.epochs.last_id() + 1, [priced(t) for t in chosen], self.registry_root)
@@ -391,18 +391,6 @@ def priced(t: TripRecord) -> PricedTrip:
         t.trip_id, t.payee, t.rider or "", t.start.timestamp_ms, t.end.timestamp_ms, t.distance_m or 0,
         t.fare.total_micro,
     )
-
-
-def select_for_epoch(trips: Sequence[TripRecord], max_owners: int = MAX_OWNERS_PER_EPOCH) -> list[TripRecord]:
-    """The leading trips whose payees number at most ``max_owners`` (the contract's cap per commit)."""
-    owners: set[object] = set()
-    kept = []
-    for trip in trips:
-        if trip.payee not in owners and len(owners) == max_owners:
-            continue
-        owners.add(trip.payee)
-        kept.append(trip)
-    return kept
 
 
 def _drain(inbox: queue.Queue[Received], most: int, timeout: float) -> list[Received]:

@@ -7,8 +7,9 @@ root of the device registry that named those owners (``settlement.registry``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from sensors.address import Address
 from settlement.merkle import StandardMerkleTree
@@ -76,3 +77,24 @@ def plan_epoch(epoch_id: int, trips: Sequence[PricedTrip], registry_root: bytes)
         payouts=split,
         registry_root=registry_root,
     )
+
+
+T = TypeVar("T")
+
+
+def select_for_epoch(
+    candidates: Sequence[T], owner_of: Callable[[T], object], max_owners: int = MAX_OWNERS_PER_EPOCH
+) -> list[T]:
+    """The leading candidates (oldest first) whose owners number at most ``max_owners`` (the contract's cap).
+
+    A trip of a further owner waits for the next epoch; the order of the others is kept.
+    """
+    owners: set[object] = set()
+    kept = []
+    for candidate in candidates:
+        owner = owner_of(candidate)
+        if owner not in owners and len(owners) == max_owners:
+            continue
+        owners.add(owner)
+        kept.append(candidate)
+    return kept

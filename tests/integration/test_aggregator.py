@@ -57,7 +57,7 @@ def fleet(database: Database) -> SignedFleet:
 def rides(fleet: SignedFleet) -> list[Received]:
     messages = [
         *fleet.trip("bike-1", 1, T0, minutes=10, metres=2500),
-        fleet.telemetry("bike-1", 3, T0 + 700_000),
+        fleet.telemetry("bike-1", 3, T0 + 700_000, odometer=3500),
         *fleet.trip("bike-2", 1, T0 + 1000, minutes=20, metres=4000),
         *fleet.trip("car-1", 10, T0 + 2000, minutes=30, metres=9000),
     ]

@@ -164,3 +164,12 @@ def test_an_epoch_needs_trips_a_32_byte_registry_root_and_at_most_the_owner_cap(
     with pytest.raises(ValueError, match=f"at most {MAX_OWNERS_PER_EPOCH}"):
         plan_epoch(1, over, REGISTRY_ROOT)
     assert len(plan_epoch(1, over[:-1], REGISTRY_ROOT).payouts) == MAX_OWNERS_PER_EPOCH
+
+
+def test_an_epoch_takes_the_oldest_trips_of_at_most_the_owner_cap_and_keeps_their_order() -> None:
+    from settlement.epochs import select_for_epoch
+
+    trips = [("t1", "a"), ("t2", "b"), ("t3", "c"), ("t4", "a"), ("t5", "d"), ("t6", "b")]
+    chosen = select_for_epoch(trips, lambda t: t[1], max_owners=2)
+    assert chosen == [("t1", "a"), ("t2", "b"), ("t4", "a"), ("t6", "b")]
+    assert select_for_epoch([], lambda t: t) == []
