@@ -8,13 +8,17 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sensors.address import Address
 from sensors.errors import InvalidReading, SmartZoneError
 from sensors.messages import VehicleKind
 from sensors.registration import Registration, from_json, to_json
-from sensors.signing import sign
+from sensors.signing import Domain, sign
 from smartzone.settings import Settings
+
+if TYPE_CHECKING:
+    from settlement.repositories import UnitOfWork
 
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -54,10 +58,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     proof.set_defaults(command=registry_proof)
 
 
-def _uow(settings: Settings, *, migrate: bool = False) -> Callable[..., object]:
+def _uow(settings: Settings) -> Callable[[], UnitOfWork]:
     from smartzone.parts import open_database, unit_of_work
 
-    return unit_of_work(open_database(settings, migrate=migrate))
+    return unit_of_work(open_database(settings))
 
 
 def db_upgrade(settings: Settings, args: argparse.Namespace) -> int:
@@ -81,7 +85,7 @@ def registry_trust(settings: Settings, args: argparse.Namespace) -> int:
     from settlement.enrolment import trust_operator
 
     address = Address.parse(args.address)
-    trust_operator(_uow(settings), args.operator, address, _now_ms())  # type: ignore[arg-type]
+    trust_operator(_uow(settings), args.operator, address, _now_ms())
     print(f"operator {args.operator} signs with {address}")
     return 0
 
@@ -90,12 +94,12 @@ def registry_add(settings: Settings, args: argparse.Namespace) -> int:
     from settlement.enrolment import enrol, signing_domain
 
     uow = _uow(settings)
-    domain = signing_domain(uow, settings.chain_id)  # type: ignore[arg-type]
+    domain = signing_domain(uow, settings.chain_id)
     if args.file is not None:
         registrations = _read_file(args.file)
     else:
         registrations = [_signed_here(settings, args, domain)]
-    added, held = enrol(uow, registrations, domain, _now_ms())  # type: ignore[arg-type]
+    added, held = enrol(uow, registrations, domain, _now_ms())
     print(f"{added} entries added, {held} already held")
     return 0
 
@@ -116,7 +120,7 @@ def _read_file(path: Path) -> list[Registration]:
     return registrations
 
 
-def _signed_here(settings: Settings, args: argparse.Namespace, domain: object) -> Registration:
+def _signed_here(settings: Settings, args: argparse.Namespace, domain: Domain) -> Registration:
     missing = [f"--{n}" for n in ("operator", "kind", "device", "payee") if getattr(args, n) is None]
     if args.vehicle_id is None or missing:
         raise SmartZoneError(f"registry add needs a vehicle id and {', '.join(missing) or '--file'} (or --file)")
@@ -135,13 +139,13 @@ def _signed_here(settings: Settings, args: argparse.Namespace, domain: object) -
         valid_from_ms=args.valid_from_ms if args.valid_from_ms is not None else _now_ms(),
         valid_until_ms=args.valid_until_ms,
     )
-    return sign(registration, key, domain)  # type: ignore[arg-type]
+    return sign(registration, key, domain)
 
 
 def registry_list(settings: Settings, args: argparse.Namespace) -> int:
     from settlement.enrolment import entries
 
-    registry = entries(_uow(settings))  # type: ignore[arg-type]
+    registry = entries(_uow(settings))
     for entry in registry.entries:
         if args.json:
             print(json.dumps({**to_json(entry.registration), "revoked_ms": entry.revoked_ms}))
@@ -157,7 +161,7 @@ def registry_list(settings: Settings, args: argparse.Namespace) -> int:
 def registry_revoke(settings: Settings, args: argparse.Namespace) -> int:
     from settlement.enrolment import revoke
 
-    n = revoke(_uow(settings), args.vehicle_id, _now_ms())  # type: ignore[arg-type]
+    n = revoke(_uow(settings), args.vehicle_id, _now_ms())
     if n == 0:
         raise SmartZoneError(f"vehicle {args.vehicle_id!r} has no entry in force to revoke")
     print(f"revoked {n} entr{'y' if n == 1 else 'ies'} of {args.vehicle_id}")
@@ -167,7 +171,7 @@ def registry_revoke(settings: Settings, args: argparse.Namespace) -> int:
 def registry_proof(settings: Settings, args: argparse.Namespace) -> int:
     from settlement.enrolment import entries
 
-    registry = entries(_uow(settings))  # type: ignore[arg-type]
+    registry = entries(_uow(settings))
     entry = registry.latest(args.vehicle_id)
     if entry is None:
         raise SmartZoneError(f"vehicle {args.vehicle_id!r} is not in the registry")
