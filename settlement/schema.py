@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from sensors.address import Address
+from sensors.wire import VehicleStatus
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -96,7 +97,7 @@ class VehicleRow(Base):
     kind: Mapped[str] = mapped_column(String(16))
     owner: Mapped[Address | None] = mapped_column(AddressType)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
-    state: Mapped[str] = mapped_column(String(24), default="unknown")
+    state: Mapped[str] = mapped_column(String(24), default=VehicleStatus.UNKNOWN.value)
     battery_pct: Mapped[float | None] = mapped_column(Float)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sensors.address import Address
 from sensors.messages import VehicleKind
 from sensors.registration import Registration
+from sensors.wire import VehicleStatus
 from settlement.registry import RegistryEntry
 from settlement.schema import DeploymentRow, OperatorRow, RegistryRow, VehicleRow, table_of
 from settlement.sql.common import insert_ignore, upsert
@@ -56,8 +57,16 @@ class SqlRegistry:
         if self._conn.execute(sa.update(v).where(v.c.vehicle_id == reg.vehicle_id).values(**values)).rowcount == 0:
             self._conn.execute(
                 insert_ignore(self._conn, v),
-                [{"vehicle_id": reg.vehicle_id, **values, "online": False, "state": "unknown", "last_seq": 0,
-                  "state_ms": 0}],
+                [
+                    {
+                        "vehicle_id": reg.vehicle_id,
+                        **values,
+                        "online": False,
+                        "state": VehicleStatus.UNKNOWN.value,
+                        "last_seq": 0,
+                        "state_ms": 0,
+                    }
+                ],
             )
 
     def revoke(self, vehicle_id: str, now_ms: int) -> int:
@@ -85,9 +94,7 @@ class SqlRegistry:
         return self._conn.execute(sa.select(d.c.address).where(d.c.chain_id == chain_id)).scalar_one_or_none()
 
     def record_deployment(self, chain_id: int, address: str, now_ms: int) -> None:
-        upsert(
-            self._conn, table_of(DeploymentRow), [{"chain_id": chain_id, "address": address, "deployed_ms": now_ms}]
-        )
+        upsert(self._conn, table_of(DeploymentRow), [{"chain_id": chain_id, "address": address, "deployed_ms": now_ms}])
 
     def any_deployment(self) -> tuple[int, str] | None:
         """The chain id and address of the most recent deployment, if any (the database's chain)."""
