@@ -388,7 +388,12 @@ def priced(t: TripRecord) -> PricedTrip:
     """What settlement commits to of a priced trip."""
     assert t.payee is not None and t.start is not None and t.end is not None and t.fare is not None
     return PricedTrip(
-        t.trip_id, t.payee, t.rider or "", t.start.timestamp_ms, t.end.timestamp_ms, t.distance_m or 0,
+        t.trip_id,
+        t.payee,
+        t.rider or "",
+        t.start.timestamp_ms,
+        t.end.timestamp_ms,
+        t.distance_m or 0,
         t.fare.total_micro,
     )
 
