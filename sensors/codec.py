@@ -102,7 +102,7 @@ def decode(topic: str, payload: bytes) -> Message:
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise InvalidReading(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}", code="too_large")
     try:
-        body = json.loads(payload, parse_constant=_no_constant)
+        body = _JSON.decode(payload.decode("utf-8"))
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise InvalidReading(f"payload is not UTF-8 JSON: {exc}", code="malformed") from None
     except RecursionError:
@@ -128,6 +128,10 @@ def decode(topic: str, payload: bytes) -> Message:
 
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
+
+
+_JSON = json.JSONDecoder(parse_constant=_no_constant)
+"""One decoder for every payload: ``json.loads`` with a hook builds a new decoder on each call."""
 
 
 def _violation(channel: Channel, exc: fastjsonschema.JsonSchemaValueException) -> InvalidReading:
