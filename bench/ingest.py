@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from multiprocessing.synchronize import Event as MpEvent
@@ -40,6 +40,7 @@ DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 ROOT = "smartzone"
 START_MS = 1_795_000_000_000  # a fixed moment in the past: the payloads depend only on the fleet's seed
 STALL_S = 60.0  # a side that receives nothing new for this long has lost messages: the round is reported short
+SAMPLE_S = 0.1  # how often each side's progress is sampled (for a plot of its rate over time)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Outcome:
     last: float
     cpu_s: float  # CPU time of the whole process (every thread) over the same span
     detail: str = ""
+    samples: tuple[tuple[float, int], ...] = ()  # (monotonic s, messages handled so far), every SAMPLE_S
 
     @property
     def rate(self) -> float:
@@ -178,13 +180,17 @@ def bare_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> None:
     client.loop_start()
     client.subscribe(f"{ROOT}/v1/#", qos=1)
     subscribed.wait(10)
+    samples = _sampler(done, lambda: count[0])
     ready.set()
     _wait(done, count)
     client.disconnect()
     client.loop_stop()
     results.put(
-        Outcome("bare", count[0], times[0], times[1] or time.monotonic(), (cpu[1] or time.process_time()) - cpu[0])
-    )
+        Outcome(
+            "bare", count[0], times[0], times[1] or time.monotonic(), (cpu[1] or time.process_time()) - cpu[0],
+            samples=tuple(samples),
+        )
+    )  # fmt: skip
 
 
 def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> None:
@@ -226,6 +232,7 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> N
     client.subscribe([(f, 1) for f in load], arrive)
     client.subscribe([(subscription(Channel.STATE, ROOT), 1)], arrive)
     client.connect()
+    samples = _sampler(finished, lambda: aggregator.counters.received)
     ready.set()
     stop = threading.Event()
 
@@ -239,7 +246,20 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> N
     c = aggregator.counters
     start, start_cpu = first or [0.0, 0.0]
     end, end_cpu = last if last[0] else [time.monotonic(), time.process_time()]
-    results.put(Outcome("aggregator", c.received, start, end, end_cpu - start_cpu, c.summary()))
+    results.put(Outcome("aggregator", c.received, start, end, end_cpu - start_cpu, c.summary(), tuple(samples)))
+
+
+def _sampler(done: threading.Event, progress: Callable[[], int]) -> list[tuple[float, int]]:
+    """A list that a daemon thread fills with (monotonic s, ``progress()``) every ``SAMPLE_S`` until ``done``."""
+    samples: list[tuple[float, int]] = []
+
+    def sample() -> None:
+        while not done.wait(SAMPLE_S):
+            samples.append((time.monotonic(), progress()))
+        samples.append((time.monotonic(), progress()))
+
+    threading.Thread(target=sample, daemon=True).start()
+    return samples
 
 
 def _wait(done: threading.Event, progress: Any) -> None:

@@ -15,6 +15,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Sequence
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
@@ -41,10 +42,26 @@ def workload(n: int) -> list[tuple[str, bytes, int]]:
     return out[:n]
 
 
-def bare_paho(url_port: int, messages: list[tuple[str, bytes, int]]) -> float:
-    """Seconds for a plain paho v5 client to publish ``messages`` and see them all acknowledged or sent."""
+Item = tuple[str, bytes, int] | tuple[str, bytes, int, bool]
+"""(topic, payload, qos) or (topic, payload, qos, retain)."""
+
+
+def with_retain(messages: Sequence[Item]) -> list[tuple[str, bytes, int, bool]]:
+    """Every item as (topic, payload, qos, retain), made before any clock starts."""
+    return [(m[0], m[1], m[2], bool(m[3]) if len(m) > 3 else False) for m in messages]
+
+
+def bare_paho(
+    url_port: int, messages: Sequence[Item], login: tuple[str, str] | None = None, inflight: int = 100
+) -> float:
+    """Seconds for a plain paho v5 client to publish ``messages`` and see them all acknowledged or sent.
+
+    paho's own flow control: ``inflight`` QoS 1 messages on the wire, the rest queued in paho (no limit). It
+    fails past about 65,535 messages not yet acknowledged: keep a round below that.
+    """
+    items = with_retain(messages)
     done = threading.Event()
-    left = [len(messages)]
+    left = [len(items)]
     lock = threading.Lock()
 
     def on_publish(*_: object) -> None:
@@ -54,27 +71,34 @@ def bare_paho(url_port: int, messages: list[tuple[str, bytes, int]]) -> float:
                 done.set()
 
     client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=MQTTProtocolVersion.MQTTv5)
-    client.max_inflight_messages_set(100)
+    if login is not None:
+        client.username_pw_set(*login)
+    client.max_inflight_messages_set(inflight)
     client.max_queued_messages_set(0)
     client.on_publish = on_publish
     client.connect("127.0.0.1", url_port)
     client.loop_start()
     started = time.perf_counter()
-    for topic, payload, qos in messages:
-        client.publish(topic, payload, qos=qos)
+    for topic, payload, qos, retain in items:
+        info = client.publish(topic, payload, qos=qos, retain=retain)
+        if info.rc:
+            raise RuntimeError(f"bare paho publish failed: {paho.error_string(info.rc)}")
     done.wait(120)
     elapsed = time.perf_counter() - started
     client.disconnect()
     client.loop_stop()
+    if left[0]:
+        raise RuntimeError(f"bare paho: {left[0]} messages still unacknowledged after 120 s")
     return elapsed
 
 
-def adapter(url: str, messages: list[tuple[str, bytes, int]]) -> float:
+def adapter(url: str, messages: Sequence[Item]) -> float:
     """Seconds for the project's ``MqttClient`` to publish ``messages`` and flush."""
+    items = with_retain(messages)
     client = MqttClient(url, "bench-adapter").connect()
     started = time.perf_counter()
-    for topic, payload, qos in messages:
-        client.publish(topic, payload, qos=qos)
+    for topic, payload, qos, retain in items:
+        client.publish(topic, payload, qos, retain)
     client.flush(120)
     elapsed = time.perf_counter() - started
     client.close()

@@ -55,31 +55,30 @@ def validator(channel: Channel) -> Callable[[Any], Any]:
 
 def encode(message: Message) -> bytes:
     """The v1 JSON bytes of ``message``: compact, keys sorted, absent optionals left out."""
-    body: dict[str, Any] = {"v": WIRE_VERSION, "vehicle_id": message.vehicle_id, "operator": message.operator}
+    body: dict[str, Any]
     if isinstance(message, VehicleState):
-        body.update(timestamp=message.timestamp, online=message.online, kind=message.kind)
+        body = {"v": WIRE_VERSION, "vehicle_id": message.vehicle_id, "operator": message.operator,
+                "timestamp": message.timestamp, "online": message.online,
+                "kind": message.kind.value if message.kind is not None else None, "sig": message.signature}
     else:
-        body.update(
-            kind=message.kind.value,
-            seq=message.seq,
-            timestamp=message.timestamp,
-            lat=message.position.lat,
-            lon=message.position.lon,
-            odometer_m=message.odometer_m,
-            battery_pct=message.battery_pct,
-        )
+        position = message.position
+        body = {"v": WIRE_VERSION, "vehicle_id": message.vehicle_id, "operator": message.operator,
+                "kind": message.kind.value, "seq": message.seq, "timestamp": message.timestamp,
+                "lat": position.lat, "lon": position.lon, "odometer_m": message.odometer_m,
+                "battery_pct": message.battery_pct, "sig": message.signature}
         if isinstance(message, Telemetry):
-            body.update(speed_mps=message.speed_mps, fuel_pct=message.fuel_pct)
+            body["speed_mps"] = message.speed_mps
+            body["fuel_pct"] = message.fuel_pct
         else:
-            body.update(
-                event_type=message.event_type.value,
-                rider=message.rider,
-                detail=message.detail,
-                trip_seq=message.trip_seq,
-            )
-    body["sig"] = message.signature
-    clean = {k: (v.value if isinstance(v, VehicleKind) else v) for k, v in body.items() if v is not None}
-    return json.dumps(clean, separators=(",", ":"), sort_keys=True).encode()
+            body["event_type"] = message.event_type.value
+            body["rider"] = message.rider
+            body["detail"] = message.detail
+            body["trip_seq"] = message.trip_seq
+    return _ENCODE({k: v for k, v in body.items() if v is not None}).encode()  # fmt: skip
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), sort_keys=True, check_circular=False).encode
+"""One encoder for every message (``json.dumps`` with options builds a new one on each call)."""
 
 
 def channel_of(message: Message) -> Channel:

@@ -10,6 +10,12 @@ topic (``$share/<group>/`` removed before matching); a message no filter matches
 dropped. A QoS 1 publish the broker refuses (MQTT 5 PUBACK with a failure reason, e.g. "Not authorized"
 outside the ACL) is counted in ``refused`` and logged; under 3.1.1 a broker drops it without telling.
 Passwords never reach a log line or an error message: ``url`` is the address with the password masked.
+
+Publishing never fails for flow control: ``publish`` waits (back-pressure) while ``max_pending`` messages are
+out, while the broker's Receive Maximum of QoS 1 messages are unacknowledged (paho itself queues nothing),
+or while paho's 16-bit message number would come round to one still unacknowledged. QoS 1 messages published
+while the broker is away wait in paho for the reconnection; QoS 0 ones are dropped and counted in ``lost``
+(never left pending).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +124,126 @@ def _nothing() -> None:
     return None
 
 
+RECEIVE_MAXIMUM_311 = 1_000
+"""QoS 1 messages in flight at once under MQTT 3.1.1 (MQTT 5 brokers say how many they take in CONNACK)."""
+_OK, _NO_CONN = paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN
+MID_WINDOW = 65_535 - 1_024
+"""How many message numbers may be handed out after the oldest message still out: paho numbers publishes (and
+subscriptions) 1..65535 in turn and refuses one whose number is still in use ("Message queue full"); the
+margin covers subscriptions made meanwhile."""
+
+
+class _Flow:
+    """The book of messages handed to paho and not yet gone, for back-pressure; guarded by ``lock``.
+
+    A message is kept from its publish until paho reports it written (QoS 0) or acknowledged (QoS 1), under its
+    message number: a QoS 0 one with paho's info (to see whether it was lost with a connection), a QoS 1 one with
+    its place in the order of publishing (``issued``) and its topic (to name a refusal). Only QoS 1 messages can
+    grow old while others leave (paho writes in order; acknowledgements come later): ``order`` keeps them oldest
+    first, to stop before paho's numbers come round to one of them.
+    """
+
+    def __init__(self, max_pending: int) -> None:
+        self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)  # publishers waiting for room
+        self.empty = threading.Condition(self.lock)  # flushes waiting for nothing to be left
+        self.max_pending = max_pending
+        self.low_water = max_pending - max(1, max_pending // 8)  # wake a blocked publisher below this
+        self.issued = 0  # publishes handed to paho so far
+        self.reserved = 0  # publishes being handed over right now (their number not yet known)
+        self.qos0: dict[int, paho.MQTTMessageInfo] = {}
+        self.qos1: dict[int, tuple[int, str]] = {}  # mid -> (issued, topic)
+        self.order: deque[tuple[int, int]] = deque()  # (issued, mid) of QoS 1 messages; settled ones dropped lazily
+        self.early: dict[int, Any] = {}  # mid -> reason of a confirmation that came before its publish returned
+        self.receive_maximum = RECEIVE_MAXIMUM_311  # QoS 1 messages out at once (the broker's Receive Maximum)
+        self.blocked = 0  # publishers waiting on ``room``
+        self.flushing = 0  # callers waiting on ``empty``
+        self.crowded = False  # paho refused a number still in use: wait for the next settlement
+        self.lost = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self.qos0) + len(self.qos1) + self.reserved
+
+    def has_room(self, qos: int) -> bool:
+        if self.crowded or len(self.qos0) + len(self.qos1) + self.reserved >= self.max_pending:
+            return False
+        if qos and len(self.qos1) + self.reserved >= self.receive_maximum:
+            return False
+        order, qos1 = self.order, self.qos1
+        while order and self.issued - order[0][0] >= MID_WINDOW:
+            index, mid = order[0]
+            kept = qos1.get(mid)
+            if kept is not None and kept[0] == index:
+                return False  # the next numbers would come round to this one, still out
+            order.popleft()
+        return True
+
+    def wait_for_room(self, qos: int) -> None:
+        self.blocked += 1
+        try:
+            while not self.has_room(qos):
+                if not self.room.wait(1.0):
+                    self.crowded = False  # retry a refused number at least once a second
+        finally:
+            self.blocked -= 1
+
+    def track(self, mid: int, index: int, topic: str, info: paho.MQTTMessageInfo | None) -> Any:
+        """Keep a message paho took (``info`` for QoS 0 only); the reason if its confirmation came first."""
+        self.reserved -= 1
+        if self.early:
+            reason = self.early.pop(mid, None)
+            if reason is not None:
+                self.changed()
+                return reason
+        if info is not None:
+            self.qos0[mid] = info
+        else:
+            self.qos1[mid] = (index, topic)
+            self.order.append((index, mid))
+        return None
+
+    def settle(self, mid: int, reason: Any) -> str | None:
+        """Forget a message that has gone; its topic if the broker refused it."""
+        if self.qos0.pop(mid, None) is not None:
+            refused = None
+        else:
+            kept = self.qos1.pop(mid, None)
+            if kept is None:
+                if self.reserved:  # its publish has not returned yet
+                    self.early[mid] = reason
+                return None
+            refused = kept[1] if reason.is_failure else None
+            if self.blocked and (
+                self.crowded or self.issued - kept[0] >= MID_WINDOW or len(self.qos1) <= self.receive_maximum * 7 // 8
+            ):
+                self.crowded = False
+                self.room.notify_all()
+        if self.blocked and len(self.qos0) + len(self.qos1) <= self.low_water:
+            self.room.notify_all()
+        if self.flushing and not (self.qos0 or self.qos1 or self.reserved):
+            self.empty.notify_all()
+        return refused
+
+    def forget_lost(self, every_qos0: bool) -> None:
+        """Drop QoS 0 messages that will never be written: all of them when the connection has just gone,
+        else those paho has marked lost."""
+        gone = [mid for mid, info in self.qos0.items() if every_qos0 or info.rc == paho.MQTT_ERR_CONN_LOST]
+        for mid in gone:
+            del self.qos0[mid]
+        self.lost += len(gone)
+        if gone:
+            self.changed()
+
+    def changed(self) -> None:
+        """Wake whoever waits: something left without a confirmation, or was never kept."""
+        self.crowded = False
+        if self.blocked:
+            self.room.notify_all()
+        if self.flushing:
+            self.empty.notify_all()
+
+
 class MqttClient:
     """One connection to a broker, usable as a publisher and a subscriber."""
 
@@ -143,21 +270,18 @@ class MqttClient:
         self._protocol = protocol
         self._will = will
         self._persistent = persistent_session
-        self._max_pending = max_pending
         self._ca_file = ca_file
         self._subscriptions: list[tuple[str, int]] = []
         self._routes: list[tuple[str, Handler]] = []  # (filter without $share/<group>/, handler)
         self._matcher = MQTTMatcher()  # filter -> its handlers; rebuilt by each subscribe
         self._route_cache: dict[str, list[Handler]] = {}  # topic -> its handlers (a trie walk per message is dear)
-        self._pending = 0
-        self._cond = threading.Condition()
+        if max_pending < 1:
+            raise SmartZoneError(f"max_pending must be at least 1, not {max_pending}")
+        self._flow = _Flow(min(max_pending, MID_WINDOW))
         self._connected = threading.Event()
         self._outcome: str | None = None
         self._subacks: dict[int, threading.Event] = {}
         self._refused_subs: list[int] = []
-        self._track = threading.Lock()
-        self._sent: dict[int, str] = {}  # mid -> topic of a publish not yet confirmed
-        self._early: dict[int, Any] = {}  # mid -> reason code of a confirmation that came before its mid was kept
         self._warned: set[str] = set()
         self._unrouted_logged = False
         self._client: paho.Client | None = None
@@ -221,7 +345,7 @@ class MqttClient:
             context.minimum_version = ssl.TLSVersion.TLSv1_2
             client.tls_set_context(context)
         client.max_queued_messages_set(0)
-        client.max_inflight_messages_set(100)
+        client.max_inflight_messages_set(0)  # no queue in paho: the adapter keeps to the broker's receive maximum
         if self._address.username:
             client.username_pw_set(self._address.username, self._address.password)
         if self._will is not None:
@@ -235,10 +359,14 @@ class MqttClient:
         client.on_subscribe = self._on_subscribe
         return client
 
-    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
+    def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, props: Any = None) -> None:
         if reason.is_failure:
             self._outcome = f"broker refused the connection: {reason}"
             return
+        with self._flow.lock:
+            self._flow.forget_lost(every_qos0=False)  # queued just as the last connection went
+            if client.protocol == paho.MQTTv5:  # 65,535 where the broker does not say
+                self._flow.receive_maximum = getattr(props, "ReceiveMaximum", 65_535)
         if self._subscriptions:
             self._expect_suback(client.subscribe(self._subscriptions)[1])
         self._connected.set()
@@ -265,6 +393,8 @@ class MqttClient:
 
     def _on_disconnect(self, _c: paho.Client, _u: Any, _f: Any, reason: Any, _p: Any = None) -> None:
         self._connected.clear()
+        with self._flow.lock:  # the socket is closed: paho drops the QoS 0 packets not yet written
+            self._flow.forget_lost(every_qos0=True)
         if self._outcome is None:
             self._outcome = f"connection closed before CONNACK ({reason})"
         elif self._client is not None and reason != 0:
@@ -287,6 +417,16 @@ class MqttClient:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def pending(self) -> int:
+        """Messages published and not yet written (QoS 0) or acknowledged (QoS 1)."""
+        return self._flow.pending
+
+    @property
+    def lost(self) -> int:
+        """QoS 0 messages dropped because the broker was away when they were published or written."""
+        return self._flow.lost
+
     def close(self, timeout: float = 10.0) -> None:
         """Disconnect cleanly (no last will) after the queued messages have left."""
         if self._client is None:
@@ -300,56 +440,73 @@ class MqttClient:
 
     # --- publishing ---------------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
-        """Queue ``payload`` on ``topic``; blocks while ``max_pending`` messages have not yet left."""
-        client = self._require()
-        with self._cond:
-            while self._pending >= self._max_pending:
-                self._cond.wait(1.0)
-            self._pending += 1
-        info = client.publish(topic, payload, qos=qos, retain=retain)
-        if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
-            with self._cond:
-                self._pending -= 1
-            raise SmartZoneError(f"publish on {topic!r} failed: {paho.error_string(info.rc)}")
-        if self.protocol_version == "5":  # to name the topic of a refusal; the confirmation may come first
-            with self._track:
-                early = self._early.pop(info.mid, None)
-                if early is None:
-                    self._sent[info.mid] = topic
-            if early is not None:
-                self._confirmed(topic, early)
+        """Hand ``payload`` on ``topic`` to the network thread; never fails for flow control.
+
+        It blocks (back-pressure) while ``max_pending`` messages have not yet left, while the broker's Receive
+        Maximum of QoS 1 messages are unacknowledged (for a QoS 1 message), and while the oldest of them is so old
+        that paho's 16-bit message number would come round to it again: a run of any length waits for
+        acknowledgements instead of failing with "Message queue full". While the broker
+        is away, QoS 1 messages wait in paho for the reconnection (and count as pending); QoS 0 messages
+        are dropped by paho and counted in ``lost``.
+        """
+        client, flow = self._client, self._flow
+        if client is None:
+            client = self._require()
+        while True:
+            with flow.lock:
+                if not flow.has_room(qos):
+                    flow.wait_for_room(qos)
+                index = flow.issued
+                flow.issued = index + 1
+                flow.reserved += 1
+            info = client.publish(topic, payload, qos, retain)
+            rc = info.rc
+            with flow.lock:
+                if rc == _OK or (rc == _NO_CONN and qos > 0):
+                    early = flow.track(info.mid, index, topic, None if qos else info)
+                    break
+                flow.reserved -= 1
+                flow.changed()
+                if rc == _NO_CONN:  # QoS 0 while the broker is away: paho keeps nothing
+                    flow.lost += 1
+                    return
+                if rc != paho.MQTT_ERR_QUEUE_SIZE:
+                    raise SmartZoneError(f"publish on {topic!r} failed: {paho.error_string(rc)}")
+                flow.crowded = True  # a number still in use after all: wait for a confirmation, try again
+        if early is not None and early.is_failure:
+            self._refused(topic, early)
 
     def _on_publish(self, _c: paho.Client, _u: Any, mid: int, reason: Any, _p: Any) -> None:
-        if self.protocol_version == "5":  # only MQTT 5 confirmations carry a reason
-            with self._track:
-                topic = self._sent.pop(mid, None)
-                if topic is None:
-                    self._early[mid] = reason
-            if topic is not None:
-                self._confirmed(topic, reason)
-        with self._cond:
-            self._pending -= 1
-            if self._pending <= 0 or self._pending < self._max_pending:
-                self._cond.notify_all()
+        flow = self._flow
+        with flow.lock:
+            refused = flow.settle(mid, reason)
+        if refused is not None:
+            self._refused(refused, reason)
 
-    def _confirmed(self, topic: str, reason: Any) -> None:
-        if not getattr(reason, "is_failure", False):
-            return
-        with self._track:
+    def _refused(self, topic: str, reason: Any) -> None:
+        with self._flow.lock:
             self.refused += 1
             first = topic not in self._warned
             self._warned.add(topic)
         log.log(logging.WARNING if first else logging.DEBUG, "the broker refused a publish on %s: %s", topic, reason)
 
     def flush(self, timeout: float = 30.0) -> None:
-        """Block until every message published so far has been sent (QoS 0) or acknowledged (QoS 1)."""
+        """Block until every message published so far has been sent (QoS 0) or acknowledged (QoS 1).
+
+        QoS 0 messages lost with a connection count in ``lost``, not here.
+        """
         deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._pending > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise BrokerUnavailable(self.url, f"{self._pending} messages still unacknowledged")
-                self._cond.wait(min(left, 0.5))
+        flow = self._flow
+        with flow.lock:
+            flow.flushing += 1
+            try:
+                while flow.pending:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise BrokerUnavailable(self.url, f"{flow.pending} messages still unacknowledged")
+                    flow.empty.wait(min(left, 0.5))
+            finally:
+                flow.flushing -= 1
 
     # --- subscribing --------------------------------------------------------------------------
     def subscribe(self, filters: list[tuple[str, int]], handler: Handler) -> None:

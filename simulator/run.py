@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -13,7 +13,7 @@ from sensors.messages import Message
 from sensors.ports import Publisher
 from sensors.topics import Channel, topic_for
 from sensors.wire import DEFAULT_ROOT, QOS, RETAIN
-from simulator.fleet import Fleet
+from simulator.fleet import CompletedTrip
 
 PROGRESS_EVERY_MS = 60_000
 
@@ -22,6 +22,21 @@ class StopFlag(Protocol):
     """Anything with ``is_set()``, such as ``threading.Event``."""
 
     def is_set(self) -> bool: ...
+
+
+class Source(Protocol):
+    """What the runner steps: a ``simulator.fleet.Fleet``, or anything that reports like one (a recording)."""
+
+    @property
+    def completed_trips(self) -> Sequence[CompletedTrip]: ...
+
+    def birth_messages(self, now_ms: int) -> Sequence[Message]: ...
+
+    def step(self, now_ms: int) -> Sequence[Message]: ...
+
+    def finish(self, now_ms: int) -> Sequence[Message]: ...
+
+    def offline_messages(self, now_ms: int) -> Sequence[Message]: ...
 
 
 Stop = Callable[[], bool] | StopFlag
@@ -45,28 +60,46 @@ class RunSummary:
         return sum(self.published.values())
 
 
+CHANNELS = tuple(Channel)
+
+
 @dataclass
 class _Outbox:
-    """Encodes messages and publishes them on their topics, counting per channel."""
+    """Encodes messages and publishes them on their topics, counting per channel.
+
+    The hot loop of a run at full speed: each (vehicle, operator, kind of message) is routed once — topic,
+    QoS, retain and channel — and counted by the channel's position rather than by enum key.
+    """
 
     publisher: Publisher
     root: str
-    counts: dict[Channel, int] = field(default_factory=lambda: dict.fromkeys(Channel, 0))
-    _topics: dict[tuple[str, str, Channel], str] = field(default_factory=dict)
+    _routes: dict[tuple[str, str, type], tuple[str, int, bool, int]] = field(default_factory=dict)
+    _counts: list[int] = field(default_factory=lambda: [0] * len(CHANNELS))
+
+    @property
+    def counts(self) -> dict[Channel, int]:
+        return dict(zip(CHANNELS, self._counts, strict=True))
 
     def send(self, messages: Iterable[Message]) -> None:
+        routes, counts, publish = self._routes, self._counts, self.publisher.publish
         for message in messages:
-            channel = channel_of(message)
-            key = (message.operator, message.vehicle_id, channel)
-            topic = self._topics.get(key)
-            if topic is None:
-                topic = self._topics[key] = topic_for(message.operator, message.vehicle_id, channel, self.root)
-            self.publisher.publish(topic, encode(message), QOS[channel], RETAIN[channel])
-            self.counts[channel] += 1
+            route = routes.get((message.vehicle_id, message.operator, type(message)))
+            if route is None:
+                route = self._route(message)
+            topic, qos, retain, channel = route
+            publish(topic, encode(message), qos, retain)
+            counts[channel] += 1
+
+    def _route(self, message: Message) -> tuple[str, int, bool, int]:
+        channel = channel_of(message)
+        topic = topic_for(message.operator, message.vehicle_id, channel, self.root)
+        route = (topic, QOS[channel], RETAIN[channel], CHANNELS.index(channel))
+        self._routes[(message.vehicle_id, message.operator, type(message))] = route
+        return route
 
 
 def run_simulation(
-    fleet: Fleet,
+    fleet: Source,
     publisher: Publisher,
     *,
     start_ms: int,
@@ -110,7 +143,7 @@ def run_simulation(
     outbox.send(fleet.offline_messages(end_ms))
     publisher.flush()
     return RunSummary(
-        published=dict(outbox.counts),
+        published=outbox.counts,
         completed_trips=len(fleet.completed_trips),
         trip_ids=tuple(trip.trip_id for trip in fleet.completed_trips),
         sim_seconds=elapsed_ms / 1000,

@@ -8,21 +8,24 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sensors.codec import encode
 from sensors.mqtt import MqttClient, Will
 from sensors.ports import Received
 from sensors.registration import Registration
 from sensors.topics import Channel, shared, subscription, topic_for
-from settlement.aggregator import Aggregator
 from settlement.bounds import DEFAULT_BOUNDS, Bounds
 from settlement.db import Database
 from settlement.enrolment import enrol, signing_domain, trust_operator
-from settlement.queries import SqlReadModel
 from settlement.sql import SqlUnitOfWork
 from simulator.fleet import Fleet, FleetConfig
 from simulator.run import RunSummary, run_simulation
 from smartzone.settings import Settings
+
+if TYPE_CHECKING:  # the simulator's start-up need not import the aggregator or the read side
+    from settlement.aggregator import Aggregator
+    from settlement.queries import SqlReadModel
 
 log = logging.getLogger("smartzone")
 
@@ -81,6 +84,7 @@ def build_aggregator(
     settings: Settings, database: Database, *, mqtt_url: str, protocol: str, ca_file: str | None = None
 ) -> AggregatorPart:
     """Connect the chain and the broker and subscribe; nothing is processed until ``run``."""
+    from settlement.aggregator import Aggregator
     from settlement.chain import Web3Chain  # web3 takes a second to import; only aggregators need it
 
     chain = Web3Chain.connect(settings.chain_url, settings.private_key())
@@ -191,4 +195,6 @@ def run_simulator(
 
 
 def read_model(database: Database) -> SqlReadModel:
+    from settlement.queries import SqlReadModel
+
     return SqlReadModel(database)
