@@ -324,6 +324,7 @@ class Aggregator:
         batch_size: int = 2000,
         report_seconds: float = 10.0,
         retry_seconds: float = 2.0,
+        wait_seconds: float = 0.2,
     ) -> None:
         """Process ``inbox`` until ``stop`` is set, then drain it and settle what is left.
 
@@ -336,7 +337,7 @@ class Aggregator:
             if self.clock() - last_report >= report_seconds:
                 last_report = self.clock()
                 log.info("progress: %s; %d waiting in the inbox", self.counters.summary(), inbox.qsize())
-            items = pending or _drain(inbox, batch_size, timeout=0.2)
+            items = pending or _drain(inbox, batch_size, timeout=wait_seconds)
             pending = []
             if items:
                 try:

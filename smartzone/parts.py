@@ -72,10 +72,12 @@ class AggregatorPart:
     inbox: queue.Queue[Received]
     contract: str
     chain_id: int
+    batch: int = 2000
+    wait_s: float = 0.2
 
     def run(self, stop: threading.Event) -> None:
         try:
-            self.aggregator.run(self.inbox, stop)
+            self.aggregator.run(self.inbox, stop, batch_size=self.batch, wait_seconds=self.wait_s)
         finally:
             self.client.close()
 
@@ -113,7 +115,15 @@ def build_aggregator(
     client.subscribe([(subscription(Channel.STATE, root), 1)], inbox.put)
     client.connect()
     log.info("aggregator subscribed to %s and %s", ", ".join(load), subscription(Channel.STATE, root))
-    return AggregatorPart(aggregator, client, inbox, contract, aggregator.verifier.domain.chain_id)
+    return AggregatorPart(
+        aggregator,
+        client,
+        inbox,
+        contract,
+        aggregator.verifier.domain.chain_id,
+        settings.ingest_batch,
+        settings.ingest_wait_s,
+    )
 
 
 def make_fleet(settings: Settings, chain_id: int, first_seq: int | None = None) -> Fleet:

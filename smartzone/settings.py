@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     epoch_seconds: float = Field(30.0, gt=0)
     epoch_max_trips: int = Field(1000, ge=1, le=256_000)
     aggregator_id: str = "aggregator-1"
+    ingest_batch: int = Field(2000, ge=1, le=100_000, description="Most messages stored in one transaction")
+    ingest_wait_s: float = Field(
+        0.2, gt=0, le=10, description="How long the aggregator waits for a first message before maintenance"
+    )
     operator: str = "smartzone-demo"
     vehicles: int = Field(20, ge=1)
     seed: int = 7
