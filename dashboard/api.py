@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
@@ -21,9 +22,10 @@ from dashboard.schemas import (
     VehicleList,
 )
 from settlement.lifecycle import TripStatus
-from settlement.views import ReadModel
+from settlement.views import InvalidCursor, Listed, ReadModel, TripView, cursor_after
 
 MAX_LIMIT = 1000
+V = TypeVar("V", bound=Listed)
 
 
 def read_model(request: Request) -> ReadModel:
@@ -34,15 +36,31 @@ def read_model(request: Request) -> ReadModel:
 
 Model = Annotated[ReadModel, Depends(read_model)]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="At most this many, newest first.")]
+Cursor = Annotated[
+    str | None, Query(max_length=512, description="Where the page starts: the `next_cursor` of the page before.")
+]
+
+
+def paged(read: Callable[[int, str | None], Sequence[V]], limit: int, cursor: str | None) -> tuple[list[V], str | None]:
+    """One page of ``limit`` views read after ``cursor``, and the cursor of the next page (None on the last)."""
+    try:
+        views = list(read(limit + 1, cursor))
+    except InvalidCursor as exc:
+        raise HTTPException(422, str(exc)) from None
+    if len(views) <= limit:
+        return views, None
+    return views[:limit], cursor_after(views[limit - 1])
+
 
 router = APIRouter(prefix="/api/v1")
 health = APIRouter()
 
 
-@router.get("/vehicles", tags=["fleet"])
-def list_vehicles(model: Model) -> VehicleList:
-    """Every vehicle of the fleet as last seen."""
-    return VehicleList(items=[Vehicle.model_validate(v) for v in model.vehicles()])
+@router.get("/vehicles", tags=["fleet"], responses=INVALID)
+def list_vehicles(model: Model, limit: Limit = 100, cursor: Cursor = None) -> VehicleList:
+    """The vehicles of the fleet as last seen, by id, a page at a time."""
+    views, next_cursor = paged(model.vehicles, limit, cursor)
+    return VehicleList(items=[Vehicle.model_validate(v) for v in views], next_cursor=next_cursor)
 
 
 @router.get("/vehicles/{vehicle_id}", tags=["fleet"], responses=NOT_FOUND)
@@ -70,10 +88,16 @@ def list_trips(
     vehicle_id: Annotated[str | None, Query(description="Only this vehicle's trips.")] = None,
     rider: Annotated[str | None, Query(description="Only this rider's trips (wallet address).")] = None,
     status: Annotated[TripStatus | None, Query(description="Only trips in this state (e.g. rejected).")] = None,
+    cursor: Cursor = None,
 ) -> TripList:
     """Priced and settled trips, newest first (or only those of one status), of one vehicle or one rider."""
-    views = model.trips(limit=limit, vehicle_id=vehicle_id, rider=rider, status=status.value if status else None)
-    return TripList(items=[Trip.model_validate(t) for t in views])
+
+    def read(n: int, after: str | None) -> list[TripView]:
+        state = status.value if status else None
+        return model.trips(limit=n, vehicle_id=vehicle_id, rider=rider, status=state, cursor=after)
+
+    views, next_cursor = paged(read, limit, cursor)
+    return TripList(items=[Trip.model_validate(t) for t in views], next_cursor=next_cursor)
 
 
 @router.get("/trips/{trip_id}", tags=["trips"], responses=NOT_FOUND)
@@ -86,15 +110,17 @@ def get_trip(trip_id: str, model: Model) -> Trip:
 
 
 @router.get("/epochs", tags=["settlement"], responses=INVALID)
-def list_epochs(model: Model, limit: Limit = 100) -> EpochList:
+def list_epochs(model: Model, limit: Limit = 100, cursor: Cursor = None) -> EpochList:
     """Epochs (batches of trips) and their settlement transactions, newest first."""
-    return EpochList(items=[Epoch.model_validate(e) for e in model.epochs(limit=limit)])
+    views, next_cursor = paged(model.epochs, limit, cursor)
+    return EpochList(items=[Epoch.model_validate(e) for e in views], next_cursor=next_cursor)
 
 
-@router.get("/payouts", tags=["settlement"])
-def list_payouts(model: Model) -> PayoutList:
-    """What each vehicle owner has earned, settled on chain and pending."""
-    return PayoutList(items=[Payout.model_validate(p) for p in model.payouts()])
+@router.get("/payouts", tags=["settlement"], responses=INVALID)
+def list_payouts(model: Model, limit: Limit = 100, cursor: Cursor = None) -> PayoutList:
+    """What each vehicle owner has earned, settled on chain and pending, by owner address."""
+    views, next_cursor = paged(model.payouts, limit, cursor)
+    return PayoutList(items=[Payout.model_validate(p) for p in views], next_cursor=next_cursor)
 
 
 @router.get("/rejects", tags=["overview"])

@@ -12,12 +12,15 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from dashboard import display
-from dashboard.api import Model
+from dashboard.api import Model, paged
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
-PAGE_TRIPS = 50
+# The first screen only; the script pages the rest through the API (``next_cursor``).
+PAGE_VEHICLES = 50
+PAGE_PAYOUTS = 20
+PAGE_TRIPS = 20
 PAGE_EPOCHS = 20
 REFRESH_S = 5
 
@@ -51,15 +54,20 @@ def templates() -> Jinja2Templates:
 
 
 def overview(model: Model) -> dict[str, Any]:
-    """The data of the overview page, read once from the model."""
+    """The data of the overview's first screen, read once from the model: each list's first page and the cursor
+    of its next page."""
+    vehicles, vehicles_next = paged(model.vehicles, PAGE_VEHICLES, None)
+    payouts, payouts_next = paged(model.payouts, PAGE_PAYOUTS, None)
+    epochs, epochs_next = paged(model.epochs, PAGE_EPOCHS, None)
+    trips, trips_next = paged(lambda n, after: model.trips(limit=n, cursor=after), PAGE_TRIPS, None)
     return {
         "stats": model.stats(),
-        "vehicles": model.vehicles(),
-        "payouts": model.payouts(),
-        "epochs": model.epochs(limit=PAGE_EPOCHS),
-        "trips": model.trips(limit=PAGE_TRIPS),
-        "page_trips": PAGE_TRIPS,
-        "page_epochs": PAGE_EPOCHS,
+        "vehicles": vehicles,
+        "payouts": payouts,
+        "epochs": epochs,
+        "trips": trips,
+        "next": {"vehicles": vehicles_next, "payouts": payouts_next, "epochs": epochs_next, "trips": trips_next},
+        "page": {"vehicles": PAGE_VEHICLES, "payouts": PAGE_PAYOUTS, "trips": PAGE_TRIPS, "epochs": PAGE_EPOCHS},
         "refresh_s": REFRESH_S,
     }
 
@@ -71,6 +79,6 @@ router = APIRouter(include_in_schema=False)
 def index(request: Request, model: Model) -> HTMLResponse:
     """The operators' overview: counts, fleet, payouts, epochs and trips."""
     page: PageInfo = request.app.state.page
-    context = {"page": page, **overview(model)}
+    context = {"info": page, **overview(model)}
     response: HTMLResponse = request.app.state.templates.TemplateResponse(request, "index.html", context)
     return response

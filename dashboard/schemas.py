@@ -111,28 +111,35 @@ class Stats(_View):
     settled_micro: int = Field(description=f"Total settled on chain. {MICRO}")
 
 
+NEXT = "Pass as `cursor` to get the next page; null on the last page."
+
+
 class VehicleList(BaseModel):
-    """Every vehicle of the fleet."""
+    """A page of the fleet, by vehicle id."""
 
     items: list[Vehicle]
+    next_cursor: str | None = Field(None, description=NEXT)
 
 
 class TripList(BaseModel):
     """Trips, newest first."""
 
     items: list[Trip]
+    next_cursor: str | None = Field(None, description=NEXT)
 
 
 class EpochList(BaseModel):
     """Epochs, newest first."""
 
     items: list[Epoch]
+    next_cursor: str | None = Field(None, description=NEXT)
 
 
 class PayoutList(BaseModel):
-    """Earnings per vehicle owner."""
+    """Earnings per vehicle owner, by owner address."""
 
     items: list[Payout]
+    next_cursor: str | None = Field(None, description=NEXT)
 
 
 class Health(BaseModel):

@@ -2,28 +2,55 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 import sqlalchemy as sa
 
+from sensors.address import Address, InvalidAddress
 from settlement.db import Database
 from settlement.lifecycle import ON_CHAIN_EPOCH, SETTLED, UNSETTLED, TripStatus
-from settlement.schema import EpochRow, EventRow, PayoutRow, RejectRow, TelemetryRow, TripRow, VehicleRow, table_of
-from settlement.views import EpochView, PayoutView, RegistryProofView, Stats, TripView, VehicleView
+from settlement.schema import (
+    AddressType,
+    EpochRow,
+    OwnerTotalRow,
+    PayoutRow,
+    RejectRow,
+    TallyRow,
+    TripRow,
+    VehicleRow,
+    table_of,
+)
+from settlement.views import (
+    EpochView,
+    InvalidCursor,
+    PayoutView,
+    RegistryProofView,
+    Stats,
+    TripView,
+    VehicleView,
+    cursor_key,
+)
 
 PRICED_OR_LATER = sorted(s.value for s in (TripStatus.PRICED, *UNSETTLED, *SETTLED, TripStatus.ADJUSTED))
-_SETTLED = sorted(s.value for s in SETTLED)
-_UNSETTLED = sorted(s.value for s in UNSETTLED)
+BEFORE_PRICED = sorted(s.value for s in TripStatus if s.value not in PRICED_OR_LATER)
 _ON_CHAIN = sorted(s.value for s in ON_CHAIN_EPOCH)
 
 
 class SqlReadModel:
-    """Read-only queries over the settlement database."""
+    """Read-only queries over the settlement database: keyset pages over indexed orders, and totals kept as the
+    data changes (``owner_totals``, ``tallies``) rather than aggregated over every trip or reading."""
 
     def __init__(self, database: Database) -> None:
         self._db = database
 
-    def vehicles(self) -> list[VehicleView]:
+    def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
+        v = table_of(VehicleRow)
+        query = sa.select(*_as_text(v)).order_by(v.c.vehicle_id).limit(limit)
+        if cursor is not None:
+            query = query.where(v.c.vehicle_id > cursor_key(cursor, str)[0])
         with self._db.reading() as conn:
-            rows = conn.execute(sa.select(table_of(VehicleRow)).order_by(VehicleRow.vehicle_id)).all()
+            rows = conn.execute(query).all()
         return [_vehicle(r) for r in rows]
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
@@ -37,14 +64,9 @@ class SqlReadModel:
         vehicle_id: str | None = None,
         rider: str | None = None,
         status: str | None = None,
+        cursor: str | None = None,
     ) -> list[TripView]:
-        t = table_of(TripRow)
-        query = sa.select(t).order_by(t.c.end_ms.desc(), t.c.trip_id).limit(limit)
-        query = query.where(t.c.status == status) if status else query.where(t.c.status.in_(PRICED_OR_LATER))
-        if vehicle_id is not None:
-            query = query.where(t.c.vehicle_id == vehicle_id)
-        if rider is not None:
-            query = query.where(t.c.rider == rider)
+        query = trips_query(limit, vehicle_id=vehicle_id, rider=rider, status=status, cursor=cursor)
         with self._db.reading() as conn:
             return [_trip(r) for r in conn.execute(query).all()]
 
@@ -54,10 +76,13 @@ class SqlReadModel:
             row = conn.execute(sa.select(t).where(t.c.trip_id == trip_id)).first()
         return _trip(row) if row else None
 
-    def epochs(self, limit: int = 100) -> list[EpochView]:
+    def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
         e = table_of(EpochRow)
+        query = sa.select(e).order_by(e.c.epoch_id.desc()).limit(limit)
+        if cursor is not None:
+            query = query.where(e.c.epoch_id < cursor_key(cursor, int)[0])
         with self._db.reading() as conn:
-            rows = conn.execute(sa.select(e).order_by(e.c.epoch_id.desc()).limit(limit)).all()
+            rows = conn.execute(query).all()
         return [
             EpochView(
                 r.epoch_id,
@@ -75,38 +100,49 @@ class SqlReadModel:
             for r in rows
         ]
 
-    def payouts(self) -> list[PayoutView]:
-        t = table_of(TripRow)
-        settled = sa.func.coalesce(sa.func.sum(sa.case((t.c.status.in_(_SETTLED), t.c.fare_micro), else_=0)), 0)
-        pending = sa.func.coalesce(sa.func.sum(sa.case((t.c.status.in_(_UNSETTLED), t.c.fare_micro), else_=0)), 0)
-        query = (
-            sa.select(t.c.owner, sa.func.count(), settled, pending)
-            .where(t.c.status.in_(_SETTLED + _UNSETTLED))
-            .group_by(t.c.owner)
-            .order_by(t.c.owner)
+    def payouts(self, limit: int = 100, cursor: str | None = None) -> list[PayoutView]:
+        """Owners' totals of batched and settled trips (kept per epoch) plus their priced trips not yet batched
+        (few: read through the status index)."""
+        o, t = table_of(OwnerTotalRow), table_of(TripRow)
+        kept_owner, trip_owner = _text(o.c.owner), _text(t.c.owner)
+        priced = t.c.status == TripStatus.PRICED.value  # a priced trip has its owner (the payee)
+        kept, waiting = (
+            sa.select(kept_owner.label("owner")),
+            sa.select(trip_owner.label("owner")).where(priced, trip_owner.is_not(None)),
         )
+        if cursor is not None:
+            after = str(_owner_key(cursor))
+            kept, waiting = kept.where(kept_owner > after), waiting.where(trip_owner > after)
+        owners = sa.union(kept, waiting).subquery()
+        page_query = sa.select(owners.c.owner).order_by(owners.c.owner).limit(limit)
         with self._db.reading() as conn:
-            return [PayoutView(str(owner), int(n), int(s), int(p)) for owner, n, s, p in conn.execute(query).all()]
+            page = [owner for (owner,) in conn.execute(page_query)]
+            if not page:
+                return []
+            columns = (kept_owner, o.c.trip_count, o.c.settled_micro, o.c.pending_micro)
+            totals = {
+                owner: (n, settled, pending)
+                for owner, n, settled, pending in conn.execute(sa.select(*columns).where(kept_owner.in_(page)))
+            }
+            waiting_sums = sa.select(trip_owner, sa.func.count(), sa.func.coalesce(sa.func.sum(t.c.fare_micro), 0))
+            extra = {
+                owner: (int(n), int(total))
+                for owner, n, total in conn.execute(
+                    waiting_sums.where(priced, trip_owner.in_(page)).group_by(trip_owner)
+                )
+            }
+        views = []
+        for owner in page:
+            n, settled, pending = totals.get(owner, (0, 0, 0))
+            more_n, more_pending = extra.get(owner, (0, 0))
+            views.append(PayoutView(owner, int(n) + more_n, int(settled), int(pending) + more_pending))
+        return views
 
     def stats(self) -> Stats:
-        def count(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
-            return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
-
-        v, e, t = table_of(VehicleRow), table_of(EpochRow), table_of(TripRow)
-        query = sa.select(
-            count(v),
-            count(v, v.c.online.is_(True)),
-            count(table_of(TelemetryRow)),
-            count(table_of(EventRow)),
-            count(table_of(RejectRow)),
-            count(t, t.c.status.in_(PRICED_OR_LATER)),
-            count(e),
-            sa.select(sa.func.coalesce(sa.func.sum(e.c.total_micro), 0))
-            .where(e.c.status.in_(_ON_CHAIN))
-            .scalar_subquery(),
-        )
+        """Counts from kept totals: the tallies of the reading tables, the owners' totals of trips in epochs plus
+        an index count of the trips priced and not batched (or adjusted); vehicles and epochs are counted."""
         with self._db.reading() as conn:
-            row = conn.execute(query).one()
+            row = conn.execute(_stats_query()).one()
         return Stats(*(int(x) for x in row))
 
     def rejects_by_code(self) -> dict[str, int]:
@@ -119,9 +155,7 @@ class SqlReadModel:
         """How many trips are held as rejected, per reason code."""
         t = table_of(TripRow)
         query = (
-            sa.select(t.c.reason, sa.func.count())
-            .where(t.c.status == TripStatus.REJECTED.value)
-            .group_by(t.c.reason)
+            sa.select(t.c.reason, sa.func.count()).where(t.c.status == TripStatus.REJECTED.value).group_by(t.c.reason)
         )
         with self._db.reading() as conn:
             return {reason: int(n) for reason, n in conn.execute(query).all()}
@@ -162,6 +196,82 @@ class SqlReadModel:
         )
         with self._db.reading() as conn:
             return {str(owner): int(total) for owner, total in conn.execute(query).all()}
+
+
+def trips_query(
+    limit: int,
+    *,
+    vehicle_id: str | None = None,
+    rider: str | None = None,
+    status: str | None = None,
+    cursor: str | None = None,
+) -> sa.Select[Any]:
+    """The statement of ``SqlReadModel.trips`` (its order is served by an index; see the integration tests)."""
+    t = table_of(TripRow)
+    # priced trips and later always have an end; a list of another status may hold trips without one, last
+    may_lack_end = status is not None and status not in PRICED_OR_LATER
+    end = t.c.end_ms.desc().nulls_last() if may_lack_end else t.c.end_ms.desc()
+    query = sa.select(*_as_text(t)).order_by(end, t.c.trip_id.desc()).limit(limit)
+    # "not before priced" rather than "in (priced, …)": an IN list would draw the planner to the status index
+    # and a sort of every trip; this way the (end_ms, trip_id) index or the rider's or vehicle's serves it
+    query = query.where(t.c.status == status) if status else query.where(t.c.status.not_in(BEFORE_PRICED))
+    if vehicle_id is not None:
+        query = query.where(t.c.vehicle_id == vehicle_id)
+    if rider is not None:
+        query = query.where(t.c.rider == rider)
+    if cursor is not None:
+        end_ms, trip_id = cursor_key(cursor, int, str)
+        if end_ms is None:
+            query = query.where(t.c.end_ms.is_(None), t.c.trip_id < trip_id)
+        else:
+            before = sa.tuple_(t.c.end_ms, t.c.trip_id) < sa.tuple_(sa.literal(end_ms), sa.literal(trip_id))
+            query = query.where(sa.or_(before, t.c.end_ms.is_(None)) if may_lack_end else before)
+    return query
+
+
+@cache
+def _stats_query() -> sa.Select[Any]:
+    """The one statement of ``SqlReadModel.stats``, built once."""
+
+    def count(table: sa.Table, *where: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:
+        return sa.select(sa.func.count()).select_from(table).where(*where).scalar_subquery()
+
+    def tally(name: str) -> sa.ScalarSelect[int]:
+        n = table_of(TallyRow)
+        return sa.select(sa.func.coalesce(sa.func.sum(n.c.n), 0)).where(n.c.name == name).scalar_subquery()
+
+    v, e, t, o = table_of(VehicleRow), table_of(EpochRow), table_of(TripRow), table_of(OwnerTotalRow)
+    outside_epochs = [TripStatus.PRICED.value, TripStatus.ADJUSTED.value]
+    return sa.select(  # the vehicles in one scan; the rest from small tables and an index
+        sa.func.count(),
+        sa.func.count().filter(v.c.online.is_(True)),
+        tally("telemetry"),
+        tally("events"),
+        tally("rejects"),
+        sa.select(sa.func.coalesce(sa.func.sum(o.c.trip_count), 0)).scalar_subquery()
+        + count(t, t.c.status.in_(outside_epochs)),
+        count(e),
+        sa.select(sa.func.coalesce(sa.func.sum(e.c.total_micro), 0)).where(e.c.status.in_(_ON_CHAIN)).scalar_subquery(),
+    ).select_from(v)
+
+
+def _text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
+    """An address column read and compared as its stored EIP-55 text: the views want text, and checking the
+    checksum of every address of a page (a Keccak hash each) would cost more than the query."""
+    return sa.type_coerce(column, sa.String)
+
+
+def _as_text(table: sa.Table) -> list[sa.ColumnElement[Any]]:
+    """The columns of ``table``, addresses as text (``_text``)."""
+    return [_text(c).label(c.name) if isinstance(c.type, AddressType) else c for c in table.columns]
+
+
+def _owner_key(cursor: str) -> Address:
+    (owner,) = cursor_key(cursor, str)
+    try:
+        return Address.parse(str(owner))
+    except InvalidAddress:
+        raise InvalidCursor(f"not a cursor of this list: {cursor!r}") from None
 
 
 def _vehicle(r: sa.Row) -> VehicleView:

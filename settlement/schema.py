@@ -165,9 +165,11 @@ class TripRow(Base):
     __table_args__ = (
         Index(None, "status", "vehicle_id"),
         Index(None, "vehicle_id", "unlock_seq"),
-        Index(None, "rider"),
-        Index(None, "end_ms"),
-        Index(None, "owner"),
+        # the read model's orders: newest first with the trip id as the unique tiebreak (keyset pages)
+        Index(None, "end_ms", "trip_id"),
+        Index(None, "rider", "end_ms", "trip_id"),
+        Index(None, "vehicle_id", "end_ms", "trip_id"),
+        Index(None, "status", "end_ms", "trip_id"),
         Index(None, "epoch_id"),
     )
     trip_id: Mapped[str] = mapped_column(String(96), primary_key=True)
@@ -203,6 +205,29 @@ class PayoutRow(Base):
     epoch_id: Mapped[int] = mapped_column(ForeignKey("epochs.epoch_id"), primary_key=True)
     owner: Mapped[Address] = mapped_column(AddressType, primary_key=True)
     amount_micro: Mapped[int] = mapped_column(BigInteger)
+
+
+class OwnerTotalRow(Base):
+    """Per owner, the trips batched into epochs: how many, what is pending on chain and what is settled.
+
+    Kept by ``settlement.sql.epochs`` in the transaction that batches or commits an epoch; trips priced but not
+    yet batched are few and are added when read.
+    """
+
+    __tablename__ = "owner_totals"
+    owner: Mapped[Address] = mapped_column(AddressType, primary_key=True)
+    trip_count: Mapped[int] = mapped_column(BigInteger)
+    pending_micro: Mapped[int] = mapped_column(BigInteger)
+    settled_micro: Mapped[int] = mapped_column(BigInteger)
+
+
+class TallyRow(Base):
+    """Row counts of the reading tables, kept by triggers (migration 0002); a count sums a name's shards."""
+
+    __tablename__ = "tallies"
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    n: Mapped[int] = mapped_column(BigInteger)
 
 
 class RejectRow(Base):

@@ -1,9 +1,22 @@
-"""The read side of settlement: what the dashboard may see, as frozen views, and the port that serves them."""
+"""The read side of settlement: what the dashboard may see, as frozen views, and the port that serves them.
+
+Every list is read in keyset pages: a list's order ends in a unique key, and a page's opaque ``cursor`` (made by
+``cursor_after`` from the last view of the page before) names where the next page starts.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
 from typing import Protocol
+
+from settlement.errors import SettlementError
+
+
+class InvalidCursor(SettlementError, ValueError):
+    """A cursor that no page of this list handed out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,10 +120,46 @@ class RegistryProofView:
     root: str
 
 
-class ReadModel(Protocol):
-    """Queries the dashboard runs; every list is newest or most relevant first and bounded by ``limit``."""
+Listed = VehicleView | TripView | EpochView | PayoutView
 
-    def vehicles(self) -> list[VehicleView]: ...
+
+def cursor_after(view: Listed) -> str:
+    """The opaque cursor of the page that starts after ``view`` in its list."""
+    key: list[object]
+    if isinstance(view, TripView):
+        key = [view.end_ms, view.trip_id]
+    elif isinstance(view, VehicleView):
+        key = [view.vehicle_id]
+    elif isinstance(view, EpochView):
+        key = [view.epoch_id]
+    else:
+        key = [view.owner]
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def cursor_key(cursor: str, *types: type) -> list[object]:
+    """The key a cursor names, checked against the list's key ``types`` (None allowed); ``InvalidCursor`` else."""
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidCursor(f"not a cursor of this list: {cursor!r}") from None
+    if (
+        not isinstance(key, list)
+        or len(key) != len(types)
+        or not all(k is None or (isinstance(k, t) and not isinstance(k, bool)) for k, t in zip(key, types, strict=True))
+    ):
+        raise InvalidCursor(f"not a cursor of this list: {cursor!r}")
+    return key
+
+
+class ReadModel(Protocol):
+    """Queries the dashboard runs; every list is newest or most relevant first, bounded by ``limit``, and starts
+    after ``cursor`` (``cursor_after`` of the last view of the page before); a bad cursor raises ``InvalidCursor``.
+    """
+
+    def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
+        """Vehicles by id."""
+        ...
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None: ...
 
@@ -120,8 +169,10 @@ class ReadModel(Protocol):
         vehicle_id: str | None = None,
         rider: str | None = None,
         status: str | None = None,
+        cursor: str | None = None,
     ) -> list[TripView]:
-        """Priced trips and later (or only those of ``status``), newest first."""
+        """Priced trips and later (or only those of ``status``), newest first (end time, then trip id, both
+        descending; trips without an end come last)."""
         ...
 
     def rejects_by_code(self) -> dict[str, int]:
@@ -134,8 +185,12 @@ class ReadModel(Protocol):
 
     def trip(self, trip_id: str) -> TripView | None: ...
 
-    def epochs(self, limit: int = 100) -> list[EpochView]: ...
+    def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
+        """Epochs, newest first."""
+        ...
 
-    def payouts(self) -> list[PayoutView]: ...
+    def payouts(self, limit: int = 100, cursor: str | None = None) -> list[PayoutView]:
+        """Earnings per owner, by owner address."""
+        ...
 
     def stats(self) -> Stats: ...

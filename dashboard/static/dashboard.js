@@ -116,7 +116,34 @@
     return response.json();
   }
 
+  // The page holds each list's first page; "More" appends the next one through the API's keyset cursor.
+  async function showMore(link) {
+    const table = document.getElementById(link.dataset.more);
+    const { items, next_cursor: next } = await getJson(`${table.dataset.src}&cursor=${encodeURIComponent(link.dataset.cursor)}`);
+    for (const item of items) table.tBodies[0].insertRow().append(...ROWS[table.id](item));
+    table.dataset.expanded = "1"; // the refresh keeps the first page only: leave the rows the user asked for
+    if (next) {
+      link.dataset.cursor = next;
+    } else {
+      link.parentElement.remove();
+    }
+    relativeTimes();
+  }
+
+  function pageOnClick() {
+    for (const link of document.querySelectorAll("a[data-more]")) {
+      link.textContent = `Show more ${link.dataset.more}`;
+      link.addEventListener("click", (event) => {
+        event.preventDefault();
+        showMore(link).catch((err) => {
+          link.textContent = `Cannot load more (${err.message}); try again`;
+        });
+      });
+    }
+  }
+
   async function refreshTable(table) {
+    if (table.dataset.expanded) return;
     const { items } = await getJson(table.dataset.src);
     const tbody = document.createElement("tbody");
     if (items.length === 0) {
@@ -168,6 +195,7 @@
       setTimeout(loop, period);
     };
     relativeTimes();
+    pageOnClick();
     live.textContent = "Live";
     setTimeout(loop, period);
     document.addEventListener("visibilitychange", () => {

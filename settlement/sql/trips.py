@@ -13,6 +13,7 @@ from settlement.fares import Fare
 from settlement.lifecycle import HELD_REASONS, TripStatus
 from settlement.schema import TripRow, table_of
 from settlement.sql.common import upsert
+from settlement.sql.epochs import tally_batched
 from settlement.trips import Mark, TripRecord
 
 _CHUNK = 500  # ids per IN (...) list
@@ -82,6 +83,7 @@ class SqlTrips:
                 .where(self._t.c.trip_id.in_(ids[i : i + _CHUNK]), self._t.c.status == TripStatus.PRICED.value)
                 .values(epoch_id=epoch_id, status=TripStatus.BATCHED.value)
             )
+        tally_batched(self._conn, epoch_id)  # the read model's per-owner totals, in the same transaction
 
     def in_epoch(self, epoch_id: int) -> list[TripRecord]:
         t = self._t

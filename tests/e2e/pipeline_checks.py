@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from dashboard import pages
+from dashboard.api import MAX_LIMIT
 from dashboard.app import create_app
 from sensors.address import Address
 from settlement.db import Database
@@ -62,11 +64,24 @@ def check_dashboard(read: SqlReadModel, *, trips: int, epochs: int, fares: int) 
     client = TestClient(create_app(read))
     assert len(client.get("/api/v1/trips", params={"limit": 1000}).json()["items"]) == min(trips, 1000)
     assert len(client.get("/api/v1/epochs", params={"limit": 1000}).json()["items"]) == min(epochs, 1000)
-    payouts = client.get("/api/v1/payouts").json()["items"]
+    payouts = every_item(client, "/api/v1/payouts")
     assert sum(p["settled_micro"] for p in payouts) == fares
     assert all(p["pending_micro"] == 0 for p in payouts)
     stats = client.get("/api/v1/stats").json()
     assert stats["settled_micro"] == fares and stats["trips"] == trips
     page = client.get("/")
     assert page.status_code == 200
-    assert all(v.vehicle_id in page.text for v in read.vehicles())
+    assert all(v.vehicle_id in page.text for v in read.vehicles(limit=pages.PAGE_VEHICLES))
+    assert len(every_item(client, "/api/v1/vehicles")) == len(read.vehicles(limit=MAX_LIMIT))
+
+
+def every_item(client: TestClient, path: str) -> list[dict[str, object]]:
+    """Every item of a list endpoint, following its cursors."""
+    items: list[dict[str, object]] = []
+    params: dict[str, object] = {"limit": 100}
+    while True:
+        body = client.get(path, params=params).json()
+        items += body["items"]
+        if body["next_cursor"] is None:
+            return items
+        params["cursor"] = body["next_cursor"]

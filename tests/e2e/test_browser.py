@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+import sqlalchemy as sa
 import uvicorn
 from playwright.sync_api import Browser, Page, Route, sync_playwright
 
@@ -18,6 +19,7 @@ from sensors.messages import VehicleKind
 from settlement.db import Database
 from settlement.enrolment import enrol, trust_operator
 from settlement.queries import SqlReadModel
+from settlement.schema import VehicleRow, table_of
 from settlement.sql import SqlUnitOfWork
 from settlement.vehicles import latest_updates
 from tests import services
@@ -119,6 +121,29 @@ def test_the_page_shows_the_fleet_and_picks_up_a_new_vehicle_without_reloading(
     assert "updated" in page.locator("#live").inner_text()
     assert refused == []
     page.screenshot(path=str(tmp_path / "dashboard-phone.png"), full_page=True)
+
+
+def test_the_page_shows_the_first_screen_and_pages_the_rest_through_the_api(
+    served: tuple[str, Database], browser: Browser
+) -> None:
+    url, store = served
+    with store.transaction() as conn:
+        conn.execute(
+            sa.insert(table_of(VehicleRow)),
+            [{"vehicle_id": f"bike-{n:04}", "operator": OPERATOR, "kind": "bicycle"} for n in range(1, 61)],
+        )
+    page = browser.new_page()
+    refused = offline(page)
+    page.goto(url)
+    rows = page.locator("#vehicles tbody tr")
+    assert rows.count() == 50 and "bike-0050" in rows.nth(49).inner_text()
+    page.get_by_text("Show more vehicles").click()
+    deadline = time.monotonic() + 10
+    while rows.count() < 60 and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert rows.count() == 60 and "bike-0060" in rows.nth(59).inner_text()
+    assert page.locator("a[data-more=vehicles]").count() == 0  # the last page
+    assert refused == []
 
 
 def test_the_api_docs_render_every_endpoint_with_no_network(served: tuple[str, Database], browser: Browser) -> None:

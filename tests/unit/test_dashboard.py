@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -13,7 +13,18 @@ from fastapi.testclient import TestClient
 from dashboard.api import read_model
 from dashboard.app import create_app
 from settlement.errors import StoreUnavailable
-from settlement.views import EpochView, PayoutView, RegistryProofView, Stats, TripView, VehicleView
+from settlement.views import (
+    EpochView,
+    InvalidCursor,
+    Listed,
+    PayoutView,
+    RegistryProofView,
+    Stats,
+    TripView,
+    VehicleView,
+    cursor_after,
+    cursor_key,
+)
 
 OWNER_A = "0x" + "a1" * 20
 OWNER_B = "0x" + "b2" * 20
@@ -34,14 +45,19 @@ class FakeReadModel:
     reject_counts: dict[str, int] = field(default_factory=dict)
     proofs: dict[str, RegistryProofView] = field(default_factory=dict)
 
-    def vehicles(self) -> list[VehicleView]:
-        return list(self.vehicle_views)
+    def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
+        return after(sorted(self.vehicle_views, key=lambda v: v.vehicle_id), cursor, limit)
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
         return next((v for v in self.vehicle_views if v.vehicle_id == vehicle_id), None)
 
     def trips(
-        self, limit: int = 100, vehicle_id: str | None = None, rider: str | None = None, status: str | None = None
+        self,
+        limit: int = 100,
+        vehicle_id: str | None = None,
+        rider: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
     ) -> list[TripView]:
         chosen = [
             t
@@ -50,7 +66,7 @@ class FakeReadModel:
             and (rider is None or t.rider == rider)
             and (t.status == status if status else t.status != "rejected")
         ]
-        return sorted(chosen, key=lambda t: t.end_ms or 0, reverse=True)[:limit]
+        return after(sorted(chosen, key=lambda t: (t.end_ms or 0, t.trip_id), reverse=True), cursor, limit)
 
     def rejects_by_code(self) -> dict[str, int]:
         return dict(self.reject_counts)
@@ -61,14 +77,28 @@ class FakeReadModel:
     def trip(self, trip_id: str) -> TripView | None:
         return next((t for t in self.trip_views if t.trip_id == trip_id), None)
 
-    def epochs(self, limit: int = 100) -> list[EpochView]:
-        return sorted(self.epoch_views, key=lambda e: e.epoch_id, reverse=True)[:limit]
+    def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
+        return after(sorted(self.epoch_views, key=lambda e: e.epoch_id, reverse=True), cursor, limit)
 
-    def payouts(self) -> list[PayoutView]:
-        return list(self.payout_views)
+    def payouts(self, limit: int = 100, cursor: str | None = None) -> list[PayoutView]:
+        return after(sorted(self.payout_views, key=lambda p: p.owner), cursor, limit)
 
     def stats(self) -> Stats:
         return self.counts
+
+
+L = TypeVar("L", bound=Listed)
+
+
+def after(views: list[L], cursor: str | None, limit: int) -> list[L]:
+    """The ``limit`` views of an ordered list that follow the one ``cursor`` was made from."""
+    if cursor is not None:
+        cursor_key(cursor, *([int, str] if views and isinstance(views[0], TripView) else [object]))
+        cursors = [cursor_after(v) for v in views]
+        if cursor not in cursors:
+            raise InvalidCursor(cursor)
+        views = views[cursors.index(cursor) + 1 :]
+    return views[:limit]
 
 
 def vehicle(vehicle_id: str, **changes: object) -> VehicleView:
@@ -174,8 +204,49 @@ def test_the_page_says_so_when_there_is_nothing_yet() -> None:
     assert "No vehicles yet." in page and "No trips yet." in page
 
 
-def test_the_vehicles_endpoint_returns_the_whole_fleet(client: TestClient, fake: FakeReadModel) -> None:
-    assert client.get("/api/v1/vehicles").json() == {"items": [asdict(v) for v in fake.vehicle_views]}
+def test_the_vehicles_endpoint_returns_the_fleet_by_id(client: TestClient, fake: FakeReadModel) -> None:
+    by_id = sorted(fake.vehicle_views, key=lambda v: v.vehicle_id)
+    assert client.get("/api/v1/vehicles").json() == {"items": [asdict(v) for v in by_id], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "key"),
+    [
+        ("/api/v1/vehicles", "vehicle_id"),
+        ("/api/v1/trips", "trip_id"),
+        ("/api/v1/epochs", "epoch_id"),
+        ("/api/v1/payouts", "owner"),
+    ],
+)
+def test_every_list_is_read_a_page_at_a_time_following_next_cursor(client: TestClient, path: str, key: str) -> None:
+    everything = [item[key] for item in client.get(path, params={"limit": 1000}).json()["items"]]
+    seen: list[object] = []
+    params: dict[str, object] = {"limit": 1}
+    while True:
+        body = client.get(path, params=params).json()
+        assert len(body["items"]) <= 1
+        seen += [item[key] for item in body["items"]]
+        if body["next_cursor"] is None:
+            break
+        params["cursor"] = body["next_cursor"]
+    assert seen == everything and len(everything) >= 2
+
+
+@pytest.mark.parametrize("cursor", ["not-a-cursor", "WzEsMiwzXQ", "", "x" * 600])
+def test_a_cursor_no_page_handed_out_is_a_422_problem(client: TestClient, cursor: str) -> None:
+    assert_problem(client.get("/api/v1/trips", params={"cursor": cursor}), 422)
+
+
+def test_a_list_limit_is_bounded(client: TestClient) -> None:
+    assert_problem(client.get("/api/v1/vehicles", params={"limit": 1001}), 422)
+    assert_problem(client.get("/api/v1/payouts", params={"limit": 0}), 422)
+
+
+def test_the_page_shows_the_first_screen_and_links_the_next_page(fake: FakeReadModel) -> None:
+    fake.vehicle_views = [vehicle(f"bike-{n:04}") for n in range(120)]
+    page = TestClient(create_app(fake)).get("/").text
+    assert "bike-0049" in page and "bike-0050" not in page
+    assert 'data-more="vehicles"' in page and 'data-more="trips"' not in page
 
 
 def test_one_vehicle_is_found_by_its_id(client: TestClient, fake: FakeReadModel) -> None:
