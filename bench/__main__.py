@@ -26,6 +26,7 @@ from bench.runners import (
     DEFAULT_POSTGRES,
     Options,
     run_ingest,
+    run_module,
     run_offline,
     run_publish,
     run_read_side,
@@ -46,6 +47,7 @@ RUNNERS: dict[str, Callable[[Options], list[Section]]] = {
     "offline": run_offline,
     "read_side": run_read_side,
     "simulate": run_simulate,
+    "memory": run_module("memory", "Aggregator memory over a long run (RSS; flat is ≈ 1.00)"),
 }
 
 
