@@ -40,7 +40,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 def smartzone(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.Popen[str]:
-    return subprocess.Popen(  # type: ignore[call-overload,no-any-return]
+    return subprocess.Popen(  # type: ignore[call-overload]
         [sys.executable, "-m", "smartzone.cli", *args], env=env, text=True, **kwargs
     )
 
