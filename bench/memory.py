@@ -1,9 +1,11 @@
 """The aggregator's memory over a long run: its resident set sampled while a fleet streams through it.
 
 ``smartzone aggregate`` and ``smartzone simulate`` run as their own processes, as an operator runs them, on the
-project's Mosquitto (generated logins) with a SQLite database and the embedded chain. The aggregator's RSS is read
-from ``/proc/<pid>/status`` every ``--every`` seconds. Printed: RSS after the first minute (the baseline: imports,
-registry, caches warm), at the end, the largest, and the ratio end / baseline (flat ≈ 1).
+project's Mosquitto (generated logins) with a SQLite database, and anvil as the chain (``node_modules/.bin/anvil``;
+``--embedded-chain`` keeps the chain in the aggregator's process, whose in-memory blocks then count too). The
+aggregator's RSS is read from ``/proc/<pid>/status`` every ``--every`` seconds. Printed: RSS after the first
+minute (the baseline: imports, registry, caches warm), at the end, the largest, and the ratio end / baseline
+(flat ≈ 1).
 
     python -m bench.memory [--vehicles 1000] [--minutes 10] [--speed 1] [--quick]
 """
@@ -16,9 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from smartzone.broker import mosquitto, mosquitto_binary
+from smartzone.broker import free_port, mosquitto, mosquitto_binary, wait_open
 from smartzone.broker_access import Role, generate, url_for
 
 OPERATOR = "smartzone-demo"
@@ -45,6 +49,27 @@ def smartzone(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.P
     )
 
 
+@contextmanager
+def chain(binary: Path | None) -> Iterator[str | None]:
+    """An anvil node on a free loopback port (None: no node, the aggregator embeds its chain)."""
+    if binary is None:
+        yield None
+        return
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(binary), "--host", "127.0.0.1", "--port", str(port), "--silent"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        if not wait_open(port, 30):
+            raise SystemExit("anvil did not start")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vehicles", type=int, default=1000)
@@ -52,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
     parser.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     parser.add_argument("--quick", action="store_true", help="a smoke: 50 vehicles, 1 simulated minute at 10x")
+    parser.add_argument("--embedded-chain", action="store_true", help="py-evm inside the aggregator, not anvil")
     args = parser.parse_args(argv)
     if args.quick:
         args.vehicles, args.minutes, args.speed, args.every = 50, 1.0, 10.0, 1.0
@@ -59,9 +85,17 @@ def main(argv: list[str] | None = None) -> int:
     if binary is None:
         raise SystemExit("bench.memory needs the mosquitto binary")
     access = generate("smartzone", [OPERATOR])
-    with tempfile.TemporaryDirectory(prefix="smartzone-memory-") as folder, mosquitto(binary, access=access) as broker:
+    anvil = Path(__file__).resolve().parent.parent / "node_modules" / ".bin" / "anvil"
+    with (
+        tempfile.TemporaryDirectory(prefix="smartzone-memory-") as folder,
+        mosquitto(binary, access=access) as broker,
+        chain(None if args.embedded_chain or not anvil.exists() else anvil) as chain_url,
+    ):
         env = {k: v for k, v in os.environ.items() if not k.startswith("SMARTZONE_")}
         env.update(SMARTZONE_DATA_DIR=folder, SMARTZONE_LOG_LEVEL="WARNING", SMARTZONE_EPOCH_SECONDS="10")
+        if chain_url:
+            env["SMARTZONE_CHAIN_URL"] = chain_url
+        say(f"chain: {chain_url or 'embedded py-evm in the aggregator'}")
         subprocess.run([sys.executable, "-m", "smartzone.cli", "db", "upgrade"], env=env, check=True,
                        capture_output=True)  # fmt: skip
         aggregator = smartzone(
