@@ -22,7 +22,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+
+from bench.ingest import scratch_database
 
 DEFAULT_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 OPERATOR = "bench-op"
@@ -203,25 +204,6 @@ def copy_rows(conn: sa.Connection, table: sa.Table, rows: Iterator[dict[str, Any
     with cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row([row.get(name) for name in names])
-
-
-@contextmanager
-def scratch(kind: str, postgres_url: str, folder: Path) -> Iterator[str]:
-    """An empty database: a SQLite file in ``folder``, or a fresh PostgreSQL schema (dropped afterwards)."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'read_side.db'}"
-        return
-    schema = f"bench_read_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        sep = "&" if "?" in postgres_url else "?"
-        yield f"{postgres_url}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 # --- serving and measuring ------------------------------------------------------------------------------------
@@ -401,7 +383,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, flush=True)
 
     for kind in args.database:
-        with tempfile.TemporaryDirectory() as folder, scratch(kind, args.postgres_url, Path(folder)) as url:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            scratch_database(kind, args.postgres_url, Path(folder), "read_side") as url,
+        ):
             say(f"{kind}: filling")
             fill(url, sizes, say)
             say(f"{kind}: measuring ({args.clients} clients, {args.requests} requests per endpoint, "

@@ -259,7 +259,7 @@ def run_read_side(opts: Options) -> list[Section]:
         from bench import read_side as rs
     except ImportError:
         return run_module("read_side", READ_TITLE)(opts)
-    if not all(hasattr(rs, f) for f in ("Sizes", "scratch", "fill", "run")):  # its API changed: its own report
+    if not all(hasattr(rs, f) for f in ("Sizes", "fill", "run")):  # its API changed: its own report
         return run_module("read_side", READ_TITLE)(opts)
     sizes = rs.Sizes(200, 5_000, 50, 500) if opts.quick else rs.Sizes(10_000, 1_000_000, 1_000, 20_000)
     requests, clients = (30, 10) if opts.quick else (100, 10)
@@ -272,7 +272,10 @@ def run_read_side(opts: Options) -> list[Section]:
             say(f"  {section.name}: skipped, {section.skipped}")
             continue
         rounds: list[dict[str, dict[str, float]]] = []
-        with tempfile.TemporaryDirectory() as folder, rs.scratch(kind, opts.postgres_url, Path(folder)) as url:
+        with (
+            tempfile.TemporaryDirectory() as folder,
+            rs.scratch_database(kind, opts.postgres_url, Path(folder), "read_side") as url,
+        ):
             say(f"  read_side ({kind}): filling {sizes.vehicles:,} vehicles and {sizes.trips:,} trips ...")
             rs.fill(url, sizes, lambda text: say("  " + text.strip()))
             for n in range(1, opts.rounds_or(3) + 1):  # a fresh server each round: its own warm-up, then timed

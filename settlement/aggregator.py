@@ -14,7 +14,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sensors.codec import decode
 from sensors.errors import InvalidReading, ServiceUnavailable
@@ -91,7 +91,7 @@ class Aggregator:
         self.counters = Counters()
         self._last_close = clock()
         self._registry_checked = 0.0
-        self._registry_version: tuple[int, int] | None = None
+        self._registry_version: tuple[int, ...] | None = None
         self.registry = Registry({}, [])
         self.registry_root = registry_root([])
         self.signing_chain_id = signing_chain_id
@@ -100,15 +100,11 @@ class Aggregator:
             Domain(signing_chain_id or 1),  # the settlement chain's id once attach_contract has asked it
             bounds,
             sign_telemetry=sign_telemetry,
-            max_clock_skew_ms=max_clock_skew_ms,
-            clock=clock,
+            clock=None if max_clock_skew_ms is None else clock,
         )
+        if max_clock_skew_ms is not None:
+            self.verifier.bounds = replace(bounds, max_future_skew_ms=max_clock_skew_ms)
         self.watermark_ms = 0
-
-    @property
-    def url(self) -> str:
-        with self.uow() as uow:
-            return uow.url
 
     # --- start ----------------------------------------------------------------------------------
     def attach_contract(self, configured: str | None = None) -> str:
@@ -166,9 +162,10 @@ class Aggregator:
         now_ms = self._now_ms()
         accepted: list[tuple[Received, Message]] = []
         rejects: list[Reject] = []
+        recheck = [True]  # one fresh look at the registry per batch, whatever the number of unknown vehicles in it
         for item in received:
             try:
-                accepted.append((item, self._verified(item)))
+                accepted.append((item, self._verified(item, recheck)))
             except InvalidReading as exc:
                 rejects.append(Reject(item.topic, item.payload, exc.code, exc.reason, int(item.received_at * 1000)))
         try:
@@ -181,14 +178,19 @@ class Aggregator:
         self._count(len(received), result)
         return result
 
-    def _verified(self, item: Received) -> Message:
+    def _verified(self, item: Received, recheck: list[bool]) -> Message:
+        """The decoded, verified message; an unknown vehicle makes the first such message of a batch look at the
+        registry again (it may have been registered a moment ago by another process)."""
         message = decode(item.topic, item.payload)
         try:
             self.verifier.check(message)
         except InvalidReading as exc:
-            if exc.code != RejectCode.UNKNOWN_VEHICLE or not self.refresh_registry(force=True):
+            if exc.code != RejectCode.UNKNOWN_VEHICLE or not recheck[0]:
                 raise
-            self.verifier.check(message)  # registered a moment ago by another process
+            recheck[0] = False
+            if not self.refresh_registry(force=True):
+                raise
+            self.verifier.check(message)
         return message
 
     def _store(self, messages: Sequence[Message], rejects: Sequence[Reject], now_ms: int) -> BatchResult:
@@ -359,11 +361,12 @@ class Aggregator:
         self._maintain(force=True)
 
     def _maintain(self, force: bool) -> None:
-        """Expire overdue open trips and settle what is due; a service that is away is logged and tried later."""
+        """Expire overdue open trips and settle what is due; a service that is away, or a database that refuses the
+        epoch (another aggregator on the same database took its id a moment before), is logged and tried later."""
         try:
             self.expire_open()
             self.settle_due(force=force)
-        except (ServiceUnavailable, ChainError) as exc:
+        except (ServiceUnavailable, ChainError, StoreRefused) as exc:
             log.warning("settlement postponed: %s", exc)
 
     def _find_receipt(self, epoch_id: int) -> ChainReceipt | None:

@@ -145,14 +145,15 @@ class Database:
         try:
             yield
         except (OperationalError, InterfaceError) as exc:
-            if _is_data_error(exc):
+            if about_data(exc):
                 raise
             raise StoreUnavailable(self.url, first_line(exc)) from None
 
 
-def _is_data_error(exc: OperationalError | InterfaceError) -> bool:
-    """SQLite reports some errors about one row (an integer too large) as operational ones."""
-    return "too large" in str(exc.orig).lower() or "overflow" in str(exc.orig).lower()
+def about_data(exc: OperationalError | InterfaceError) -> bool:
+    """Whether an "operational" error is about one row's data: SQLite reports an integer too large this way."""
+    text = str(exc.orig).lower()
+    return "too large" in text or "overflow" in text
 
 
 def _sqlite_foreign_keys(dbapi_connection: Any, _record: Any) -> None:

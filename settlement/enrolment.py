@@ -75,5 +75,3 @@ def signing_domain(uow: Callable[[], UnitOfWork], configured: int | None) -> Dom
         )
     return Domain(found[0])
 
-
-__all__ = ["RegistryEntry", "entries", "enrol", "revoke", "signing_domain", "trust_operator"]

@@ -15,7 +15,7 @@ from sensors.address import Address
 from sensors.messages import Event, Telemetry, VehicleState
 from sensors.wire import VehicleStatus
 from settlement.errors import StoreRefused
-from settlement.lifecycle import HELD_REASONS, EpochStatus, TripStatus
+from settlement.lifecycle import HELD_REASONS, EpochStatus, TripStatus, check_epoch
 from settlement.ports import ChainReceipt, EpochCommit
 from settlement.records import Reject, VehicleMark
 from settlement.registry import RegistryEntry
@@ -175,7 +175,7 @@ class MemoryEpochs:
 
     def add(self, commit: EpochCommit, now_ms: int) -> None:
         if commit.epoch_id in self.s.epochs:
-            raise ValueError(f"epoch {commit.epoch_id} exists")
+            raise StoreRefused(f"epoch {commit.epoch_id} exists")  # as the primary key refuses it
         self.s.epochs[commit.epoch_id] = MemoryEpoch(commit, EpochStatus.CLOSED, now_ms)
 
     def unsettled(self) -> list[tuple[int, bytes]]:
@@ -187,6 +187,8 @@ class MemoryEpochs:
 
     def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
         epoch = self.s.epochs[epoch_id]
+        if epoch.status is not EpochStatus.COMMITTED:
+            check_epoch(epoch.status, EpochStatus.COMMITTED)
         epoch.status, epoch.receipt = EpochStatus.COMMITTED, receipt
 
 
@@ -224,7 +226,7 @@ class MemoryRegistry:
         self.s.changes += n
         return n
 
-    def version(self) -> tuple[int, int]:
+    def version(self) -> tuple[int, ...]:
         return (len(self.s.registry), self.s.changes)
 
     def deployment(self, chain_id: int) -> str | None:

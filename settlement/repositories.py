@@ -118,7 +118,7 @@ class RegistryRepository(Protocol):
         """Revoke the vehicle's unrevoked entries; returns how many."""
         ...
 
-    def version(self) -> tuple[int, int]:
+    def version(self) -> tuple[int, ...]:
         """Changes whenever an operator or an entry is added or revoked (cheap to poll)."""
         ...
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sensors.codec import encode
+from sensors.errors import SmartZoneError
 from sensors.mqtt import MqttClient, Will
 from sensors.ports import Received
 from sensors.registration import Registration
@@ -162,8 +163,6 @@ def fleet_chain_id(settings: Settings, database: Database | None) -> int:
     if settings.chain_id is not None:
         return settings.chain_id
     if database is None:
-        from sensors.errors import SmartZoneError
-
         raise SmartZoneError("without a database to register in, set SMARTZONE_CHAIN_ID (the settlement chain's id)")
     return signing_domain(unit_of_work(database), None).chain_id
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from settlement.lifecycle import EpochStatus
+from settlement.lifecycle import EpochStatus, check_epoch
 from settlement.ports import ChainReceipt, EpochCommit
 from settlement.schema import EpochRow, OwnerTotalRow, PayoutRow, TripRow, table_of
 
@@ -49,6 +49,8 @@ class SqlEpochs:
     def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
         e = self._e
         was = self._conn.execute(sa.select(e.c.status).where(e.c.epoch_id == epoch_id)).scalar_one_or_none()
+        if was is not None and was != EpochStatus.COMMITTED.value:
+            check_epoch(EpochStatus(was), EpochStatus.COMMITTED)
         if was == EpochStatus.CLOSED.value:
             _add_epoch_totals(self._conn, epoch_id, trips=False, settled=True)
         values: dict[str, object] = {"status": EpochStatus.COMMITTED.value, "settled_ms": now_ms}

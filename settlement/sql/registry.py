@@ -78,7 +78,7 @@ class SqlRegistry:
         )
         return int(result.rowcount or 0)
 
-    def version(self) -> tuple[int, int]:
+    def version(self) -> tuple[int, ...]:
         r, o = self._r, table_of(OperatorRow)
         query = sa.select(
             sa.select(sa.func.count()).select_from(r).scalar_subquery(),
@@ -86,8 +86,7 @@ class SqlRegistry:
             sa.select(sa.func.count()).select_from(o).scalar_subquery(),
             sa.select(sa.func.coalesce(sa.func.max(o.c.added_ms), 0)).scalar_subquery(),
         )
-        entries, changed, operators, added = self._conn.execute(query).one()
-        return (int(entries) * 1_000_003 + int(operators), max(int(changed), int(added)))
+        return tuple(int(n) for n in self._conn.execute(query).one())
 
     def deployment(self, chain_id: int) -> str | None:
         d = table_of(DeploymentRow)

@@ -77,13 +77,15 @@ class SqlTrips:
 
     def batch(self, trip_ids: Collection[str], epoch_id: int) -> None:
         ids = sorted(set(trip_ids))
+        moved = 0
         for i in range(0, len(ids), _CHUNK):
-            self._conn.execute(
+            moved += self._conn.execute(
                 sa.update(self._t)
                 .where(self._t.c.trip_id.in_(ids[i : i + _CHUNK]), self._t.c.status == TripStatus.PRICED.value)
                 .values(epoch_id=epoch_id, status=TripStatus.BATCHED.value)
-            )
-        tally_batched(self._conn, epoch_id)  # the read model's per-owner totals, in the same transaction
+            ).rowcount
+        if moved:  # a repeated call moves nothing and must not count the epoch's trips twice
+            tally_batched(self._conn, epoch_id)  # the read model's per-owner totals, in the same transaction
 
     def in_epoch(self, epoch_id: int) -> list[TripRecord]:
         t = self._t

@@ -7,7 +7,7 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from settlement.db import Database, first_line
+from settlement.db import Database, about_data, first_line
 from settlement.errors import StoreRefused, StoreUnavailable
 from settlement.sql.epochs import SqlEpochs
 from settlement.sql.readings import SqlReadings
@@ -66,13 +66,8 @@ class SqlUnitOfWork:
             conn.close()
         except (OperationalError, InterfaceError):
             conn.invalidate()
-        if isinstance(exc, (OperationalError, InterfaceError)) and not _about_data(exc):
+        if isinstance(exc, (OperationalError, InterfaceError)) and not about_data(exc):
             raise StoreUnavailable(self.url, first_line(exc)) from None
         if isinstance(exc, SQLAlchemyError | OverflowError):  # the SQLite driver raises OverflowError itself
             raise StoreRefused(f"the database {self.url} refused it: {first_line(exc)}") from None
 
-
-def _about_data(exc: OperationalError | InterfaceError) -> bool:
-    """SQLite reports a few errors about one row (an integer too large) as operational ones."""
-    text = str(exc.orig).lower()
-    return "too large" in text or "overflow" in text

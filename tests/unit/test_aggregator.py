@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from sensors.codec import channel_of, encode
-from sensors.messages import EventType, Position
+from sensors.messages import EventType, Message, Position, VehicleKind
 from settlement.aggregator import Aggregator
 from settlement.enrolment import enrol, revoke, trust_operator
 from settlement.lifecycle import EpochStatus, TripStatus
@@ -268,7 +268,7 @@ def test_a_second_run_of_the_same_seeded_fleet_is_not_taken_for_a_replay(state: 
 
     def run(first_seq: int, start_ms: int) -> tuple[list[Received], set[str]]:
         fleet = Fleet(FleetConfig(vehicles=4, seed=3, operator=OPERATOR, first_seq=first_seq, faults_per_hour=0))
-        messages = [*fleet.birth_messages(start_ms)]
+        messages: list[Message] = [*fleet.birth_messages(start_ms)]
         for minute in range(1, 61):
             messages += fleet.step(start_ms + minute * 60_000)
         messages += fleet.finish(start_ms + 3_600_000)
@@ -324,3 +324,94 @@ def test_telemetry_that_jumps_farther_than_its_vehicle_can_move_is_rejected(
     aggregator.handle([fleet.received(m) for m in (first, teleported, rolled_back, plausible)])
     assert codes(state) == ["implausible_speed", "implausible_odometer"]
     assert sorted(seq for _, seq in state.telemetry) == [1, 4]
+
+
+def test_a_flood_from_unknown_vehicles_costs_one_registry_look_a_batch_and_a_new_vehicle_gets_in_at_once(
+    state: MemoryState,
+) -> None:
+    looks = [0]
+
+    class CountingLooks(MemoryUnitOfWork):
+        def __enter__(self) -> CountingLooks:
+            super().__enter__()
+            version = self.registry.version
+
+            def counted() -> tuple[int, ...]:
+                looks[0] += 1
+                return version()
+
+            self.registry.version = counted  # type: ignore[method-assign]
+            return self
+
+    clock = [T0 / 1000]
+    fleet = SignedFleet(vehicles={"bike-1": VehicleKind.BIKE})
+    uow: Callable[[], MemoryUnitOfWork] = lambda: CountingLooks(state)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
+    enrol(uow, fleet.registrations(), fleet.domain, T0)
+    aggregator = Aggregator(uow, FakeChain(), clock=lambda: clock[0])
+    aggregator.attach_contract()
+    ghosts = SignedFleet(vehicles={f"ghost-{i}": VehicleKind.BIKE for i in range(200)})
+    flood = [ghosts.received(ghosts.event(v, 1, EventType.UNLOCK, T0)) for v in ghosts.vehicles]
+    clock[0] += 5
+    looks[0] = 0
+    aggregator.handle(flood)
+    aggregator.handle(flood)
+    assert looks[0] <= 3  # one per batch and the periodic poll: not one per message (400)
+    late = SignedFleet(vehicles={"bike-9": VehicleKind.BIKE})
+    enrol(uow, late.registrations(), late.domain, T0)  # registered by another process a moment ago
+    aggregator.handle([late.received(late.event("bike-9", 1, EventType.UNLOCK, T0))])
+    assert codes(state).count("unknown_vehicle") == 400 and len(codes(state)) == 400
+    assert ("bike-9", 1) in state.events
+
+
+def test_with_a_clock_skew_set_a_reading_from_the_future_is_refused(state: MemoryState, fleet: SignedFleet) -> None:
+    uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
+    enrol(uow, fleet.registrations(), fleet.domain, T0)
+    aggregator = Aggregator(uow, FakeChain(), max_clock_skew_ms=60_000, clock=lambda: T0 / 1000)
+    aggregator.attach_contract()
+    aggregator.handle([fleet.received(fleet.telemetry("bike-1", 1, T0 + 30_000))])
+    aggregator.handle([fleet.received(fleet.telemetry("bike-1", 2, T0 + 600_000))])
+    assert codes(state) == ["future_timestamp"]
+    assert [seq for _, seq in state.telemetry] == [1]
+
+
+def test_an_epoch_id_taken_by_another_aggregator_postpones_settlement_instead_of_stopping_it(
+    state: MemoryState, fleet: SignedFleet
+) -> None:
+    import queue
+    import threading
+
+    from settlement.errors import StoreRefused
+
+    refusals = [1]
+
+    class RaceLost(MemoryUnitOfWork):
+        """The first epoch insert meets the id another aggregator on the same database took a moment before."""
+
+        def __enter__(self) -> RaceLost:
+            super().__enter__()
+            add = self.epochs.add
+
+            def add_or_refuse(commit: object, now_ms: int) -> None:
+                if refusals[0]:
+                    refusals[0] -= 1
+                    raise StoreRefused(f"epoch {commit.epoch_id} exists")  # type: ignore[attr-defined]
+                add(commit, now_ms)  # type: ignore[arg-type]
+
+            self.epochs.add = add_or_refuse  # type: ignore[method-assign]
+            return self
+
+    uow: Callable[[], MemoryUnitOfWork] = lambda: RaceLost(state)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
+    enrol(uow, fleet.registrations(), fleet.domain, T0)
+    chain = FakeChain()
+    aggregator = Aggregator(uow, chain, epoch_seconds=0.0, clock=lambda: T0 / 1000)
+    aggregator.attach_contract()
+    aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=5, metres=900)])
+    stop = threading.Event()
+    stop.set()
+    aggregator.run(queue.Queue(), stop)  # its final maintenance meets the refusal: logged, not raised
+    assert chain.sent == [] and state.trips["bike-1:1"].status is TripStatus.PRICED
+    aggregator.run(queue.Queue(), stop)  # tried again later: settled
+    assert [c.epoch_id for c in chain.sent] == [1]
