@@ -30,6 +30,7 @@ from bench.runners import (
     run_offline,
     run_publish,
     run_read_side,
+    run_scale_out,
     run_simulate,
     run_trip_history,
     say,
@@ -43,6 +44,7 @@ DOCS = REPO / "docs" / "benchmarks.md"
 RUNNERS: dict[str, Callable[[Options], list[Section]]] = {
     "publish": run_publish,
     "ingest": run_ingest,
+    "scale_out": run_scale_out,
     "trip_history": run_trip_history,
     "offline": run_offline,
     "read_side": run_read_side,

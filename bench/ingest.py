@@ -13,6 +13,7 @@ it, as the operator's gateway. Each side's rate runs from its first message to i
 stored or dead-lettered, then acknowledged); rounds are repeated and the medians and their ratio printed.
 
     python -m bench.ingest --database sqlite [--sign-telemetry] [--vehicles 3000] [--minutes 10] [--rounds 3]
+                           [--aggregators 2]
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class Side:
     expected: int
     database_url: str = ""
     sign_telemetry: bool = False
+    client_id: str = "smartzone-bench-aggregator"
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ def prepare(url: str, fleet: Any, entries: Sequence[Any]) -> None:
     """Migrate ``url`` to the head revision and enrol the fleet: its operator trusted, its entries held."""
     from settlement.db import Database
     from settlement.enrolment import trust_operator
+    from settlement.ports import FakeChain
     from smartzone.parts import unit_of_work
 
     database = Database.open(url)
@@ -146,6 +149,8 @@ def prepare(url: str, fleet: Any, entries: Sequence[Any]) -> None:
     with uow() as work:
         for entry in entries:
             work.registry.add(entry, 0)
+        chain = FakeChain()
+        work.registry.record_deployment(chain.chain_id(), chain.deploy(), 0)  # before any aggregator starts
         work.commit()
     database.close()
 
@@ -193,8 +198,13 @@ def bare_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> None:
     )  # fmt: skip
 
 
-def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> None:
-    """The aggregator wired as ``smartzone.parts.build_aggregator`` wires it, with ``FakeChain`` for the chain."""
+def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome], handled: Any = None) -> None:
+    """The aggregator wired as ``smartzone.parts.build_aggregator`` wires it, with ``FakeChain`` for the chain.
+
+    With several aggregators in the shared-subscription group each gets a share of the stream: ``handled`` (a
+    ``multiprocessing.Value`` shared by them) counts what all of them handled, and each stops once it reaches
+    ``side.expected``.
+    """
     from sensors.mqtt import MqttClient
     from sensors.ports import Received
     from sensors.topics import Channel, shared, subscription
@@ -207,16 +217,25 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> N
     finished = threading.Event()
     last = [0.0, 0.0]
 
+    def total(batch: int) -> int:
+        if handled is None:
+            return aggregator.counters.received
+        with handled.get_lock():
+            handled.value += batch
+            return int(handled.value)
+
     class Timed(Aggregator):
         def handle(self, received: Sequence[Received]) -> Any:
             result = super().handle(received)
-            if self.counters.received >= side.expected and not finished.is_set():
+            if total(len(received)) >= side.expected and not finished.is_set():
                 last[:] = [time.monotonic(), time.process_time()]
                 finished.set()
             return result
 
     database = Database.connect(side.database_url)
-    aggregator = Timed(unit_of_work(database), FakeChain(), sign_telemetry=side.sign_telemetry)
+    chain = FakeChain()
+    chain.deploy()  # every aggregator's own fake chain holds the contract that ``prepare`` recorded
+    aggregator = Timed(unit_of_work(database), chain, sign_telemetry=side.sign_telemetry)
     aggregator.attach_contract()
     inbox: queue.Queue[Received] = queue.Queue()
 
@@ -225,7 +244,7 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> N
             first.extend((time.monotonic(), time.process_time()))
         inbox.put(item)
 
-    client = MqttClient(side.mqtt_url, "smartzone-bench-aggregator", persistent_session=True)
+    client = MqttClient(side.mqtt_url, side.client_id, persistent_session=True)
     load = [subscription(Channel.TELEMETRY, ROOT), subscription(Channel.EVENT, ROOT)]
     if client.probe_protocol() == "5":
         load = [shared(f) for f in load]
@@ -237,7 +256,16 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> N
     stop = threading.Event()
 
     def watch() -> None:
-        _wait(finished, aggregator.counters)
+        if handled is None:
+            _wait(finished, aggregator.counters)
+        else:
+            seen, since = -1, time.monotonic()
+            while not finished.wait(0.2) and time.monotonic() - since < STALL_S:
+                if handled.value >= side.expected:  # the others handled the rest
+                    last[:] = [time.monotonic(), time.process_time()]
+                    finished.set()
+                elif handled.value != seen:
+                    seen, since = handled.value, time.monotonic()
         stop.set()
 
     threading.Thread(target=watch, daemon=True).start()
@@ -275,9 +303,18 @@ def _wait(done: threading.Event, progress: Any) -> None:
 
 # --- one round --------------------------------------------------------------------------------------
 def one_round(
-    stream: Sequence[tuple[str, bytes, int, bool]], database_url: str, operator: str, sign_telemetry: bool
+    stream: Sequence[tuple[str, bytes, int, bool]],
+    database_url: str,
+    operator: str,
+    sign_telemetry: bool,
+    aggregators: int = 1,
 ) -> tuple[Outcome, Outcome, float]:
-    """Broker up, both subscribers ready, everything published: (bare, aggregator, publisher msg/s)."""
+    """Broker up, every subscriber ready, everything published: (bare, aggregator, publisher msg/s).
+
+    With ``aggregators`` > 1 that many aggregator processes share the stream (MQTT 5 shared subscriptions for
+    telemetry and events; each receives every state, as ``smartzone aggregate`` does); the aggregator outcome is
+    then their sum, from the first message any of them saw to the last any of them handled.
+    """
     from sensors.mqtt import MqttClient
     from smartzone.broker import mosquitto, mosquitto_binary
     from smartzone.broker_access import Role, generate, url_for
@@ -286,16 +323,20 @@ def one_round(
     access = generate(ROOT, [operator])
     ctx = mp.get_context("spawn")
     results: mp.Queue[Outcome] = ctx.Queue()
+    states = sum(1 for topic, *_ in stream if topic.endswith("/state"))
+    expected = len(stream) + (aggregators - 1) * states  # every aggregator receives every state
+    handled = ctx.Value("q", 0) if aggregators > 1 else None
     with mosquitto(binary, access=access) as broker:
         reader = url_for(access.find(Role.AGGREGATOR), broker.url)
-        sides = [
-            (bare_side, Side(reader, len(stream))),
-            (aggregator_side, Side(reader, len(stream), database_url, sign_telemetry)),
-        ]
+        sides: list[tuple[Callable[..., None], tuple[Any, ...]]] = [(bare_side, (Side(reader, len(stream)),))]
+        for n in range(aggregators):
+            side = Side(reader, expected, database_url, sign_telemetry, f"smartzone-bench-aggregator-{n}")
+            sides.append((aggregator_side, (side,) if handled is None else (side, None, None, handled)))
         processes, readies = [], []
-        for target, side in sides:
+        for target, args in sides:
             ready = ctx.Event()
-            processes.append(ctx.Process(target=target, args=(side, ready, results), daemon=True))
+            args = (args[0], ready, results, *args[3:])
+            processes.append(ctx.Process(target=target, args=args, daemon=True))
             readies.append(ready)
             processes[-1].start()
         for ready, process in zip(readies, processes, strict=True):
@@ -309,10 +350,46 @@ def one_round(
         publisher.flush(600)
         published = len(stream) / (time.monotonic() - started)
         publisher.close()
-        outcomes = {o.name: o for o in (results.get(timeout=1800), results.get(timeout=600))}
+        outcomes = [results.get(timeout=1800)] + [results.get(timeout=600) for _ in range(aggregators)]
         for process in processes:
             process.join(60)
-    return outcomes["bare"], outcomes["aggregator"], published
+    bare = next(o for o in outcomes if o.name == "bare")
+    ours = [o for o in outcomes if o.name == "aggregator"]
+    return bare, combined(ours) if len(ours) > 1 else ours[0], published
+
+
+def combined(outcomes: Sequence[Outcome]) -> Outcome:
+    """Several aggregators' outcomes as one: their sum, from the first message any saw to the last any handled."""
+    first = min(o.first for o in outcomes if o.count)
+    return Outcome(
+        f"{len(outcomes)} aggregators",
+        sum(o.count for o in outcomes),
+        first,
+        max(o.last for o in outcomes),
+        sum(o.cpu_s for o in outcomes),
+        "; ".join(f"[{n}] {o.count:,} in {o.last - o.first:.2f} s: {o.detail}" for n, o in enumerate(outcomes)),
+        _summed(outcomes),
+    )
+
+
+def _summed(outcomes: Sequence[Outcome]) -> tuple[tuple[float, int], ...]:
+    """The processes' progress samples added up, on the first process's sampling times."""
+    if not outcomes or not outcomes[0].samples:
+        return ()
+    out = []
+    for at, _ in outcomes[0].samples:
+        out.append((at, sum(_progress_at(o.samples, at) for o in outcomes)))
+    return tuple(out)
+
+
+def _progress_at(samples: Sequence[tuple[float, int]], at: float) -> int:
+    """The last progress at or before ``at`` (0 before the first sample)."""
+    seen = 0
+    for when, count in samples:
+        if when > at:
+            break
+        seen = count
+    return seen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -327,7 +404,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=10.0, help="simulated minutes of traffic")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--aggregators", type=int, default=1,
+        help="aggregator processes sharing the stream (MQTT 5 shared subscriptions); their sum is measured",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.aggregators < 1:
+        parser.error("--aggregators must be at least 1")
 
     say(f"generating and signing {args.minutes:g} simulated minutes of {args.vehicles} vehicles ...")
     started = time.monotonic()
@@ -345,7 +428,7 @@ def main(argv: list[str] | None = None) -> int:
             with scratch_database(args.database, args.postgres_url, Path(folder), f"ingest_r{n}") as url:
                 say(f"round {n}/{args.rounds}: enrolling {len(entries)} vehicles in a fresh {args.database} ...")
                 prepare(url, fleet, entries)
-                b, a, p = one_round(stream, url, fleet.config.operator, args.sign_telemetry)
+                b, a, p = one_round(stream, url, fleet.config.operator, args.sign_telemetry, args.aggregators)
             bare.append(b)
             ours.append(a)
             published.append(p)

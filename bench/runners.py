@@ -42,7 +42,7 @@ class Options:
             parts.append("--quick")
         if self.rounds:
             parts.append(f"--rounds {self.rounds}")
-        if name in ("ingest", "trip_history", "offline", "read_side"):
+        if name in ("ingest", "scale_out", "trip_history", "offline", "read_side"):
             parts.append(f"--databases {database or ','.join(self.databases)}")
         return " ".join(parts)
 
@@ -147,6 +147,58 @@ def ingest_rounds(opts: Options, section: Section, kind: str, fleet: Any, stream
                 f"Ingest rate over time, {kind}: messages handled per second, from the first message either side saw",
             )
         )
+
+
+def run_scale_out(opts: Options) -> list[Section]:
+    """One aggregator against two in the shared-subscription group, on the same stream, rounds alternating."""
+    from bench import ingest
+
+    vehicles, minutes = (300, 2.0) if opts.quick else (3_000, 10.0)
+    say(f"  scale_out: generating and signing {minutes:g} simulated minutes of {vehicles} vehicles ...")
+    fleet, stream = ingest.traffic(vehicles, minutes, 7, False)
+    entries = ingest.registry_entries(fleet)
+    sections = []
+    for kind in opts.databases:
+        title = f"Scale-out: two aggregators in the shared-subscription group against one ({kind})"
+        section = Section(f"scale_out-{kind}", title, opts.command("scale_out", kind))
+        sections.append(section)
+        if kind == "postgresql" and (problem := postgres_problem(opts.postgres_url)):
+            section.skipped = f"PostgreSQL is not reachable at {opts.postgres_url} ({problem})"
+            say(f"  scale_out ({kind}): skipped, {section.skipped}")
+            continue
+        one: list[Any] = []
+        two: list[Any] = []
+        bare: list[Any] = []
+        rounds = opts.rounds_or(3)
+        with tempfile.TemporaryDirectory(prefix="smartzone-bench-") as folder:
+            for n in range(1, rounds + 1):
+                for count, into in ((1, one), (2, two)):
+                    with ingest.scratch_database(kind, opts.postgres_url, Path(folder), f"scale_r{n}_{count}") as url:
+                        ingest.prepare(url, fleet, entries)
+                        b, a, _ = ingest.one_round(stream, url, fleet.config.operator, False, count)
+                    into.append(a)
+                    bare.append(b)
+                    say(f"  scale_out ({kind}) round {n}/{rounds}, {count} aggregator(s): {a.rate:,.0f} msg/s "
+                        f"(bare paho {b.rate:,.0f} msg/s, CPU {a.cpu_us:.0f} us/msg)")  # fmt: skip
+        section.figures += [
+            Figure("ingest rate", "msg/s", tuple(o.rate for o in two), tuple(o.rate for o in one),
+                   "2 aggregators (sum)", "1 aggregator"),
+            Figure("CPU per message", "µs", tuple(o.cpu_us for o in two), tuple(o.cpu_us for o in one),
+                   "2 aggregators (both processes)", "1 aggregator", higher_is_better=False),
+            Figure("bare paho subscriber beside them", "msg/s", tuple(o.rate for o in bare[1::2]),
+                   tuple(o.rate for o in bare[0::2]), "beside 2 aggregators", "beside 1 aggregator"),
+        ]  # fmt: skip
+        states = sum(1 for topic, *_ in stream if topic.endswith("/state"))
+        section.notes.append(
+            f"{len(stream):,} messages a round ({vehicles:,} vehicles, {minutes:g} simulated minutes, seed 7); "
+            f"telemetry and events split over the group, each aggregator also receives all {states:,} states; "
+            "throughput adding up is a ratio of 2.0 — on 2 shared cores that also run the broker, the publisher "
+            "and the bare subscriber it cannot"
+        )
+        for o in (*one, *two):
+            if o.count < len(stream):
+                section.notes.append(f"WARNING: {o.name} handled {o.count:,} of {len(stream):,} messages (stalled)")
+    return sections
 
 
 def postgres_problem(url: str) -> str:
