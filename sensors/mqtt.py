@@ -38,6 +38,7 @@ from paho.mqtt.properties import Properties
 
 from sensors.errors import BrokerUnavailable, SmartZoneError
 from sensors.ports import Received
+from sensors.redaction import redact_url as redact
 
 log = logging.getLogger(__name__)
 
@@ -77,15 +78,6 @@ class BrokerAddress:
         username = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
         return cls(parts.hostname, parts.port or (8883 if tls else 1883), username, password, tls)
-
-
-def redact(url: str) -> str:
-    """``url`` with its password (if any) replaced by ``***``: what logs and errors may show."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{hostport}").geturl()
 
 
 def _match_filter(topic_filter: str) -> str:

@@ -20,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
+from sensors.redaction import redact_url
 from settlement.errors import SettlementError, StoreUnavailable
 
 UPGRADE_COMMAND = "smartzone db upgrade"
@@ -30,11 +31,12 @@ class SchemaMismatch(SettlementError):
 
 
 def redact(url: str) -> str:
-    """``url`` without its password, for messages."""
+    """``url`` without its credentials, for messages (the platform's one rule, ``sensors.redaction``)."""
     try:
-        return sa.make_url(url).render_as_string(hide_password=True)
+        sa.make_url(url)
     except sa.exc.ArgumentError:
         return "<unparsable database URL>"
+    return redact_url(url)
 
 
 def first_line(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from sensors.codec import encode
 from sensors.errors import SmartZoneError
 from sensors.mqtt import MqttClient, Will
 from sensors.ports import Received
+from sensors.redaction import redact_url
 from sensors.registration import Registration
 from sensors.topics import Channel, shared, subscription, topic_for
 from settlement.bounds import DEFAULT_BOUNDS, Bounds
@@ -54,7 +55,8 @@ def unit_of_work(database: Database) -> Callable[[], SqlUnitOfWork]:
 
 
 def chain_label(settings: Settings) -> str:
-    return settings.chain_url or "embedded py-evm (in memory)"
+    """The chain as a person may see it: its URL without credentials."""
+    return redact_url(settings.chain_url) if settings.chain_url else "embedded py-evm (in memory)"
 
 
 def bounds_of(settings: Settings) -> Bounds:

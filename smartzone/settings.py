@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     seed: int = 7
     speed: float = Field(10.0, ge=0, description="Simulated seconds per real second; 0: as fast as possible")
     sim_minutes: float = Field(0.0, ge=0, description="Simulated minutes to run; 0: until stopped")
+    mqtt_session_expiry_s: int = Field(
+        300, ge=0, le=2**32 - 1,
+        description="How long the broker keeps a departed aggregator's session (and its share) after it leaves",
+    )  # fmt: skip
+    ready_max_lag_s: float = Field(
+        300.0, gt=0, description="/readyz fails when the oldest completed trip has waited this long for settlement"
+    )
+    reject_sample_bytes: int = Field(
+        4096, ge=0, le=65536, description="Most payload bytes kept per dead-lettered message (counts are kept anyway)"
+    )
+    reject_sample_days: float = Field(7.0, gt=0, description="Age after which dead-letter payload samples are deleted")
+    reject_samples_max: int = Field(10_000, ge=0, description="Most dead-letter payload samples kept")
+    reject_log_interval_s: float = Field(
+        10.0, gt=0, description="Rejects are logged at most once per this interval, with a running count"
+    )
+    telemetry_raw_days: float = Field(
+        30.0, gt=0, description="`smartzone retention` folds raw telemetry older than this into per-minute tracks"
+    )
     log_level: str = "INFO"
     source_url: str | None = Field(None, description="Where the dashboard sends users for the source (AGPL)")
 
