@@ -275,7 +275,11 @@ class Aggregator:
                 return None
             commit = plan_epoch(uow.epochs.last_id() + 1, [priced(t) for t in chosen], self.registry_root)
             uow.epochs.add(commit, self._now_ms())
-            uow.trips.batch([t.trip_id for t in chosen], commit.epoch_id)
+            if uow.trips.batch([t.trip_id for t in chosen], commit.epoch_id) != len(chosen):
+                # another aggregator on this database batched some of them since we read them: this epoch's
+                # root would name trips it does not hold; leave it unwritten and choose again next time
+                log.info("epoch %d not closed: another aggregator batched some of its trips first", commit.epoch_id)
+                return None
             uow.commit()
         return commit.epoch_id
 

@@ -147,11 +147,14 @@ class MemoryTrips:
         priced = [r for r in self.s.trips.values() if r.status is TripStatus.PRICED and r.epoch_id is None]
         return sorted(priced, key=_leaf_order)[:limit]
 
-    def batch(self, trip_ids: Collection[str], epoch_id: int) -> None:
-        for i in trip_ids:
+    def batch(self, trip_ids: Collection[str], epoch_id: int) -> int:
+        moved = 0
+        for i in set(trip_ids):
             r = self.s.trips[i]
             if r.status is TripStatus.PRICED:
                 self.s.trips[i] = replace(r, status=TripStatus.BATCHED, epoch_id=epoch_id)
+                moved += 1
+        return moved
 
     def in_epoch(self, epoch_id: int) -> list[TripRecord]:
         return sorted((r for r in self.s.trips.values() if r.epoch_id == epoch_id), key=_leaf_order)

@@ -72,8 +72,8 @@ class TripRepository(Protocol):
         """Priced trips in no epoch yet, oldest end first."""
         ...
 
-    def batch(self, trip_ids: Collection[str], epoch_id: int) -> None:
-        """Move priced trips into ``epoch_id``."""
+    def batch(self, trip_ids: Collection[str], epoch_id: int) -> int:
+        """Move those of ``trip_ids`` that are still priced into ``epoch_id``; how many moved."""
         ...
 
     def in_epoch(self, epoch_id: int) -> list[TripRecord]:

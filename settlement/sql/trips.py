@@ -75,7 +75,7 @@ class SqlTrips:
             query = query.with_for_update(skip_locked=True)
         return [record_of(r) for r in self._conn.execute(query)]
 
-    def batch(self, trip_ids: Collection[str], epoch_id: int) -> None:
+    def batch(self, trip_ids: Collection[str], epoch_id: int) -> int:
         ids = sorted(set(trip_ids))
         moved = 0
         for i in range(0, len(ids), _CHUNK):
@@ -86,6 +86,7 @@ class SqlTrips:
             ).rowcount
         if moved:  # a repeated call moves nothing and must not count the epoch's trips twice
             tally_batched(self._conn, epoch_id)  # the read model's per-owner totals, in the same transaction
+        return moved
 
     def in_epoch(self, epoch_id: int) -> list[TripRecord]:
         t = self._t

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from collections.abc import Callable
 
 import pytest
@@ -415,3 +416,38 @@ def test_an_epoch_id_taken_by_another_aggregator_postpones_settlement_instead_of
     assert chain.sent == [] and state.trips["bike-1:1"].status is TripStatus.PRICED
     aggregator.run(queue.Queue(), stop)  # tried again later: settled
     assert [c.epoch_id for c in chain.sent] == [1]
+
+
+def test_an_epoch_whose_trips_another_aggregator_batched_first_is_not_written(
+    state: MemoryState, fleet: SignedFleet
+) -> None:
+    """Two aggregators on one database: the trips one chose were batched by the other before it wrote its epoch.
+
+    Writing the epoch anyway would commit a root over trips it does not hold (and crash its settlement on the
+    empty epoch); it must be left unwritten and the trips settled once, in the other's epoch.
+    """
+    aggregator, chain = make(state, fleet)
+    aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=10, metres=2000)])
+    aggregator.handle([fleet.received(e) for e in fleet.trip("bike-2", 1, T0, minutes=5, metres=900)])
+
+    class RacedUnitOfWork(MemoryUnitOfWork):
+        """Between this aggregator's read of the priced trips and its write, another takes bike-1's trip."""
+
+        def __enter__(self) -> MemoryUnitOfWork:
+            work = super().__enter__()
+            batch = work.trips.batch
+
+            def raced(trip_ids: object, epoch_id: int) -> int:
+                other = work.trips.s.trips["bike-1:1"]
+                work.trips.s.trips["bike-1:1"] = replace(other, status=TripStatus.BATCHED, epoch_id=1)
+                return batch(trip_ids, epoch_id)  # type: ignore[arg-type]
+
+            work.trips.batch = raced  # type: ignore[method-assign]
+            return work
+
+    aggregator.uow = lambda: RacedUnitOfWork(state)
+    assert aggregator.close_epoch() is None
+    assert state.epochs == {} and state.trips["bike-2:1"].status is TripStatus.PRICED
+    aggregator.uow = lambda: MemoryUnitOfWork(state)
+    assert aggregator.settle_due(force=True) == [1]
+    assert chain.epochs[1].trip_count == 2
