@@ -20,7 +20,8 @@ OPAQUE_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{20,}$")  # e.g. https://node.examp
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its credentials: password, secret-looking query values and opaque path segments masked."""
+    """``url`` without its credentials: password, secret-looking query values and, for network URLs (http, ws),
+    opaque path segments masked. A URL without any is returned exactly as given."""
     try:
         parts = urlsplit(url)
         password = parts.password
@@ -30,9 +31,14 @@ def redact_url(url: str) -> str:
     if password is not None:
         userinfo, _, hostport = netloc.rpartition("@")
         netloc = f"{userinfo.split(':', 1)[0]}:{MASK}@{hostport}"
-    path = "/".join(MASK if OPAQUE_SEGMENT.match(segment) else segment for segment in parts.path.split("/"))
+    path = parts.path
+    if parts.scheme.startswith(("http", "ws")):  # a file path (sqlite:///...) has no API keys in it
+        path = "/".join(MASK if OPAQUE_SEGMENT.match(segment) else segment for segment in path.split("/"))
     query = "&".join(_redact_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
-    return parts._replace(netloc=netloc, path=path, query=query).geturl()
+    if (netloc, path, query) == (parts.netloc, parts.path, parts.query):
+        return url
+    prefix = f"{parts.scheme}://" if parts.scheme else "//"
+    return prefix + netloc + path + (f"?{query}" if query else "") + (f"#{parts.fragment}" if parts.fragment else "")
 
 
 def _redact_pair(pair: str) -> str:
