@@ -35,7 +35,11 @@ class VehicleUpdate:
 
 
 def latest_updates(messages: Iterable[Telemetry | Event]) -> list[VehicleUpdate]:
-    """One update per vehicle: from its reading with the highest ``seq`` in ``messages``."""
+    """One update per vehicle: from its reading with the highest ``seq`` in ``messages``, in vehicle order.
+
+    The order is the one every writer takes row locks in, so that two aggregators updating overlapping vehicles
+    wait for each other instead of deadlocking.
+    """
     latest: dict[str, Telemetry | Event] = {}
     for message in messages:
         seen = latest.get(message.vehicle_id)
@@ -51,7 +55,7 @@ def latest_updates(messages: Iterable[Telemetry | Event]) -> list[VehicleUpdate]
             battery_pct=m.battery_pct,
             state=STATE_AFTER.get(m.event_type) if isinstance(m, Event) else None,
         )
-        for m in latest.values()
+        for _, m in sorted(latest.items())
     ]
 
 
