@@ -11,7 +11,6 @@ from dashboard.problems import INVALID, NOT_FOUND
 from dashboard.schemas import (
     Epoch,
     EpochList,
-    Health,
     Payout,
     PayoutList,
     RegistryProof,
@@ -53,7 +52,6 @@ def paged(read: Callable[[int, str | None], Sequence[V]], limit: int, cursor: st
 
 
 router = APIRouter(prefix="/api/v1")
-health = APIRouter()
 
 
 @router.get("/vehicles", tags=["fleet"], responses=INVALID)
@@ -133,9 +131,3 @@ def count_rejects(model: Model) -> dict[str, int]:
 def get_stats(model: Model) -> Stats:
     """Counts of vehicles, messages, trips and epochs, and the total settled."""
     return Stats.model_validate(model.stats())
-
-
-@health.get("/healthz", tags=["health"])
-def healthz() -> Health:
-    """The app is up and answering."""
-    return Health()

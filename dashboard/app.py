@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from dashboard import api, pages, source
+from dashboard import api, health, pages, source
+from dashboard.health import Check, Readiness
 from dashboard.problems import add_problem_handlers
+from dashboard.security import HeadAsGet, RequestGuard, SecurityHeaders
+from sensors.redaction import redact_url
 from settlement.views import ReadModel
 
 SOURCE_PATH = "/source.tar.gz"
+DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")  # FastAPIOffline's pages, with inline scripts
 
 DESCRIPTION = """\
 Read-only view of the Smart Zone shared mobility platform in Antwerp's Sint-Andries district:
@@ -26,7 +32,7 @@ TAGS = [
     {"name": "trips", "description": "Completed trips, their fares and settlement status."},
     {"name": "settlement", "description": "Epochs committed on chain and what owners have earned."},
     {"name": "overview", "description": "Counts for the overview."},
-    {"name": "health", "description": "Whether the app is up."},
+    {"name": "health", "description": "Whether the app is up (/healthz) and can do its work (/readyz)."},
 ]
 
 
@@ -36,9 +42,11 @@ def create_app(
     title: str = "Smart Zone",
     chain_label: str | None = None,
     source_url: str | None = None,
+    readiness: Sequence[Check] = (),
 ) -> FastAPI:
-    """The dashboard over ``read_model``; ``chain_label`` names the chain in the page header and
-    ``source_url`` is where users get the source code, as the AGPL asks (default: the app serves its own).
+    """The dashboard over ``read_model``; ``chain_label`` names the chain in the page header (credentials in
+    it are masked), ``source_url`` is where users get the source code, as the AGPL asks (default: the app
+    serves its own), and ``readiness`` are the checks ``/readyz`` runs (``dashboard.health``).
     """
     # FastAPIOffline serves Swagger UI (/docs) and ReDoc (/redoc) from files in the package, not a CDN:
     # the lab's screen may be offline.
@@ -52,10 +60,16 @@ def create_app(
     )
     app.state.read_model = read_model
     app.state.templates = pages.templates()
-    app.state.page = pages.PageInfo(title, chain_label, source_url or SOURCE_PATH)
+    app.state.readiness = Readiness(readiness)
+    label = redact_url(chain_label) if chain_label else None
+    app.state.page = pages.PageInfo(title, label, source_url or SOURCE_PATH)
     add_problem_handlers(app)
+    # the last added runs first: HEAD is answered from the full GET, which carries the security headers
+    app.add_middleware(RequestGuard)
+    app.add_middleware(SecurityHeaders, docs_paths=DOCS_PATHS)
+    app.add_middleware(HeadAsGet)
     app.include_router(api.router)
-    app.include_router(api.health)
+    app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(source.router)
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")

@@ -29,14 +29,18 @@ def problem(
     status: int,
     detail: str,
     headers: Mapping[str, str] | None = None,
+    instance: str | None = None,
     **extensions: Any,
 ) -> ProblemResponse:
-    """A problem-details response; its title is the status phrase, as RFC 9457 asks for type about:blank."""
+    """A problem-details response; its title is the status phrase, as RFC 9457 asks for type about:blank.
+
+    ``instance`` defaults to the request's path.
+    """
     body = Problem(
         title=_phrase(status),
         status=status,
         detail=detail,
-        instance=request.url.path,
+        instance=request.url.path if instance is None else instance,
         **extensions,
     )
     return ProblemResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)

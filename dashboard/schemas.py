@@ -148,6 +148,21 @@ class Health(BaseModel):
     status: str = "ok"
 
 
+class ReadyCheck(BaseModel):
+    """One readiness check and what it saw."""
+
+    name: str = Field(description="What is checked: database, settlement, broker.")
+    ok: bool
+    detail: str = Field(description="What the check saw, or why it failed.")
+
+
+class ReadyReport(BaseModel):
+    """Whether the service can do its work, and each check's answer."""
+
+    status: str = Field(description="`ready` (HTTP 200) or `not ready` (HTTP 503).")
+    checks: list[ReadyCheck]
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem details object (served as application/problem+json)."""
 
