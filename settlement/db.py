@@ -58,6 +58,8 @@ class Database:
         kwargs: dict[str, object] = {"pool_pre_ping": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        elif url.startswith("postgresql"):
+            kwargs["connect_args"] = {"connect_timeout": 5}  # a host that stops answering must not hang reads
         try:
             engine = sa.create_engine(url, **kwargs)
             if engine.dialect.name == "sqlite":
