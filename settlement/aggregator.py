@@ -22,6 +22,15 @@ from sensors.messages import Event, EventType, Message, Telemetry, VehicleKind, 
 from sensors.ports import Received
 from sensors.signing import Domain
 from settlement.bounds import DEFAULT_BOUNDS, Bounds
+from settlement.dead_letters import (
+    LOG_INTERVAL_S,
+    PRUNE_EVERY_S,
+    SAMPLE_BYTES,
+    SAMPLE_DAYS,
+    SAMPLES_MAX,
+    RejectLog,
+    SampleLimits,
+)
 from settlement.epochs import PricedTrip, plan_epoch, select_for_epoch
 from settlement.errors import ChainError, StoreRefused
 from settlement.fares import DEFAULT_TARIFFS, Tariff
@@ -79,8 +88,14 @@ class Aggregator:
         sign_telemetry: bool = False,
         max_clock_skew_ms: int | None = None,
         signing_chain_id: int | None = None,
+        reject_sample_bytes: int = SAMPLE_BYTES,
+        reject_samples_max: int = SAMPLES_MAX,
+        reject_sample_days: float = SAMPLE_DAYS,
+        reject_log_interval_s: float = LOG_INTERVAL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        """The ``reject_*`` keywords bound the dead letters (``settlement.dead_letters``): samples' payload size,
+        number and age, and how often rejects are logged."""
         self.uow = unit_of_work
         self.chain = chain
         self.epoch_seconds = epoch_seconds
@@ -105,6 +120,10 @@ class Aggregator:
         if max_clock_skew_ms is not None:
             self.verifier.bounds = replace(bounds, max_future_skew_ms=max_clock_skew_ms)
         self.watermark_ms = 0
+        self.samples = SampleLimits(reject_sample_bytes, reject_samples_max, reject_sample_days)
+        self.reject_log = RejectLog(reject_log_interval_s, clock)
+        self._last_prune: float | None = None
+        self._samples_since_prune = 0
 
     # --- start ----------------------------------------------------------------------------------
     def attach_contract(self, configured: str | None = None) -> str:
@@ -176,6 +195,7 @@ class Aggregator:
         for item in received:
             item.ack()
         self._count(len(received), result)
+        self._log_rejects(rejects)
         return result
 
     def _verified(self, item: Received, recheck: list[bool]) -> Message:
@@ -217,7 +237,7 @@ class Aggregator:
                 for event, code in derivation.anomalies:
                     log.info("trip anomaly %s on %s:%d", code, event.vehicle_id, event.seq)
                     result.rejects_by_code[str(code)] = result.rejects_by_code.get(str(code), 0) + 1
-            uow.readings.add_rejects(rejects)
+            uow.readings.add_rejects(rejects, self.samples.sample_bytes)
             uow.commit()
         for r in rejects:
             result.rejects_by_code[str(r.code)] = result.rejects_by_code.get(str(r.code), 0) + 1
@@ -256,6 +276,31 @@ class Aggregator:
         c.rejected += result.rejected
         c.trips += result.trips_changed
         c.by_code.update(result.rejects_by_code)
+
+    # --- dead letters ---------------------------------------------------------------------------
+    def _log_rejects(self, rejects: Sequence[Reject]) -> None:
+        """One WARNING line at most per ``reject_log_interval_s``, with the running counts (the first at once)."""
+        self._samples_since_prune += len(rejects)
+        if rejects:
+            last = rejects[-1]
+            line = self.reject_log.record(Counter(str(r.code) for r in rejects), f"{last.code}: {last.reason}")
+            if line is not None:
+                log.warning("%s", line)
+
+    def prune_samples(self, force: bool = False) -> int:
+        """Delete dead-letter samples beyond the limits of number and age, at most once per ``PRUNE_EVERY_S``
+        unless a flood stored more than ``reject_samples_max`` since (or ``force``); how many went."""
+        now = self.clock()
+        if not force and self._last_prune is not None:
+            if now - self._last_prune < PRUNE_EVERY_S and self._samples_since_prune < self.samples.samples_max:
+                return 0
+        with self.uow() as uow:
+            n = uow.readings.prune_rejects(self.samples.older_than_ms(self._now_ms()), self.samples.samples_max)
+            uow.commit()
+        self._last_prune, self._samples_since_prune = now, 0
+        if n:
+            log.info("pruned %d dead-letter samples (the counts per reason stay)", n)
+        return n
 
     # --- trips and epochs -----------------------------------------------------------------------
     def expire_open(self) -> int:
@@ -365,9 +410,14 @@ class Aggregator:
         self._maintain(force=True)
 
     def _maintain(self, force: bool) -> None:
-        """Expire overdue open trips and settle what is due; a service that is away, or a database that refuses the
-        epoch (another aggregator on the same database took its id a moment before), is logged and tried later."""
+        """Log the rejects counted since the last line (when due), prune dead-letter samples (when due), expire
+        overdue open trips and settle what is due; a service that is away, or a database that refuses the epoch
+        (another aggregator on the same database took its id a moment before), is logged and tried later."""
+        line = self.reject_log.due()
+        if line is not None:
+            log.warning("%s", line)
         try:
+            self.prune_samples()
             self.expire_open()
             self.settle_due(force=force)
         except (ServiceUnavailable, ChainError, StoreRefused) as exc:

@@ -14,11 +14,13 @@ from types import TracebackType
 from sensors.address import Address
 from sensors.messages import Event, Telemetry, VehicleState
 from sensors.wire import VehicleStatus
+from settlement.dead_letters import MAX_REASON_CHARS, MAX_SAMPLE_BYTES, RejectCount, counts_of, cut
 from settlement.errors import StoreRefused
 from settlement.lifecycle import HELD_REASONS, EpochStatus, TripStatus, check_epoch
 from settlement.ports import ChainReceipt, EpochCommit
 from settlement.records import Reject, VehicleMark
 from settlement.registry import RegistryEntry
+from settlement.retention import StoredTelemetry, Track, TrackKey
 from settlement.trips import TripRecord
 from settlement.vehicles import VehicleUpdate, is_gateway
 
@@ -39,6 +41,18 @@ class MemoryVehicle:
     battery_pct: float | None = None
 
 
+@dataclass(frozen=True)
+class MemoryReject:
+    """A dead-letter sample as stored: the payload cut, its whole size kept."""
+
+    topic: str
+    payload: bytes
+    payload_bytes: int
+    code: str
+    reason: str
+    received_ms: int
+
+
 @dataclass
 class MemoryEpoch:
     commit: EpochCommit
@@ -54,7 +68,11 @@ class MemoryState:
     telemetry: dict[tuple[str, int], Telemetry] = field(default_factory=dict)
     events: dict[tuple[str, int], Event] = field(default_factory=dict)
     vehicles: dict[str, MemoryVehicle] = field(default_factory=dict)
-    rejects: list[Reject] = field(default_factory=list)
+    rejects: list[MemoryReject] = field(default_factory=list)
+    reject_counts: dict[str, RejectCount] = field(default_factory=dict)
+    telemetry_ids: dict[tuple[str, int], int] = field(default_factory=dict)
+    last_telemetry_id: int = 0
+    tracks: dict[TrackKey, Track] = field(default_factory=dict)
     trips: dict[str, TripRecord] = field(default_factory=dict)
     epochs: dict[int, MemoryEpoch] = field(default_factory=dict)
     operators: dict[str, Address] = field(default_factory=dict)
@@ -72,6 +90,8 @@ class MemoryReadings:
         for t in readings:
             if (t.vehicle_id, t.seq) not in self.s.telemetry:
                 self.s.telemetry[(t.vehicle_id, t.seq)] = t
+                self.s.last_telemetry_id += 1
+                self.s.telemetry_ids[(t.vehicle_id, t.seq)] = self.s.last_telemetry_id
                 new += 1
         return new
 
@@ -103,8 +123,56 @@ class MemoryReadings:
                 elif v.vehicle_id == state.vehicle_id and v.state_ms <= state.timestamp:
                     v.online, v.state_ms = state.online, state.timestamp
 
-    def add_rejects(self, rejects: Sequence[Reject]) -> None:
-        self.s.rejects.extend(rejects)
+    def add_rejects(self, rejects: Sequence[Reject], sample_bytes: int = MAX_SAMPLE_BYTES) -> None:
+        for r in rejects:
+            sample = cut(r.payload, sample_bytes)
+            reason = r.reason[:MAX_REASON_CHARS]
+            self.s.rejects.append(MemoryReject(r.topic, sample, len(r.payload), str(r.code), reason, r.received_ms))
+        for code, n in counts_of([(str(r.code), r.received_ms) for r in rejects]).items():
+            self.s.reject_counts[code] = self.s.reject_counts[code].plus(n) if code in self.s.reject_counts else n
+
+    def reject_counts(self) -> dict[str, RejectCount]:
+        return dict(self.s.reject_counts)
+
+    def prune_rejects(self, older_than_ms: int, keep: int) -> int:
+        before = len(self.s.rejects)
+        young = [r for r in self.s.rejects if r.received_ms >= older_than_ms]
+        self.s.rejects = young[len(young) - keep :] if keep < len(young) else young
+        return before - len(self.s.rejects)
+
+    def cut_samples(self, sample_bytes: int) -> int:
+        long = [i for i, r in enumerate(self.s.rejects) if len(r.payload) > sample_bytes]
+        for i in long:
+            self.s.rejects[i] = replace(self.s.rejects[i], payload=cut(self.s.rejects[i].payload, sample_bytes))
+        return len(long)
+
+    def telemetry_ids(self) -> tuple[int, int] | None:
+        ids = self.s.telemetry_ids.values()
+        return (min(ids), max(ids)) if ids else None
+
+    def stale_telemetry(self, before_ms: int, seq_window: int, first_id: int, end_id: int) -> list[StoredTelemetry]:
+        found = []
+        for key, row_id in sorted(self.s.telemetry_ids.items(), key=lambda kv: kv[1]):
+            t, vehicle = self.s.telemetry[key], self.s.vehicles.get(key[0])
+            if not first_id <= row_id < end_id:
+                continue
+            if t.timestamp < before_ms and vehicle and t.seq <= vehicle.last_seq - seq_window:
+                found.append(
+                    StoredTelemetry(row_id, t.vehicle_id, t.seq, t.timestamp, t.position.lat, t.position.lon,
+                                    t.speed_mps, t.odometer_m, t.battery_pct, t.fuel_pct)
+                )  # fmt: skip
+        return found
+
+    def tracks(self, keys: Collection[TrackKey]) -> dict[TrackKey, Track]:
+        return {k: self.s.tracks[k] for k in keys if k in self.s.tracks}
+
+    def fold_telemetry(self, tracks: Sequence[Track], row_ids: Sequence[int]) -> int:
+        self.s.tracks.update((t.key, t) for t in tracks)
+        going = set(row_ids)
+        keys = [k for k, i in self.s.telemetry_ids.items() if i in going]
+        for k in keys:
+            del self.s.telemetry[k], self.s.telemetry_ids[k]
+        return len(keys)
 
     def vehicle_marks(self) -> dict[str, VehicleMark]:
         return {v.vehicle_id: VehicleMark(v.last_seq, v.state_ms) for v in self.s.vehicles.values()}
@@ -182,11 +250,7 @@ class MemoryEpochs:
         self.s.epochs[commit.epoch_id] = MemoryEpoch(commit, EpochStatus.CLOSED, now_ms)
 
     def unsettled(self) -> list[tuple[int, bytes]]:
-        return [
-            (i, e.commit.registry_root)
-            for i, e in sorted(self.s.epochs.items())
-            if e.status is EpochStatus.CLOSED
-        ]
+        return [(i, e.commit.registry_root) for i, e in sorted(self.s.epochs.items()) if e.status is EpochStatus.CLOSED]
 
     def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
         epoch = self.s.epochs[epoch_id]
@@ -269,9 +333,7 @@ class MemoryUnitOfWork:
         self._work = copy.deepcopy(self.state)
         self.readings.s = self.trips.s = self.epochs.s = self.registry.s = self._work
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         return None
 
 

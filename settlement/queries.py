@@ -15,7 +15,7 @@ from settlement.schema import (
     EpochRow,
     OwnerTotalRow,
     PayoutRow,
-    RejectRow,
+    RejectCountRow,
     TallyRow,
     TripRow,
     VehicleRow,
@@ -139,16 +139,18 @@ class SqlReadModel:
         return views
 
     def stats(self) -> Stats:
-        """Counts from kept totals: the tallies of the reading tables, the owners' totals of trips in epochs plus
-        an index count of the trips priced and not batched (or adjusted); vehicles and epochs are counted."""
+        """Counts from kept totals: the tallies of the reading tables (rows ever stored: what retention folded or
+        pruned still counts), the owners' totals of trips in epochs plus an index count of the trips priced and not
+        batched (or adjusted); vehicles and epochs are counted."""
         with self._db.reading() as conn:
             row = conn.execute(_stats_query()).one()
         return Stats(*(int(x) for x in row))
 
     def rejects_by_code(self) -> dict[str, int]:
-        r = table_of(RejectRow)
+        """Dead letters per reason code, from the counts kept forever (not the samples, which are pruned)."""
+        r = table_of(RejectCountRow)
         with self._db.reading() as conn:
-            rows = conn.execute(sa.select(r.c.code, sa.func.count()).group_by(r.c.code)).all()
+            rows = conn.execute(sa.select(r.c.code, r.c["count"]).where(r.c["count"] > 0)).all()
         return {code: int(n) for code, n in rows}
 
     def rejected_trips_by_reason(self) -> dict[str, int]:

@@ -13,9 +13,11 @@ from typing import Protocol
 
 from sensors.address import Address
 from sensors.messages import Event, Telemetry, VehicleState
+from settlement.dead_letters import MAX_SAMPLE_BYTES, RejectCount
 from settlement.ports import ChainReceipt, EpochCommit
 from settlement.records import Reject, VehicleMark
 from settlement.registry import RegistryEntry
+from settlement.retention import StoredTelemetry, Track, TrackKey
 from settlement.trips import TripRecord
 from settlement.vehicles import VehicleUpdate
 
@@ -39,7 +41,42 @@ class ReadingRepository(Protocol):
         """Set vehicles online or offline (a gateway's state: every vehicle of its operator)."""
         ...
 
-    def add_rejects(self, rejects: Sequence[Reject]) -> None: ...
+    def add_rejects(self, rejects: Sequence[Reject], sample_bytes: int = MAX_SAMPLE_BYTES) -> None:
+        """Keep each reject as a sample (its payload cut to ``sample_bytes``, its whole size noted) and count it
+        per reason code, in this unit of work."""
+        ...
+
+    def reject_counts(self) -> dict[str, RejectCount]:
+        """How many messages were dead-lettered per reason code, ever."""
+        ...
+
+    def prune_rejects(self, older_than_ms: int, keep: int) -> int:
+        """Delete the samples received before ``older_than_ms`` and all but the ``keep`` newest; how many went.
+        The counts stay."""
+        ...
+
+    def cut_samples(self, sample_bytes: int) -> int:
+        """Cut samples stored with a longer payload (before a smaller limit) to ``sample_bytes``; how many."""
+        ...
+
+    def telemetry_ids(self) -> tuple[int, int] | None:
+        """The lowest and the highest row id of raw telemetry (None when there is none)."""
+        ...
+
+    def stale_telemetry(self, before_ms: int, seq_window: int, first_id: int, end_id: int) -> list[StoredTelemetry]:
+        """The raw readings with a row id from ``first_id`` to before ``end_id``, by id, taken before ``before_ms``
+        and with a seq more than ``seq_window`` below their vehicle's last accepted seq (replays of them are
+        refused as stale)."""
+        ...
+
+    def tracks(self, keys: Collection[TrackKey]) -> dict[TrackKey, Track]:
+        """The kept tracks of these (vehicle, minute) keys."""
+        ...
+
+    def fold_telemetry(self, tracks: Sequence[Track], row_ids: Sequence[int]) -> int:
+        """Save ``tracks`` (replacing those of the same keys) and delete the raw rows folded into them, still counted
+        as stored (``tallies``); how many rows went."""
+        ...
 
     def vehicle_marks(self) -> dict[str, VehicleMark]:
         """Last accepted seq and state time of every vehicle (to warm the verifier after a restart)."""

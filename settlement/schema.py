@@ -222,7 +222,11 @@ class OwnerTotalRow(Base):
 
 
 class TallyRow(Base):
-    """Row counts of the reading tables, kept by triggers (migration 0002); a count sums a name's shards."""
+    """Row counts of the reading tables, kept by triggers (migration 0002); a count sums a name's shards.
+
+    What retention deletes (raw telemetry folded into tracks, dead-letter samples pruned) is added back in the same
+    transaction, so that a tally counts the rows ever stored, not the rows still there.
+    """
 
     __tablename__ = "tallies"
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -231,16 +235,57 @@ class TallyRow(Base):
 
 
 class RejectRow(Base):
-    """A dead letter: a message that was turned away, kept with its reason code and reason."""
+    """A sample of a dead letter: a message that was turned away, with its reason code and reason.
+
+    ``payload`` is its first bytes (``reject_sample_bytes``), ``payload_bytes`` its whole size. Samples are pruned
+    by age and number (``settlement.dead_letters``); ``reject_counts`` keeps how many there were.
+    """
 
     __tablename__ = "rejects"
-    __table_args__ = (Index(None, "code"),)
+    __table_args__ = (Index(None, "code"), Index(None, "received_ms"))
     id: Mapped[int] = mapped_column(ROWID, primary_key=True)
     topic: Mapped[str] = mapped_column(Text)
     payload: Mapped[bytes] = mapped_column(LargeBinary)
+    payload_bytes: Mapped[int] = mapped_column(BigInteger, server_default="0")
     code: Mapped[str] = mapped_column(String(32))
     reason: Mapped[str] = mapped_column(Text)
     received_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class RejectCountRow(Base):
+    """How many messages were dead-lettered per reason code, first and last time: kept forever, counted in the
+    transaction that stores the samples."""
+
+    __tablename__ = "reject_counts"
+    code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    first_ms: Mapped[int] = mapped_column(BigInteger)
+    last_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class TrackRow(Base):
+    """Raw telemetry of one vehicle over one minute, folded by ``smartzone retention`` (``settlement.retention``).
+
+    ``minute_ms`` is the minute's start; first and last are by reading time (then seq).
+    """
+
+    __tablename__ = "telemetry_tracks"
+    vehicle_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    minute_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    readings: Mapped[int] = mapped_column(Integer)
+    first_seq: Mapped[int] = mapped_column(BigInteger)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    first_ms: Mapped[int] = mapped_column(BigInteger)
+    last_ms: Mapped[int] = mapped_column(BigInteger)
+    first_lat: Mapped[float] = mapped_column(Float)
+    first_lon: Mapped[float] = mapped_column(Float)
+    last_lat: Mapped[float] = mapped_column(Float)
+    last_lon: Mapped[float] = mapped_column(Float)
+    first_odometer_m: Mapped[int] = mapped_column(BigInteger)
+    last_odometer_m: Mapped[int] = mapped_column(BigInteger)
+    max_speed_mps: Mapped[float] = mapped_column(Float)
+    min_battery_pct: Mapped[float | None] = mapped_column(Float)
+    min_fuel_pct: Mapped[float | None] = mapped_column(Float)
 
 
 class DeploymentRow(Base):

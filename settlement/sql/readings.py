@@ -1,8 +1,8 @@
-"""Readings on SQL: telemetry, events, vehicle rows and dead letters."""
+"""Readings on SQL: telemetry, events, vehicle rows, dead letters and telemetry tracks."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from functools import cache
 from itertools import groupby
 from typing import Any
@@ -12,13 +12,13 @@ from sqlalchemy.dialects import postgresql
 
 from sensors.messages import Event, Telemetry, VehicleState
 from sensors.wire import VehicleStatus
+from settlement.dead_letters import MAX_SAMPLE_BYTES, RejectCount
 from settlement.records import Reject, VehicleMark
-from settlement.schema import EventRow, RejectRow, TelemetryRow, VehicleRow, table_of
+from settlement.retention import StoredTelemetry, Track, TrackKey
+from settlement.schema import EventRow, TelemetryRow, VehicleRow, table_of
+from settlement.sql import retention
 from settlement.sql.common import insert_ignore
 from settlement.vehicles import VehicleUpdate, is_gateway
-
-MAX_REJECT_PAYLOAD = 65536
-MAX_REJECT_REASON = 2000
 
 _V = table_of(VehicleRow)
 _GATEWAY_ONLINE = (
@@ -129,21 +129,29 @@ class SqlReadings:
                 params = [{"b_vehicle": s.vehicle_id, "b_ts": s.timestamp, "b_online": s.online} for s in run]
                 self._conn.execute(_VEHICLE_ONLINE, params)
 
-    def add_rejects(self, rejects: Sequence[Reject]) -> None:
-        if rejects:
-            self._conn.execute(
-                sa.insert(table_of(RejectRow)),
-                [
-                    {
-                        "topic": r.topic[:1024],
-                        "payload": r.payload[:MAX_REJECT_PAYLOAD],
-                        "code": str(r.code),
-                        "reason": r.reason[:MAX_REJECT_REASON],
-                        "received_ms": r.received_ms,
-                    }
-                    for r in rejects
-                ],
-            )
+    def add_rejects(self, rejects: Sequence[Reject], sample_bytes: int = MAX_SAMPLE_BYTES) -> None:
+        retention.add_rejects(self._conn, rejects, sample_bytes)
+
+    def reject_counts(self) -> dict[str, RejectCount]:
+        return retention.reject_counts(self._conn)
+
+    def prune_rejects(self, older_than_ms: int, keep: int) -> int:
+        return retention.prune_rejects(self._conn, older_than_ms, keep)
+
+    def cut_samples(self, sample_bytes: int) -> int:
+        return retention.cut_samples(self._conn, sample_bytes)
+
+    def telemetry_ids(self) -> tuple[int, int] | None:
+        return retention.telemetry_ids(self._conn)
+
+    def stale_telemetry(self, before_ms: int, seq_window: int, first_id: int, end_id: int) -> list[StoredTelemetry]:
+        return retention.stale_telemetry(self._conn, before_ms, seq_window, first_id, end_id)
+
+    def tracks(self, keys: Collection[TrackKey]) -> dict[TrackKey, Track]:
+        return retention.tracks(self._conn, keys)
+
+    def fold_telemetry(self, tracks: Sequence[Track], row_ids: Sequence[int]) -> int:
+        return retention.fold_telemetry(self._conn, tracks, row_ids)
 
     def vehicle_marks(self) -> dict[str, VehicleMark]:
         v = table_of(VehicleRow)
