@@ -27,6 +27,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     db_sub = db.add_subparsers(required=True, metavar="ACTION")
     db_sub.add_parser("upgrade", help="migrate the schema to this version's revision").set_defaults(command=db_upgrade)
     db_sub.add_parser("current", help="print the schema revision and the one expected").set_defaults(command=db_current)
+    reset = db_sub.add_parser("reset", help="drop every table and migrate from scratch (deletes all data)")
+    reset.add_argument("--yes", action="store_true", help="yes, delete every trip, payout and registry entry")
+    reset.set_defaults(command=db_reset)
 
     reg = sub.add_parser("registry", help="the device registry: who speaks for a vehicle and who is paid for it")
     reg_sub = reg.add_subparsers(required=True, metavar="ACTION")
@@ -79,6 +82,24 @@ def db_current(settings: Settings, args: argparse.Namespace) -> int:
     current, head = database.current_revision(), database.head_revision()
     print(f"{database.url}: revision {current or '(none)'}; this version expects {head}")
     return 0 if current == head else 1
+
+
+def db_reset(settings: Settings, args: argparse.Namespace) -> int:
+    from sensors.redaction import redact_url
+    from settlement.db import Database
+    from smartzone.instance import acquire, data_dir_database
+
+    if not args.yes:
+        raise SmartZoneError(f"db reset deletes every table of {redact_url(settings.db_url())}; add --yes to do it")
+    lock = acquire(settings.data_dir, "smartzone db reset") if data_dir_database(settings) is not None else None
+    try:
+        database = Database.open(settings.db_url())
+        database.reset()
+        print(f"database {database.url} is empty, at schema revision {database.current_revision()}", flush=True)
+    finally:
+        if lock is not None:
+            lock.release()
+    return 0
 
 
 def registry_trust(settings: Settings, args: argparse.Namespace) -> int:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import logging
 import signal
+import socket
 import sys
 import threading
 import time
@@ -15,9 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from sensors.errors import SmartZoneError
+from sensors.redaction import redact_url
 from smartzone.admin import add_commands
+from smartzone.console import invalid_setting, mask_logs, masked, protect
 from smartzone.settings import Settings
 
 log = logging.getLogger("smartzone")
@@ -27,21 +32,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``smartzone`` console script; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    given = _overrides(args)
     try:
-        settings = Settings(**_overrides(args))
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        print(f"smartzone: error: invalid settings: {where}: {first['msg']}", file=sys.stderr)
+        settings = Settings(**given)
+    except (ValidationError, SettingsError) as exc:
+        print(f"smartzone: error: invalid settings: {invalid_setting(exc, given)}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    for noisy in ("amqtt", "transitions", "web3", "urllib3", "asyncio"):
+    protect(settings.secret_values())
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    mask_logs()
+    for noisy in ("amqtt", "transitions", "web3", "urllib3", "asyncio", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     command: Callable[[Settings, argparse.Namespace], int] = args.command
     try:
         return command(settings, args)
     except SmartZoneError as exc:
-        print(f"smartzone: error: {exc}", file=sys.stderr)
+        print(f"smartzone: error: {masked(str(exc))}", file=sys.stderr)
         return 2
 
 
@@ -142,6 +148,18 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_aggregate(settings: Settings, args: argparse.Namespace) -> int:
+    from smartzone.instance import acquire, data_dir_database
+
+    # one writer of the data folder's SQLite file: held until the command ends (or the process dies)
+    lock = acquire(settings.data_dir, "smartzone aggregate") if data_dir_database(settings) is not None else None
+    try:
+        return _aggregate(settings)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _aggregate(settings: Settings) -> int:
     from smartzone.parts import build_aggregator, open_database
 
     database = open_database(settings)
@@ -150,7 +168,7 @@ def cmd_aggregate(settings: Settings, args: argparse.Namespace) -> int:
     )
     print(
         f"aggregating from {part.client.url} into {database.url}, settling on "
-        f"{settings.chain_url or 'embedded py-evm'} (contract {part.contract})",
+        f"{redact_url(settings.chain_url) if settings.chain_url else 'embedded py-evm'} (contract {part.contract})",
         flush=True,
     )
     with _stop_on_signals() as stop:
@@ -166,12 +184,30 @@ def _server(settings: Settings, database: Any, label: str) -> Any:
     from smartzone.parts import read_model
 
     app = create_app(read_model(database), chain_label=label, source_url=settings.source_url)
-    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning")
+    # log_config None: uvicorn's records go to the root handlers, through the redaction filter
+    config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", log_config=None)
     return uvicorn.Server(config)
 
 
-def _serve_in_thread(server: Any, stack: ExitStack) -> None:
-    thread = threading.Thread(target=server.run, name="dashboard", daemon=True)
+def _listen(settings: Settings) -> socket.socket:
+    """The dashboard's socket, bound before anything starts so that a taken port is told at once."""
+    host, port = settings.http_host, settings.http_port
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: TIME_WAIT is no obstacle
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SmartZoneError(
+                f"port {port} on {host} is already taken; choose another with --port or SMARTZONE_HTTP_PORT"
+            ) from None
+        raise SmartZoneError(f"cannot listen on {host}:{port} (SMARTZONE_HTTP_HOST, --port): {exc.strerror}") from None
+    return sock
+
+
+def _serve_in_thread(server: Any, stack: ExitStack, sock: socket.socket) -> None:
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="dashboard", daemon=True)
     thread.start()
 
     def stop() -> None:
@@ -189,9 +225,10 @@ def _serve_in_thread(server: Any, stack: ExitStack) -> None:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from smartzone.parts import chain_label, open_database
 
-    database = open_database(settings)
     with ExitStack() as stack, _stop_on_signals() as stop:
-        _serve_in_thread(_server(settings, database, chain_label(settings)), stack)
+        sock = stack.enter_context(_listen(settings))  # before the database: a taken port is told first
+        database = open_database(settings)
+        _serve_in_thread(_server(settings, database, chain_label(settings)), stack, sock)
         print(f"dashboard on http://{settings.http_host}:{settings.http_port}/ from {database.url}", flush=True)
         stop.wait()
     return 0
@@ -210,23 +247,38 @@ def _logged(target: Callable[..., object], what: str) -> Callable[..., None]:
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
-    from sensors.mqtt import redact
-    from smartzone.broker import RunningBroker, embedded_broker
-    from smartzone.broker_access import Role, generate, url_for
-    from smartzone.parts import build_aggregator, chain_label, make_fleet, open_database, register_fleet, run_simulator
+    from smartzone.instance import acquire, data_dir_database, holds_deployment, move_aside
 
     with ExitStack() as stack, _stop_on_signals() as stop:
+        stack.callback(acquire(settings.data_dir, "smartzone up").release)  # before anything starts (or imports)
+        sock = stack.enter_context(_listen(settings))
+        from smartzone.broker import RunningBroker, embedded_broker
+        from smartzone.broker_access import Role, generate, url_for
+        from smartzone.parts import (
+            build_aggregator,
+            chain_label,
+            make_fleet,
+            open_database,
+            register_fleet,
+            run_simulator,
+        )
+
+        earlier = data_dir_database(settings) if settings.chain_url is None else None
+        if earlier is not None and holds_deployment(earlier):
+            # its contract lived on an embedded chain that is gone: start a new file, keep the old one
+            print(
+                f"the earlier run's database (its in-memory chain is gone) is kept as {move_aside(earlier)}", flush=True
+            )
         if settings.mqtt_url:
             broker = RunningBroker(settings.mqtt_url, settings.mqtt_protocol, "external")
             aggregator_url = simulator_url = settings.mqtt_url
         else:
             access = generate(settings.topic_root, [settings.operator], demo=settings.demo)
+            protect([user.password for user in access.users])
             broker = stack.enter_context(embedded_broker(settings.embedded_broker, access=access))
             aggregator_url = url_for(access.find(Role.AGGREGATOR), broker.url)
             simulator_url = url_for(access.find(Role.GATEWAY, settings.operator), broker.url)
         database = open_database(settings, migrate=True)
-        if settings.chain_url is None and settings.database_url is None:
-            database.reset()  # the embedded chain starts empty each time, so must its own database file
         part = build_aggregator(settings, database, mqtt_url=aggregator_url, protocol=broker.protocol)
         fleet = make_fleet(settings, part.chain_id)
         register_fleet(database, fleet)
@@ -250,17 +302,17 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         sim.start()
         stack.callback(sim.join)
         stack.callback(sim_stop.set)
-        _serve_in_thread(_server(settings, database, chain_label(settings)), stack)
+        _serve_in_thread(_server(settings, database, chain_label(settings)), stack, sock)
         access_note = "anonymous allowed: demo" if settings.demo else "passwords and ACL"
         print(
             "Smart Zone is up.\n"
             f"  dashboard  http://{settings.http_host}:{settings.http_port}/\n"
             f"  API        http://{settings.http_host}:{settings.http_port}/api/v1/stats  (OpenAPI: /openapi.json)\n"
-            f"  broker     {redact(broker.url)} ({broker.name}; {access_note})\n"
+            f"  broker     {redact_url(broker.url)} ({broker.name}; {access_note})\n"
             f"  database   {database.url}\n"
             f"  chain      {chain_label(settings)}, contract {part.contract}\n"
             f"  fleet      {settings.vehicles} vehicles of {settings.operator}, registered, seed {settings.seed}, "
-            f"speed {settings.speed:g}x\n"
+            f"{f'speed {settings.speed:g}x' if settings.speed else 'as fast as possible'}\n"
             "Press Ctrl-C to stop.",
             flush=True,
         )

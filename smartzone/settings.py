@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sensors.redaction import OPAQUE_SEGMENT, SECRET_QUERY_KEYS
+
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+URL_FIELDS = ("mqtt_url", "database_url", "chain_url")
+SECRET_FIELDS = ("chain_private_key", "operator_key")
+SCHEMES: dict[str, tuple[re.Pattern[str], str]] = {
+    "mqtt_url": (re.compile(r"^(mqtts?|tcp|ssl)://", re.IGNORECASE), "must start with mqtt:// or mqtts://"),
+    "database_url": (
+        re.compile(r"^(sqlite(\+\w+)?:///|sqlite://$|postgresql(\+\w+)?://)", re.IGNORECASE),
+        "must start with sqlite:/// or postgresql+psycopg://",
+    ),
+    "chain_url": (
+        re.compile(r"^https?://", re.IGNORECASE),
+        "must start with http:// or https:// (the JSON-RPC endpoint of an EVM node)",
+    ),
+}
 
 
 class Settings(BaseSettings):
@@ -44,7 +62,7 @@ class Settings(BaseSettings):
     owners: int = Field(4, ge=1, le=10_000, description="How many owners the simulated fleet's vehicles have")
     data_dir: Path = Path("data")
     http_host: str = "127.0.0.1"
-    http_port: int = 8000
+    http_port: int = Field(8000, ge=1, le=65535, description="HTTP port of the dashboard and the API")
     epoch_seconds: float = Field(30.0, gt=0)
     epoch_max_trips: int = Field(1000, ge=1, le=256_000)
     aggregator_id: str = "aggregator-1"
@@ -75,14 +93,45 @@ class Settings(BaseSettings):
     telemetry_raw_days: float = Field(
         30.0, gt=0, description="`smartzone retention` folds raw telemetry older than this into per-minute tracks"
     )
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)")
     source_url: str | None = Field(None, description="Where the dashboard sends users for the source (AGPL)")
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
+
+    @field_validator(*URL_FIELDS)
+    @classmethod
+    def _known_scheme(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if re.match(r"^postgres(\+\w+)?://", value, re.IGNORECASE):
+            raise ValueError("write postgresql+psycopg://… (SQLAlchemy does not accept postgres://)")
+        pattern, rule = SCHEMES[str(info.field_name)]
+        if not pattern.match(value):
+            raise ValueError(rule)
+        return value
 
     @model_validator(mode="after")
     def _bounded_when_unpaced(self) -> Settings:
         if self.speed == 0 and self.sim_minutes == 0:
-            raise ValueError("speed 0 (as fast as possible) needs a number of simulated minutes")
+            raise ValueError(
+                "speed 0 (as fast as possible) needs a number of simulated minutes (--minutes, SMARTZONE_SIM_MINUTES)"
+            )
         return self
+
+    def secret_values(self) -> list[str]:
+        """Every secret these settings hold: the keys, and what ``redact_url`` masks in each URL (passwords,
+        secret-looking query values, opaque path segments), raw and URL-decoded."""
+        found = [self.private_key(), self.operator_key.get_secret_value() if self.operator_key else None]
+        for url in (self.mqtt_url, self.database_url, self.chain_url):
+            if url:
+                found.extend(_url_secrets(url))
+        return sorted({value for value in found if value})
 
     def broker_url(self) -> str:
         return self.mqtt_url or DEFAULT_MQTT_URL
@@ -107,3 +156,17 @@ class Settings(BaseSettings):
         if len(key) != 32:
             raise ValueError("SMARTZONE_OPERATOR_KEY must be 32 bytes of hex")
         return key
+
+
+def _url_secrets(url: str) -> list[str]:
+    try:
+        parts = urlsplit(url)
+        found = [parts.password]
+    except ValueError:  # unparsable: the whole URL is what must not be shown
+        return [url]
+    found += [segment for segment in parts.path.split("/") if OPAQUE_SEGMENT.match(segment)]
+    for pair in parts.query.split("&"):
+        key, sep, value = pair.partition("=")
+        if sep and value and SECRET_QUERY_KEYS.search(key):
+            found.append(value)
+    return [form for value in found if value for form in (value, unquote(value))]
