@@ -23,6 +23,7 @@ from sensors.errors import SmartZoneError
 from sensors.redaction import redact_url
 from smartzone.admin import add_commands
 from smartzone.console import invalid_setting, mask_logs, masked, protect
+from smartzone.retention import add_retention_command
 from smartzone.settings import Settings
 
 log = logging.getLogger("smartzone")
@@ -41,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     protect(settings.secret_values())
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
     mask_logs()
-    for noisy in ("amqtt", "transitions", "web3", "urllib3", "asyncio", "alembic.runtime.plugins"):
+    for noisy in ("amqtt", "transitions", "web3", "urllib3", "asyncio", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     command: Callable[[Settings, argparse.Namespace], int] = args.command
     try:
@@ -71,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--registrations", type=Path, help="also write the fleet's signed registrations (JSON lines)")
     add_commands(sub)
+    add_retention_command(sub)
     for p in (up, serve):
         p.add_argument("--port", dest="http_port", type=int, help="HTTP port (default 8000)")
     return parser
@@ -177,13 +179,18 @@ def _aggregate(settings: Settings) -> int:
     return 0
 
 
-def _server(settings: Settings, database: Any, label: str) -> Any:
+def _server(settings: Settings, database: Any, label: str, broker: Any = None) -> Any:
+    """The dashboard's server; ``broker`` (the aggregator's ``MqttClient`` in ``up``) joins the readiness checks."""
     import uvicorn
 
     from dashboard.app import create_app
+    from dashboard.health import broker_check, database_check, settlement_lag_check
     from smartzone.parts import read_model
 
-    app = create_app(read_model(database), chain_label=label, source_url=settings.source_url)
+    checks = [database_check(database), settlement_lag_check(database, settings.ready_max_lag_s)]
+    if broker is not None:
+        checks.append(broker_check(lambda: bool(broker.connected), broker.url))  # its url is redacted already
+    app = create_app(read_model(database), chain_label=label, source_url=settings.source_url, readiness=checks)
     # log_config None: uvicorn's records go to the root handlers, through the redaction filter
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", log_config=None)
     return uvicorn.Server(config)
@@ -302,7 +309,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         sim.start()
         stack.callback(sim.join)
         stack.callback(sim_stop.set)
-        _serve_in_thread(_server(settings, database, chain_label(settings)), stack, sock)
+        _serve_in_thread(_server(settings, database, chain_label(settings), broker=part.client), stack, sock)
         access_note = "anonymous allowed: demo" if settings.demo else "passwords and ACL"
         print(
             "Smart Zone is up.\n"
