@@ -11,11 +11,17 @@ dropped. A QoS 1 publish the broker refuses (MQTT 5 PUBACK with a failure reason
 outside the ACL) is counted in ``refused`` and logged; under 3.1.1 a broker drops it without telling.
 Passwords never reach a log line or an error message: ``url`` is the address with the password masked.
 
+A client with ``persistent_session`` keeps its session (subscriptions and queued QoS 1 messages) at the broker
+for ``session_expiry_s`` after it goes away (MQTT 5; under 3.1.1 the broker's own expiry applies); a member
+of a shared subscription that stays away longer gives its share back to the group.
+
 Publishing never fails for flow control: ``publish`` waits (back-pressure) while ``max_pending`` messages are
 out, while the broker's Receive Maximum of QoS 1 messages are unacknowledged (paho itself queues nothing),
 or while paho's 16-bit message number would come round to one still unacknowledged. QoS 1 messages published
 while the broker is away wait in paho for the reconnection; QoS 0 ones are dropped and counted in ``lost``
-(never left pending).
+(never left pending). With ``redeliver_unmatched_s``, a QoS 1 message the broker acknowledged with "No matching
+subscribers" (MQTT 5; e.g. Mosquitto 2.0 just restarted, before the members of a shared subscription have come
+back) is published again each second for that long after its first publish, then counted in ``unmatched``.
 """
 
 from __future__ import annotations
@@ -72,12 +78,25 @@ class BrokerAddress:
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
         parts = urlsplit(url)
+        if "@" in parts.path + parts.query + parts.fragment:  # a "/", "?" or "#" in the password, not quoted
+            raise SmartZoneError(f"MQTT URL {masked(url)!r}: URL-quote its user and password (%2F for /, %23 for #)")
+        try:
+            port = parts.port
+        except ValueError:
+            raise SmartZoneError(f"MQTT URL {masked(url)!r} has a port that is not a number") from None
         tls = parts.scheme in ("mqtts", "ssl")
         if not (tls or parts.scheme in ("mqtt", "tcp")) or not parts.hostname:
-            raise SmartZoneError(f"MQTT URL {redact(url)!r} must look like mqtt://host:port or mqtts://host:port")
+            raise SmartZoneError(f"MQTT URL {masked(url)!r} must look like mqtt://host:port or mqtts://host:port")
         username = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
-        return cls(parts.hostname, parts.port or (8883 if tls else 1883), username, password, tls)
+        return cls(parts.hostname, port or (8883 if tls else 1883), username, password, tls)
+
+
+def masked(url: str) -> str:
+    """``url`` for an error about its form: everything between ``//`` and its last ``@`` masked (a password with
+    an unquoted ``/``, ``?`` or ``#`` would escape ``redact``)."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else redact(url)
 
 
 def _match_filter(topic_filter: str) -> str:
@@ -119,6 +138,10 @@ def _nothing() -> None:
 RECEIVE_MAXIMUM_311 = 1_000
 """QoS 1 messages in flight at once under MQTT 3.1.1 (MQTT 5 brokers say how many they take in CONNACK)."""
 _OK, _NO_CONN = paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN
+NO_MATCHING_SUBSCRIBERS = 0x10
+"""The MQTT 5 PUBACK reason of a publish the broker took but routed to nobody."""
+REDELIVER_PAUSE_S = 1.0
+"""Pause before a message routed to nobody is published again."""
 MID_WINDOW = 65_535 - 1_024
 """How many message numbers may be handed out after the oldest message still out: paho numbers publishes (and
 subscriptions) 1..65535 in turn and refuses one whose number is still in use ("Message queue full"); the
@@ -130,12 +153,14 @@ class _Flow:
 
     A message is kept from its publish until paho reports it written (QoS 0) or acknowledged (QoS 1), under its
     message number: a QoS 0 one with paho's info (to see whether it was lost with a connection), a QoS 1 one with
-    its place in the order of publishing (``issued``) and its topic (to name a refusal). Only QoS 1 messages can
+    its place in the order of publishing (``issued``), its topic (to name a refusal) and, when it may be published
+    again if routed to nobody (``redeliver_s``), its payload and first publish time; such a message then waits in
+    ``held`` (still pending) until a publisher thread sends it again. Only QoS 1 messages can
     grow old while others leave (paho writes in order; acknowledgements come later): ``order`` keeps them oldest
     first, to stop before paho's numbers come round to one of them.
     """
 
-    def __init__(self, max_pending: int) -> None:
+    def __init__(self, max_pending: int, redeliver_s: float = 0.0) -> None:
         self.lock = threading.Lock()
         self.room = threading.Condition(self.lock)  # publishers waiting for room
         self.empty = threading.Condition(self.lock)  # flushes waiting for nothing to be left
@@ -144,7 +169,7 @@ class _Flow:
         self.issued = 0  # publishes handed to paho so far
         self.reserved = 0  # publishes being handed over right now (their number not yet known)
         self.qos0: dict[int, paho.MQTTMessageInfo] = {}
-        self.qos1: dict[int, tuple[int, str]] = {}  # mid -> (issued, topic)
+        self.qos1: dict[int, tuple[int, str, bytes | None, float]] = {}  # mid -> (issued, topic, payload, first)
         self.order: deque[tuple[int, int]] = deque()  # (issued, mid) of QoS 1 messages; settled ones dropped lazily
         self.early: dict[int, Any] = {}  # mid -> reason of a confirmation that came before its publish returned
         self.receive_maximum = RECEIVE_MAXIMUM_311  # QoS 1 messages out at once (the broker's Receive Maximum)
@@ -152,10 +177,14 @@ class _Flow:
         self.flushing = 0  # callers waiting on ``empty``
         self.crowded = False  # paho refused a number still in use: wait for the next settlement
         self.lost = 0
+        self.redeliver_s = redeliver_s
+        self.held: deque[tuple[float, str, bytes, float]] = deque()  # (due, topic, payload, first) routed to nobody
+        self.resending = 0  # held messages taken by a publisher thread, not yet handed to paho again
+        self.unmatched = 0  # messages still routed to nobody ``redeliver_s`` after their first publish
 
     @property
     def pending(self) -> int:
-        return len(self.qos0) + len(self.qos1) + self.reserved
+        return len(self.qos0) + len(self.qos1) + self.reserved + len(self.held) + self.resending
 
     def has_room(self, qos: int) -> bool:
         if self.crowded or len(self.qos0) + len(self.qos1) + self.reserved >= self.max_pending:
@@ -180,20 +209,42 @@ class _Flow:
         finally:
             self.blocked -= 1
 
-    def track(self, mid: int, index: int, topic: str, info: paho.MQTTMessageInfo | None) -> Any:
-        """Keep a message paho took (``info`` for QoS 0 only); the reason if its confirmation came first."""
+    def track(
+        self, mid: int, index: int, topic: str, info: paho.MQTTMessageInfo | None, kept: bytes | None, first: float
+    ) -> Any:
+        """Keep a message paho took (``info`` for QoS 0 only; ``kept``: the payload of one that may be published
+        again); the reason if its confirmation came first."""
         self.reserved -= 1
         if self.early:
             reason = self.early.pop(mid, None)
             if reason is not None:
+                if kept is not None and reason == NO_MATCHING_SUBSCRIBERS:
+                    self.hold(topic, kept, first)
                 self.changed()
                 return reason
         if info is not None:
             self.qos0[mid] = info
         else:
-            self.qos1[mid] = (index, topic)
+            self.qos1[mid] = (index, topic, kept, first)
             self.order.append((index, mid))
         return None
+
+    def hold(self, topic: str, payload: bytes, first: float) -> None:
+        """Keep a message the broker routed to nobody, to publish it again; count it once its time is up."""
+        now = time.monotonic()
+        if now - first < self.redeliver_s:
+            self.held.append((now + REDELIVER_PAUSE_S, topic, payload, first))
+        else:
+            self.unmatched += 1
+
+    def take_due(self, now: float) -> list[tuple[str, bytes, float]]:
+        """The held messages whose pause is over, counted in ``resending`` until handed to paho again."""
+        due = []
+        while self.held and self.held[0][0] <= now:
+            _, topic, payload, first = self.held.popleft()
+            due.append((topic, payload, first))
+        self.resending += len(due)
+        return due
 
     def settle(self, mid: int, reason: Any) -> str | None:
         """Forget a message that has gone; its topic if the broker refused it."""
@@ -206,6 +257,8 @@ class _Flow:
                     self.early[mid] = reason
                 return None
             refused = kept[1] if reason.is_failure else None
+            if kept[2] is not None and reason == NO_MATCHING_SUBSCRIBERS:
+                self.hold(kept[1], kept[2], kept[3])
             if self.blocked and (
                 self.crowded or self.issued - kept[0] >= MID_WINDOW or len(self.qos1) <= self.receive_maximum * 7 // 8
             ):
@@ -213,7 +266,7 @@ class _Flow:
                 self.room.notify_all()
         if self.blocked and len(self.qos0) + len(self.qos1) <= self.low_water:
             self.room.notify_all()
-        if self.flushing and not (self.qos0 or self.qos1 or self.reserved):
+        if self.flushing and not self.pending:
             self.empty.notify_all()
         return refused
 
@@ -247,10 +300,17 @@ class MqttClient:
         protocol: str = "auto",
         will: Will | None = None,
         persistent_session: bool = False,
+        session_expiry_s: int = 3600,
         max_pending: int = 20_000,
         ca_file: str | None = None,
+        redeliver_unmatched_s: float = 0.0,
     ) -> None:
-        """``ca_file``: the PEM CA that signed the broker's certificate, for ``mqtts://`` (else the system's CAs)."""
+        """``ca_file``: the PEM CA that signed the broker's certificate, for ``mqtts://`` (else the system's CAs).
+
+        ``session_expiry_s``: how long the broker keeps a ``persistent_session`` after the connection ends (MQTT 5).
+        ``redeliver_unmatched_s``: how long to keep publishing again a QoS 1 message routed to no subscriber
+        (0: never; retained messages never are).
+        """
         if protocol not in ("auto", *PROTOCOLS):
             raise SmartZoneError(f"MQTT protocol {protocol!r} must be auto, 5 or 3.1.1")
         self._address = BrokerAddress.parse(url)
@@ -262,6 +322,9 @@ class MqttClient:
         self._protocol = protocol
         self._will = will
         self._persistent = persistent_session
+        if session_expiry_s < 0 or redeliver_unmatched_s < 0:
+            raise SmartZoneError("session_expiry_s and redeliver_unmatched_s must not be negative")
+        self._session_expiry_s = session_expiry_s
         self._ca_file = ca_file
         self._subscriptions: list[tuple[str, int]] = []
         self._routes: list[tuple[str, Handler]] = []  # (filter without $share/<group>/, handler)
@@ -269,7 +332,7 @@ class MqttClient:
         self._route_cache: dict[str, list[Handler]] = {}  # topic -> its handlers (a trie walk per message is dear)
         if max_pending < 1:
             raise SmartZoneError(f"max_pending must be at least 1, not {max_pending}")
-        self._flow = _Flow(min(max_pending, MID_WINDOW))
+        self._flow = _Flow(min(max_pending, MID_WINDOW), redeliver_unmatched_s)
         self._connected = threading.Event()
         self._outcome: str | None = None
         self._subacks: dict[int, threading.Event] = {}
@@ -303,7 +366,7 @@ class MqttClient:
         props = None
         if version == "5" and self._persistent:
             props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 3600
+            props.SessionExpiryInterval = self._session_expiry_s
         try:
             if version == "5":
                 client.connect(a.host, a.port, 30, clean_start=not self._persistent, properties=props)
@@ -419,6 +482,16 @@ class MqttClient:
         """QoS 0 messages dropped because the broker was away when they were published or written."""
         return self._flow.lost
 
+    @property
+    def dropped_qos0(self) -> int:
+        """The same as ``lost``: QoS 0 messages dropped while the broker was away (a figure, not a failure)."""
+        return self._flow.lost
+
+    @property
+    def unmatched(self) -> int:
+        """QoS 1 messages still routed to no subscriber ``redeliver_unmatched_s`` after their first publish."""
+        return self._flow.unmatched
+
     def close(self, timeout: float = 10.0) -> None:
         """Disconnect cleanly (no last will) after the queued messages have left."""
         if self._client is None:
@@ -441,9 +514,28 @@ class MqttClient:
         is away, QoS 1 messages wait in paho for the reconnection (and count as pending); QoS 0 messages
         are dropped by paho and counted in ``lost``.
         """
+        if self._flow.held:
+            self._redeliver()
+        self._send(topic, payload, qos, retain)
+
+    def _redeliver(self) -> None:
+        """Publish again the messages routed to nobody whose pause is over (on the caller's thread)."""
+        if self._client is None:
+            return  # closed: ``publish`` says so
+        with self._flow.lock:
+            due = self._flow.take_due(time.monotonic())
+        for topic, payload, first in due:
+            self._send(topic, payload, 1, False, first, again=True)
+
+    def _send(
+        self, topic: str, payload: bytes, qos: int, retain: bool, first: float = 0.0, again: bool = False
+    ) -> None:
         client, flow = self._client, self._flow
         if client is None:
             client = self._require()
+        kept = payload if qos and not retain and flow.redeliver_s else None
+        if kept is not None and not again:
+            first = time.monotonic()
         while True:
             with flow.lock:
                 if not flow.has_room(qos):
@@ -451,11 +543,14 @@ class MqttClient:
                 index = flow.issued
                 flow.issued = index + 1
                 flow.reserved += 1
+                if again:
+                    flow.resending -= 1
+                    again = False
             info = client.publish(topic, payload, qos, retain)
             rc = info.rc
             with flow.lock:
                 if rc == _OK or (rc == _NO_CONN and qos > 0):
-                    early = flow.track(info.mid, index, topic, None if qos else info)
+                    early = flow.track(info.mid, index, topic, None if qos else info, kept, first)
                     break
                 flow.reserved -= 1
                 flow.changed()
@@ -485,20 +580,25 @@ class MqttClient:
     def flush(self, timeout: float = 30.0) -> None:
         """Block until every message published so far has been sent (QoS 0) or acknowledged (QoS 1).
 
-        QoS 0 messages lost with a connection count in ``lost``, not here.
+        QoS 0 messages lost with a connection count in ``lost``, not here; messages routed to nobody are published
+        again meanwhile (``redeliver_unmatched_s``).
         """
         deadline = time.monotonic() + timeout
         flow = self._flow
-        with flow.lock:
-            flow.flushing += 1
-            try:
-                while flow.pending:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise BrokerUnavailable(self.url, f"{flow.pending} messages still unacknowledged")
+        while True:
+            if flow.held:
+                self._redeliver()
+            with flow.lock:
+                if not flow.pending:
+                    return
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise BrokerUnavailable(self.url, f"{flow.pending} messages still unacknowledged")
+                flow.flushing += 1
+                try:
                     flow.empty.wait(min(left, 0.5))
-            finally:
-                flow.flushing -= 1
+                finally:
+                    flow.flushing -= 1
 
     # --- subscribing --------------------------------------------------------------------------
     def subscribe(self, filters: list[tuple[str, int]], handler: Handler) -> None:

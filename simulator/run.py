@@ -45,7 +45,11 @@ Progress = Callable[[float, float], None]
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run published and how long it took (simulated and wall-clock seconds)."""
+    """What a run published and how long it took (simulated and wall-clock seconds).
+
+    ``dropped_qos0``: telemetry (QoS 0) the publisher dropped while the broker was away; ``unmatched``: QoS 1
+    messages routed to no subscriber for good. Both are figures of a run, never its failure.
+    """
 
     published: dict[Channel, int]
     completed_trips: int
@@ -53,6 +57,8 @@ class RunSummary:
     sim_seconds: float
     wall_seconds: float
     stopped_early: bool = False
+    dropped_qos0: int = 0
+    unmatched: int = 0
 
     @property
     def total_published(self) -> int:
@@ -111,6 +117,7 @@ def run_simulation(
     monotonic: Callable[[], float] = time.monotonic,
     progress: Progress | None = None,
     stop: Stop | None = None,
+    flush_timeout_s: float = 30.0,
 ) -> RunSummary:
     """Run ``fleet`` from ``start_ms`` for ``duration_s`` simulated seconds, publishing on ``publisher``.
 
@@ -118,7 +125,8 @@ def run_simulation(
     possible and never sleeps. Simulated time advances in whole ticks of ``tick_s`` whatever the
     speed, so the payloads depend only on the fleet's config. Births go out retained first; at the
     end (also after ``stop``) open trips are locked, offline states published and the publisher
-    flushed. ``progress(done_s, total_s)`` is called about once per simulated minute and at the end.
+    flushed (for at most ``flush_timeout_s``). ``progress(done_s, total_s)`` is called about once per simulated
+    minute and at the end.
     """
     if duration_s < 0 or tick_s <= 0 or speed < 0 or math.isnan(speed):
         raise ValueError("need duration_s >= 0, tick_s > 0 and speed >= 0")
@@ -141,7 +149,7 @@ def run_simulation(
     end_ms = start_ms + elapsed_ms
     outbox.send(fleet.finish(end_ms))
     outbox.send(fleet.offline_messages(end_ms))
-    publisher.flush()
+    publisher.flush(flush_timeout_s)
     return RunSummary(
         published=outbox.counts,
         completed_trips=len(fleet.completed_trips),

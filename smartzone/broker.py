@@ -7,6 +7,8 @@ role, and anonymous clients refused unless that access says so (an explicit demo
   folder, handed to the ``mosquitto`` account when we run as root, since Mosquitto reads them after dropping
   privileges) and, with ``BrokerTls``, a second listener that speaks TLS 1.2 or later only. A publish outside
   the ACL is refused: answered with PUBACK "Not authorized" under MQTT 5 (QoS 1), dropped silently under 3.1.1.
+  Sessions and queued QoS 1 messages persist in a data folder (``data_dir``): stopped and started again on the
+  same port with the same folder and access, it carries on (see docs/operations.md for what a SIGKILL loses).
 - **amqtt** (MQTT 3.1.1 only, in-process: the fallback where Mosquitto is not installed), checked with amqtt
   0.12: passwords through its ``FileAuthPlugin`` (argon2 hashes, through ``pwdlib``) and the same topic
   rules through its ``TopicAccessControlListPlugin``, listed user by user since it has no ``%u`` pattern.
@@ -22,6 +24,7 @@ import pwd
 import re
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -75,17 +78,27 @@ def wait_open(port: int, seconds: float) -> bool:
 
 
 def mosquitto_config(
-    folder: Path, port: int, access: BrokerAccess, tls: BrokerTls | None = None, tls_port: int | None = None
+    folder: Path,
+    port: int,
+    access: BrokerAccess,
+    tls: BrokerTls | None = None,
+    tls_port: int | None = None,
+    *,
+    data_dir: Path | None = None,
 ) -> Path:
     """Write the project's settings with ``access``'s files and loopback listener(s) into ``folder``; the config.
 
     With ``tls``, a second listener on ``tls_port`` speaks TLS 1.2+ only; both listeners share the users and ACL.
+    Sessions and queued messages are saved in ``data_dir`` (default: ``folder``/data), created if missing.
     """
     if tls is not None and tls_port is None:
         raise SmartZoneError("a TLS listener needs its own port")
     base = resources.files("smartzone").joinpath("mosquitto.conf").read_text("utf-8")
     anonymous = "true" if access.allow_anonymous else "false"
     lines = [re.sub(r"(?m)^allow_anonymous .*$", f"allow_anonymous {anonymous}", base)]
+    store = data_dir if data_dir is not None else folder / "data"
+    store.mkdir(parents=True, exist_ok=True)
+    lines.append(f"persistence_location {store.resolve()}/")  # Mosquitto wants the trailing slash
     password, acl = access.write_mosquitto_files(folder)
     if password is not None:
         lines.append(f"password_file {password}")
@@ -96,7 +109,7 @@ def mosquitto_config(
             _copy(tls.certfile, folder / "tls-cert.pem"),
             _copy(tls.keyfile, folder / "tls-key.pem"),
         )
-    if _keep_root(folder):
+    if _keep_root(folder, store):
         lines.append("user root")
     lines.append(f"listener {port} 127.0.0.1")
     if tls is not None:
@@ -114,18 +127,27 @@ def _copy(source: Path, target: Path) -> Path:
     return write_private_file(target, source.read_text("utf-8"))
 
 
-def _keep_root(folder: Path) -> bool:
-    """As root, Mosquitto drops to the ``mosquitto`` account before reading the password and ACL files:
-    hand ``folder`` to that account, or (no such account) tell Mosquitto to stay root. False when not root."""
+def _keep_root(folder: Path, store: Path) -> bool:
+    """As root, Mosquitto drops to the ``mosquitto`` account before reading the password and ACL files and
+    writing its store: hand ``folder`` and ``store`` to that account, or (no such account) tell Mosquitto to
+    stay root. False when not root."""
     if os.geteuid() != 0:
         return False
     try:
         account = pwd.getpwnam("mosquitto")
     except KeyError:
         return True
-    for path in (folder, *folder.iterdir()):
+    if not _reachable_by_others(store.resolve().parent, folder.resolve()):
+        return True  # e.g. a store under a private home or test folder: the account could not get there
+    for path in (folder, *folder.iterdir(), store, *store.iterdir()):
         os.chown(path, account.pw_uid, account.pw_gid)
     return False
+
+
+def _reachable_by_others(folder: Path, ours: Path) -> bool:
+    """True when any account may pass through ``folder`` and each folder above it (execute bit for others),
+    but for ``ours``, which is handed to the account anyway."""
+    return all(path == ours or path.stat().st_mode & stat.S_IXOTH for path in (folder, *folder.parents))
 
 
 @contextmanager
@@ -136,14 +158,20 @@ def mosquitto(
     access: BrokerAccess,
     tls: BrokerTls | None = None,
     tls_port: int | None = None,
+    data_dir: Path | None = None,
 ) -> Iterator[RunningBroker]:
-    """Run Mosquitto with the project's settings and ``access`` on loopback port(s) until the block ends."""
+    """Run Mosquitto with the project's settings and ``access`` on loopback port(s) until the block ends.
+
+    Its sessions and queued QoS 1 messages are kept in ``data_dir`` (created if missing; None: a temporary
+    folder gone with the block), saved when the block ends and every few seconds: started again on the same
+    port with the same ``data_dir`` and ``access``, it carries on where it stopped.
+    """
     port = port or free_port()
     tls_port = (tls_port or free_port()) if tls is not None else None
     url = f"mqtt://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="smartzone-mosquitto-") as name:
         folder = Path(name)
-        conf = mosquitto_config(folder, port, access, tls, tls_port)
+        conf = mosquitto_config(folder, port, access, tls, tls_port, data_dir=data_dir)
         log_path = folder / "mosquitto.log"
         with log_path.open("wb") as log_file:
             # its own session: a Ctrl-C to the terminal must not stop the broker before the parts have drained
@@ -244,13 +272,18 @@ def mosquitto_binary() -> str | None:
 
 
 @contextmanager
-def embedded_broker(prefer: str = "auto", *, access: BrokerAccess) -> Iterator[RunningBroker]:
-    """Mosquitto if installed (unless ``prefer`` is "amqtt"), else amqtt; "mosquitto" insists on it."""
+def embedded_broker(
+    prefer: str = "auto", *, access: BrokerAccess, data_dir: Path | None = None
+) -> Iterator[RunningBroker]:
+    """Mosquitto if installed (unless ``prefer`` is "amqtt"), else amqtt; "mosquitto" insists on it.
+
+    Mosquitto keeps its sessions and queued messages in ``data_dir`` (see ``mosquitto``); amqtt keeps nothing.
+    """
     binary = mosquitto_binary()
     if prefer == "mosquitto" and binary is None:
         raise BrokerUnavailable("mqtt://127.0.0.1", "no mosquitto binary is installed")
     if binary and prefer != "amqtt":
-        with mosquitto(binary, access=access) as running:
+        with mosquitto(binary, access=access, data_dir=data_dir) as running:
             yield running
     else:
         with amqtt_broker(access=access) as running:

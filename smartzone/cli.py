@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import logging
+import shutil
 import signal
 import socket
 import sys
@@ -143,6 +144,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         "sim_seconds": summary.sim_seconds,
         "wall_seconds": round(summary.wall_seconds, 3),
         "stopped_early": summary.stopped_early,
+        "dropped_qos0": summary.dropped_qos0,  # telemetry sent while the broker was away: lost by design (QoS 0)
+        "unmatched": summary.unmatched,  # QoS 1 messages no subscriber took, even after republishing
         "trip_ids": list(summary.trip_ids),
     }
     print(json.dumps(report), flush=True)
@@ -276,13 +279,17 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             print(
                 f"the earlier run's database (its in-memory chain is gone) is kept as {move_aside(earlier)}", flush=True
             )
+            # the broker's saved sessions hold that run's queued readings: they belong to the database just moved
+            shutil.rmtree(settings.data_dir / "mosquitto", ignore_errors=True)
         if settings.mqtt_url:
             broker = RunningBroker(settings.mqtt_url, settings.mqtt_protocol, "external")
             aggregator_url = simulator_url = settings.mqtt_url
         else:
             access = generate(settings.topic_root, [settings.operator], demo=settings.demo)
             protect([user.password for user in access.users])
-            broker = stack.enter_context(embedded_broker(settings.embedded_broker, access=access))
+            broker = stack.enter_context(
+                embedded_broker(settings.embedded_broker, access=access, data_dir=settings.data_dir / "mosquitto")
+            )
             aggregator_url = url_for(access.find(Role.AGGREGATOR), broker.url)
             simulator_url = url_for(access.find(Role.GATEWAY, settings.operator), broker.url)
         database = open_database(settings, migrate=True)

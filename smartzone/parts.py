@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from sensors.codec import encode
@@ -31,6 +31,9 @@ if TYPE_CHECKING:  # the simulator's start-up need not import the aggregator or 
 
 log = logging.getLogger("smartzone")
 
+REDELIVER_UNMATCHED_S = 60.0
+"""How long the simulator publishes again an event or state routed to no subscriber: a restarted broker may route
+to nobody until the aggregators have reconnected (paho retries at most every 30 s)."""
 REGISTERED_FROM_MS = 0
 """Where the simulated fleet's registrations start: always, so that a second run finds them already held."""
 
@@ -88,7 +91,12 @@ class AggregatorPart:
 def build_aggregator(
     settings: Settings, database: Database, *, mqtt_url: str, protocol: str, ca_file: str | None = None
 ) -> AggregatorPart:
-    """Connect the chain and the broker and subscribe; nothing is processed until ``run``."""
+    """Connect the chain and the broker and subscribe; nothing is processed until ``run``.
+
+    It returns once the broker has confirmed every subscription (SUBACK), so that a producer started afterwards
+    publishes nothing this aggregator misses. Its session outlives a disconnection by
+    ``mqtt_session_expiry_s``: a departed aggregator's share of the group goes back to the others after that.
+    """
     from settlement.aggregator import Aggregator
     from settlement.chain import Web3Chain  # web3 takes a second to import; only aggregators need it
 
@@ -103,11 +111,20 @@ def build_aggregator(
         sign_telemetry=settings.sign_telemetry,
         max_clock_skew_ms=skew,
         signing_chain_id=settings.chain_id,
+        reject_sample_bytes=settings.reject_sample_bytes,
+        reject_samples_max=settings.reject_samples_max,
+        reject_sample_days=settings.reject_sample_days,
+        reject_log_interval_s=settings.reject_log_interval_s,
     )
     contract = aggregator.attach_contract(settings.contract_address)
     inbox: queue.Queue[Received] = queue.Queue()
     client = MqttClient(
-        mqtt_url, f"smartzone-{settings.aggregator_id}", protocol=protocol, persistent_session=True, ca_file=ca_file
+        mqtt_url,
+        f"smartzone-{settings.aggregator_id}",
+        protocol=protocol,
+        persistent_session=True,
+        session_expiry_s=settings.mqtt_session_expiry_s,
+        ca_file=ca_file,
     )
     root = settings.topic_root
     load = [subscription(Channel.TELEMETRY, root), subscription(Channel.EVENT, root)]
@@ -116,7 +133,7 @@ def build_aggregator(
     # Retained states are not delivered to shared subscriptions: every aggregator takes them all.
     client.subscribe([(f, 1) for f in load], inbox.put)
     client.subscribe([(subscription(Channel.STATE, root), 1)], inbox.put)
-    client.connect()
+    client.connect()  # returns after the SUBACKs
     log.info("aggregator subscribed to %s and %s", ", ".join(load), subscription(Channel.STATE, root))
     return AggregatorPart(
         aggregator,
@@ -187,11 +204,16 @@ def run_simulator(
         topic_for(settings.operator, will_state.vehicle_id, Channel.STATE, settings.topic_root), encode(will_state)
     )
     client = MqttClient(
-        mqtt_url, f"smartzone-sim-{settings.operator}", protocol=protocol, will=will, ca_file=ca_file
+        mqtt_url,
+        f"smartzone-sim-{settings.operator}",
+        protocol=protocol,
+        will=will,
+        ca_file=ca_file,
+        redeliver_unmatched_s=REDELIVER_UNMATCHED_S,
     ).connect()
     minutes = settings.sim_minutes or 60 * 24 * 365
     try:
-        return run_simulation(
+        summary = run_simulation(
             fleet,
             client,
             start_ms=start,
@@ -200,7 +222,9 @@ def run_simulator(
             root=settings.topic_root,
             stop=stop,
             progress=progress,
+            flush_timeout_s=REDELIVER_UNMATCHED_S + 30,
         )
+        return replace(summary, dropped_qos0=client.dropped_qos0, unmatched=client.unmatched)
     finally:
         client.close()
 
