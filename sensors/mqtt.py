@@ -492,12 +492,18 @@ class MqttClient:
         """QoS 1 messages still routed to no subscriber ``redeliver_unmatched_s`` after their first publish."""
         return self._flow.unmatched
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Disconnect cleanly (no last will) after the queued messages have left."""
+    def close(self, timeout: float = 10.0, linger_s: float = 0.0) -> None:
+        """Disconnect cleanly (no last will) after the queued messages have left.
+
+        ``linger_s``: stay connected that long after the last acknowledgement, for brokers that acknowledge a
+        message before routing it and drop what is still unrouted when its publisher disconnects (amqtt 0.12).
+        """
         if self._client is None:
             return
         try:
             self.flush(timeout)
+            if linger_s > 0:
+                time.sleep(linger_s)
         finally:
             client, self._client = self._client, None  # a disconnect asked for is not a lost broker
             client.disconnect()

@@ -34,6 +34,9 @@ log = logging.getLogger("smartzone")
 REDELIVER_UNMATCHED_S = 60.0
 """How long the simulator publishes again an event or state routed to no subscriber: a restarted broker may route
 to nobody until the aggregators have reconnected (paho retries at most every 30 s)."""
+MQTT311_LINGER_S = 1.0
+"""How long the simulator stays connected after its last acknowledgement on an MQTT 3.1.1 broker (see run_simulator)."""
+
 REGISTERED_FROM_MS = 0
 """Where the simulated fleet's registrations start: always, so that a second run finds them already held."""
 
@@ -226,7 +229,9 @@ def run_simulator(
         )
         return replace(summary, dropped_qos0=client.dropped_qos0, unmatched=client.unmatched)
     finally:
-        client.close()
+        # amqtt (the embedded broker, MQTT 3.1.1 only) acknowledges a QoS 1 message before it routes it and drops
+        # whatever is still unrouted when the publisher disconnects: linger so the end of a run is not lost
+        client.close(linger_s=MQTT311_LINGER_S if client.protocol_version == "3.1.1" else 0.0)
 
 
 def read_model(database: Database) -> SqlReadModel:
