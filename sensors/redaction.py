@@ -16,12 +16,16 @@ from urllib.parse import quote, urlsplit
 MASK = "***"
 MIN_SECRET_CHARS = 4  # a shorter "secret" would mask ordinary words; such values are refused elsewhere
 SECRET_QUERY_KEYS = re.compile(r"(pass|pwd|secret|token|key|auth|sig|credential)", re.IGNORECASE)
+RAW_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@]*):(?P<secret>.*)@(?P<rest>[^@]*)$")
 OPAQUE_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{20,}$")  # e.g. https://node.example/v3/<api key>
 
 
 def redact_url(url: str) -> str:
     """``url`` without its credentials: password, secret-looking query values and, for network URLs (http, ws),
     opaque path segments masked. A URL without any is returned exactly as given."""
+    raw = RAW_USERINFO.match(url)
+    if raw is not None and any(c in raw["secret"] for c in "/?#@"):  # a password the URL parser would cut short
+        return f"{raw['scheme']}{raw['user']}:{MASK}@{raw['rest']}"
     try:
         parts = urlsplit(url)
         password = parts.password

@@ -20,6 +20,9 @@ from sensors.redaction import RedactingFilter, Redactor, redact_url
             "postgresql+psycopg://app:pw@db:5432/sz?sslmode=require",
             "postgresql+psycopg://app:***@db:5432/sz?sslmode=require",
         ),
+        ("mqtt://u:pa#ss@host:1883", "mqtt://u:***@host:1883"),  # unquoted characters the URL parser cuts at
+        ("mqtt://u:pa/ss?x@host:1883", "mqtt://u:***@host:1883"),
+        ("http://u:p@ss@127.0.0.1:8545", "http://u:***@127.0.0.1:8545"),
     ],
 )
 def test_a_url_keeps_where_it_points_and_loses_its_credentials(url: str, shown: str) -> None:
