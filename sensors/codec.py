@@ -57,15 +57,30 @@ def encode(message: Message) -> bytes:
     """The v1 JSON bytes of ``message``: compact, keys sorted, absent optionals left out."""
     body: dict[str, Any]
     if isinstance(message, VehicleState):
-        body = {"v": WIRE_VERSION, "vehicle_id": message.vehicle_id, "operator": message.operator,
-                "timestamp": message.timestamp, "online": message.online,
-                "kind": message.kind.value if message.kind is not None else None, "sig": message.signature}
+        body = {
+            "v": WIRE_VERSION,
+            "vehicle_id": message.vehicle_id,
+            "operator": message.operator,
+            "timestamp": message.timestamp,
+            "online": message.online,
+            "kind": message.kind.value if message.kind is not None else None,
+            "sig": message.signature,
+        }
     else:
         position = message.position
-        body = {"v": WIRE_VERSION, "vehicle_id": message.vehicle_id, "operator": message.operator,
-                "kind": message.kind.value, "seq": message.seq, "timestamp": message.timestamp,
-                "lat": position.lat, "lon": position.lon, "odometer_m": message.odometer_m,
-                "battery_pct": message.battery_pct, "sig": message.signature}
+        body = {
+            "v": WIRE_VERSION,
+            "vehicle_id": message.vehicle_id,
+            "operator": message.operator,
+            "kind": message.kind.value,
+            "seq": message.seq,
+            "timestamp": message.timestamp,
+            "lat": position.lat,
+            "lon": position.lon,
+            "odometer_m": message.odometer_m,
+            "battery_pct": message.battery_pct,
+            "sig": message.signature,
+        }
         if isinstance(message, Telemetry):
             body["speed_mps"] = message.speed_mps
             body["fuel_pct"] = message.fuel_pct
