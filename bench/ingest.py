@@ -245,11 +245,11 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome], hand
         inbox.put(item)
 
     client = MqttClient(side.mqtt_url, side.client_id, persistent_session=True)
-    load = [subscription(Channel.TELEMETRY, ROOT), subscription(Channel.EVENT, ROOT)]
+    load = [subscription(Channel.TELEMETRY, ROOT)]
     if client.probe_protocol() == "5":
         load = [shared(f) for f in load]
     client.subscribe([(f, 1) for f in load], arrive)
-    client.subscribe([(subscription(Channel.STATE, ROOT), 1)], arrive)
+    client.subscribe([(subscription(Channel.EVENT, ROOT), 1), (subscription(Channel.STATE, ROOT), 1)], arrive)
     client.connect()
     samples = _sampler(finished, lambda: aggregator.counters.received)
     ready.set()
@@ -311,8 +311,8 @@ def one_round(
 ) -> tuple[Outcome, Outcome, float]:
     """Broker up, every subscriber ready, everything published: (bare, aggregator, publisher msg/s).
 
-    With ``aggregators`` > 1 that many aggregator processes share the stream (MQTT 5 shared subscriptions for
-    telemetry and events; each receives every state, as ``smartzone aggregate`` does); the aggregator outcome is
+    With ``aggregators`` > 1 that many aggregator processes share the stream (an MQTT 5 shared subscription for
+    telemetry; each receives every event and state, as ``smartzone aggregate`` does); the aggregator outcome is
     then their sum, from the first message any of them saw to the last any of them handled.
     """
     from sensors.mqtt import MqttClient
@@ -323,8 +323,8 @@ def one_round(
     access = generate(ROOT, [operator])
     ctx = mp.get_context("spawn")
     results: mp.Queue[Outcome] = ctx.Queue()
-    states = sum(1 for topic, *_ in stream if topic.endswith("/state"))
-    expected = len(stream) + (aggregators - 1) * states  # every aggregator receives every state
+    whole = sum(1 for topic, *_ in stream if topic.endswith(("/state", "/event")))
+    expected = len(stream) + (aggregators - 1) * whole  # every aggregator receives every event and state
     handled = ctx.Value("q", 0) if aggregators > 1 else None
     with mosquitto(binary, access=access) as broker:
         reader = url_for(access.find(Role.AGGREGATOR), broker.url)

@@ -83,12 +83,35 @@ class AggregatorPart:
     chain_id: int
     batch: int = 2000
     wait_s: float = 0.2
+    shared: tuple[str, ...] = ()  # the filters this aggregator shares with its group
 
     def run(self, stop: threading.Event) -> None:
+        """Aggregate until ``stop``; then leave the group before settling what is left.
+
+        On ``stop`` it first unsubscribes from the shared filters (the broker stops giving it a share at once,
+        rather than queueing one for its session until the session expires: lost to the group), then handles and
+        acknowledges what it already received, then settles, then disconnects.
+        """
+        drained = threading.Event()
+        leaving = threading.Thread(target=self._leave, args=(stop, drained), name="aggregator-leave", daemon=True)
+        leaving.start()
         try:
-            self.aggregator.run(self.inbox, stop, batch_size=self.batch, wait_seconds=self.wait_s)
+            self.aggregator.run(self.inbox, drained, batch_size=self.batch, wait_seconds=self.wait_s)
         finally:
+            drained.set()
             self.client.close()
+
+    def _leave(self, stop: threading.Event, drained: threading.Event) -> None:
+        while not stop.wait(0.5):
+            if drained.is_set():  # the run ended on its own
+                return
+        try:
+            if self.shared:
+                self.client.unsubscribe(list(self.shared))
+        except SmartZoneError as exc:  # the broker is away: its session keeps our share until it expires
+            log.warning("could not leave the shared subscription group: %s", exc)
+        finally:
+            drained.set()
 
 
 def build_aggregator(
@@ -130,14 +153,17 @@ def build_aggregator(
         ca_file=ca_file,
     )
     root = settings.topic_root
-    load = [subscription(Channel.TELEMETRY, root), subscription(Channel.EVENT, root)]
+    load = [subscription(Channel.TELEMETRY, root)]
     if protocol == "5" or (protocol == "auto" and client.probe_protocol() == "5"):
-        load = [shared(f) for f in load]  # several aggregators share the load
-    # Retained states are not delivered to shared subscriptions: every aggregator takes them all.
+        load = [shared(f) for f in load]  # several aggregators share the telemetry
+    # Every aggregator takes every event and state, stored once by (vehicle, seq): an event queued for a member
+    # that died is in the others' queues too (a shared share dies with its session), and retained states are
+    # not delivered to shared subscriptions at all. Events are a few per trip; telemetry is the volume.
+    whole = [subscription(Channel.EVENT, root), subscription(Channel.STATE, root)]
     client.subscribe([(f, 1) for f in load], inbox.put)
-    client.subscribe([(subscription(Channel.STATE, root), 1)], inbox.put)
+    client.subscribe([(f, 1) for f in whole], inbox.put)
     client.connect()  # returns after the SUBACKs
-    log.info("aggregator subscribed to %s and %s", ", ".join(load), subscription(Channel.STATE, root))
+    log.info("aggregator subscribed to %s", ", ".join([*load, *whole]))
     return AggregatorPart(
         aggregator,
         client,
@@ -146,6 +172,7 @@ def build_aggregator(
         aggregator.verifier.domain.chain_id,
         settings.ingest_batch,
         settings.ingest_wait_s,
+        tuple(f for f in load if f.startswith("$share/")),
     )
 
 

@@ -189,6 +189,7 @@ class MqttClient:
         client.on_message = self._on_message
         client.on_publish = self._on_publish
         client.on_subscribe = self._on_subscribe
+        client.on_unsubscribe = self._on_unsubscribe
         return client
 
     def _on_connect(self, client: paho.Client, _u: Any, _f: Any, reason: Any, props: Any = None) -> None:
@@ -212,6 +213,9 @@ class MqttClient:
         if any(getattr(code, "is_failure", False) or code == 0x80 for code in codes):
             self._refused_subs.append(mid)
         self._subacks.setdefault(mid, threading.Event()).set()
+
+    def _on_unsubscribe(self, _c: paho.Client, _u: Any, mid: int, *_rest: Any) -> None:
+        self._subacks.setdefault(mid, threading.Event()).set()  # an UNSUBACK is waited for like a SUBACK
 
     def _wait_subacks(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -408,6 +412,19 @@ class MqttClient:
         if self._client is not None:
             self._expect_suback(self._client.subscribe(filters)[1])
             self._wait_subacks(10.0)
+
+    def unsubscribe(self, filters: list[str], timeout: float = 10.0) -> None:
+        """Stop receiving on ``filters`` (as given to ``subscribe``); once connected, returns after the UNSUBACK.
+
+        A member of a shared subscription that leaves should unsubscribe before it disconnects: the broker then
+        stops giving it a share at once, instead of queueing one for its session until the session expires.
+        Messages already delivered still reach their handlers and must still be acknowledged.
+        """
+        gone = set(filters)
+        self._subscriptions = [(f, q) for f, q in self._subscriptions if f not in gone]
+        if self._client is not None and self._connected.is_set():
+            self._expect_suback(self._client.unsubscribe(list(filters))[1])
+            self._wait_subacks(timeout)
 
     def _handlers_for(self, topic: str) -> list[Handler]:
         cache = self._route_cache

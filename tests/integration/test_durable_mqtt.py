@@ -173,6 +173,24 @@ def test_a_departed_members_share_goes_back_to_the_group_after_its_session_expir
             client.close()
 
 
+def test_a_member_that_unsubscribes_before_leaving_gives_its_share_back_at_once(tmp_path: Path) -> None:
+    """With a long session expiry a member that just disconnects keeps getting a share for its session; one that
+    unsubscribes from the shared filter first (as ``AggregatorPart.run`` does on stop) leaves nothing behind."""
+    site = Site(tmp_path)
+    staying, leaving = Seen(), Seen()
+    with site.broker():
+        remaining = site.aggregator("stays", staying, expiry_s=600)
+        departed = site.aggregator("leaves", leaving, expiry_s=600)
+        departed.unsubscribe([shared(subscription(Channel.EVENT, site.root))])
+        departed.close()
+        gateway = site.gateway()
+        site.publish(gateway, range(200))
+        gateway.flush()
+        assert wait_until(lambda: len(staying.seqs) == 200, 15), f"{len(staying.seqs)} of 200 reached the live member"
+        for client in (remaining, gateway):
+            client.close()
+
+
 def test_qos0_published_while_the_broker_is_away_is_counted_as_dropped_not_pending(tmp_path: Path) -> None:
     site = Site(tmp_path)
     seen = Seen()

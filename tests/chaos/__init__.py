@@ -1,0 +1,1 @@
+"""Chaos experiments: scripted faults against real Mosquitto, PostgreSQL, anvil and aggregator processes."""
