@@ -1,4 +1,4 @@
-"""The settlement contract's source and its compiled ABI and bytecode (the only module importing vyper)."""
+"""The contracts' sources and their compiled ABI and bytecode (the only module importing vyper)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-SOURCE = Path(__file__).resolve().parent / "contracts" / "settlement.vy"
+CONTRACTS = Path(__file__).resolve().parent / "contracts"
+SOURCE = CONTRACTS / "settlement.vy"
+"""The settlement contract's source."""
 
 
 class CompiledContract(NamedTuple):
@@ -18,8 +20,16 @@ class CompiledContract(NamedTuple):
     bytecode: str
 
 
+def source(name: str) -> Path:
+    """The source of contract ``name`` (``"settlement"``, ``"euro_token"``); ``ValueError`` if there is none."""
+    path = CONTRACTS / f"{name}.vy"
+    if not name.isidentifier() or not path.is_file():
+        raise ValueError(f"no contract {name!r} in {CONTRACTS}")
+    return path
+
+
 def search_paths() -> list[Path]:
-    """Where vyper looks for imported modules: ``sys.path``, snekmate's home and the contract's folder.
+    """Where vyper looks for imported modules: ``sys.path``, snekmate's home and the contracts' folder.
 
     Vyper gives the *last* path the highest precedence, the reverse of Python's order.
     """
@@ -27,20 +37,21 @@ def search_paths() -> list[Path]:
     spec = importlib.util.find_spec("snekmate")
     if spec is not None and spec.submodule_search_locations:
         paths.extend(Path(location).parent for location in spec.submodule_search_locations)
-    paths.append(SOURCE.parent)
+    paths.append(CONTRACTS)
     return [path for path in paths if path.is_dir()]
 
 
 @functools.cache
-def compiled() -> CompiledContract:
-    """Compile ``contracts/settlement.vy`` once per process (a few hundred milliseconds, offline)."""
+def compiled(name: str = "settlement") -> CompiledContract:
+    """Compile ``contracts/<name>.vy`` once per process (a few hundred milliseconds, offline)."""
     import vyper
     from vyper.compiler.input_bundle import FilesystemInputBundle
 
+    path = source(name)
     output = vyper.compile_code(
-        SOURCE.read_text(encoding="utf-8"),
-        contract_path=SOURCE.name,
-        resolved_path=SOURCE,
+        path.read_text(encoding="utf-8"),
+        contract_path=path.name,
+        resolved_path=path,
         input_bundle=FilesystemInputBundle(search_paths()),
         output_formats=["abi", "bytecode"],
     )

@@ -17,17 +17,23 @@
      of a commit grows with the number of owners. A later version replaces
      the per-owner credits with a Merkle root of cumulative balances: every
      commit is O(1), and owners claim with a Merkle proof against that root.
-     Ownership can be transferred but not renounced: an owner-less contract
-     could never settle again.
+     Ownership moves in two steps (`transfer_ownership` by the owner, then
+     `accept_ownership` by the new owner; the old owner keeps settling until
+     then) and cannot be renounced: an owner-less contract could never settle
+     again, so `renounce_ownership` is not exported.
 """
 
 from snekmate.auth import ownable
+from snekmate.auth import ownable_2step
 
 initializes: ownable
+initializes: ownable_2step[ownable := ownable]
 
 exports: (
-    ownable.owner,
-    ownable.transfer_ownership,
+    ownable_2step.owner,
+    ownable_2step.pending_owner,
+    ownable_2step.transfer_ownership,
+    ownable_2step.accept_ownership,
 )
 
 
@@ -63,6 +69,7 @@ def __init__():
     @notice The deployer becomes the owner, the only account that can settle.
     """
     ownable.__init__()
+    ownable_2step.__init__()
 
 
 @external

@@ -179,11 +179,33 @@ def test_an_epoch_of_the_most_owners_fits_its_gas_limit_on_anvil(anvil_url: str)
     assert chain.owed(Address((0x1000 + MAX_OWNERS_PER_EPOCH - 1).to_bytes(20, "big"))) == 1_000
 
 
-def test_ownership_can_be_transferred_but_not_renounced() -> None:
-    functions = {entry["name"] for entry in compiled().abi if entry["type"] == "function"}
+def test_ownership_can_be_transferred_in_two_steps_but_not_renounced() -> None:
+    functions = {entry["name"] for entry in compiled("settlement").abi if entry["type"] == "function"}
 
-    assert {"owner", "transfer_ownership", "settle_epoch"} <= functions
+    assert {"owner", "pending_owner", "transfer_ownership", "accept_ownership", "settle_epoch"} <= functions
     assert "renounce_ownership" not in functions
+
+
+def test_ownership_moves_only_when_the_new_owner_accepts_and_the_old_one_settles_until_then(node: Node) -> None:
+    owner = Web3Chain.connect(node.url, private_key=node.first_key, timeout=10)
+    owner.deploy()
+    heir = owner.with_key(node.second_key)
+
+    owner.transfer_ownership(Address.parse(heir.account))
+    with pytest.raises(ChainError, match="epoch 1 reverted: ownable: caller is not the owner"):
+        heir.settle(commit(1))  # a pending owner cannot settle
+    owner.settle(commit(1))
+    assert owner.owner() == Address.parse(owner.account)
+    with pytest.raises(ChainError, match="accept_ownership reverted: ownable_2step: caller is not the new owner"):
+        owner.accept_ownership()
+
+    heir.accept_ownership()
+
+    assert owner.owner() == Address.parse(heir.account)
+    with pytest.raises(ChainError, match="not the owner"):
+        owner.settle(commit(2))
+    heir.settle(commit(2))
+    assert heir.last_epoch() == 2
 
 
 @pytest.mark.services
