@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 import pytest
 from web3 import HTTPProvider, Web3
@@ -14,28 +13,7 @@ from settlement.contract import compiled
 from settlement.errors import ChainError, ChainUnavailable
 from settlement.ports import MAX_OWNERS_PER_EPOCH, EpochCommit, FakeChain
 from tests import services
-
-OWNERS = tuple(Address(bytes([n] * 20)) for n in (0x11, 0x22, 0x33))  # in ascending order
-ROOT = bytes.fromhex("ab" * 32)
-REGISTRY_ROOT = bytes.fromhex("cd" * 32)
-
-
-@dataclass(frozen=True)
-class Node:
-    """A chain to test against and the keys of two funded accounts on it (the first is unlocked too)."""
-
-    url: str | None
-    first_key: str
-    second_key: str
-
-
-# eth-tester funds the accounts of the private keys 1, 2, 3, ...
-EMBEDDED = Node(None, "0x" + "00" * 31 + "01", "0x" + "00" * 31 + "02")
-# anvil's well-known development keys #0 and #1 (mnemonic "test test ... junk"): for tests only.
-ANVIL_KEYS = (
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-)
+from tests.integration.nodes import ANVIL_KEYS, EMBEDDED, OWNERS, REGISTRY_ROOT, ROOT, Node, commit
 
 
 @pytest.fixture(
@@ -55,11 +33,6 @@ def chain(node: Node) -> Web3Chain:
     chain = Web3Chain.connect(node.url, timeout=10)
     chain.deploy()
     return chain
-
-
-def commit(epoch_id: int, amounts: tuple[int, ...] = (1_500_000, 250_000, 2_000)) -> EpochCommit:
-    payouts = tuple(zip(OWNERS, amounts, strict=False))
-    return EpochCommit(epoch_id, ROOT, 7, sum(amounts), payouts, REGISTRY_ROOT)
 
 
 def many_owners(epoch_id: int, n: int) -> EpochCommit:

@@ -11,7 +11,7 @@ from settlement.chain import TOKEN_CALL_GAS, TOKEN_DEPLOY_GAS, Web3Chain, Web3To
 from settlement.contract import compiled
 from settlement.errors import ChainError
 from settlement.ports import MAX_UINT256, FakeToken, TokenPort
-from tests.integration.test_chain import ANVIL_KEYS, EMBEDDED, Node, commit
+from tests.integration.nodes import ANVIL_KEYS, EMBEDDED, Node, commit
 
 RIDER = Address(bytes([0x42] * 20))
 ZERO = Address(bytes(20))
