@@ -12,6 +12,7 @@ from sensors.errors import InvalidReading
 TOPIC_VERSION = "v1"
 DEFAULT_ROOT = "smartzone"
 SHARE_GROUP = "smartzone-aggregators"
+FENCE_ID, FENCE_LEVEL = "_fence", "fence"
 BAD_TOPIC = "bad_topic"
 """The reason code of a topic outside the layout (``settlement.reasons.RejectCode.BAD_TOPIC``)."""
 _ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -71,6 +72,12 @@ def parse_topic(topic: str) -> Topic:
 def subscription(channel: Channel, root: str = DEFAULT_ROOT, operator: str = "+") -> str:
     """The filter for ``channel`` messages of one operator (or all: ``+``)."""
     return f"{root}/{TOPIC_VERSION}/{operator}/+/{channel.value}"
+
+
+def fence_topic(operator: str, root: str = DEFAULT_ROOT) -> str:
+    """Where a publisher of ``operator`` sends itself a marker to learn that the broker has routed all it sent before
+    (``MqttClient.fence``). No channel: no aggregator's filter matches it."""
+    return f"{root}/{TOPIC_VERSION}/{operator}/{FENCE_ID}/{FENCE_LEVEL}"
 
 
 def shared(topic_filter: str, group: str = SHARE_GROUP) -> str:

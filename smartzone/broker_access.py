@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from sensors.errors import InvalidReading, SmartZoneError
-from sensors.topics import TOPIC_VERSION, check_id
+from sensors.topics import TOPIC_VERSION, check_id, fence_topic
 
 MOSQUITTO_ITERATIONS = 101  # what mosquitto_passwd uses; the passwords are random 192-bit secrets
 ANONYMOUS = "anonymous"  # amqtt's name for a client without a username: no user may take it
@@ -113,8 +113,9 @@ class BrokerAccess:
             return TopicRules((self.tree,), (self.tree,)) if self.allow_anonymous else TopicRules()
         if user.role is Role.AGGREGATOR:
             return TopicRules(read=(self.tree,))
-        if user.role is Role.GATEWAY:
-            return TopicRules(write=(f"{self.root}/{TOPIC_VERSION}/{user.operator}/#",))
+        if user.role is Role.GATEWAY:  # it reads its own fence (sensors.mqtt.MqttClient.fence), nothing else
+            fence = fence_topic(user.operator or "", self.root)
+            return TopicRules(read=(fence,), write=(f"{self.root}/{TOPIC_VERSION}/{user.operator}/#",))
         return TopicRules(write=(self.vehicle_pattern().replace("%u", user.username),))
 
     def vehicle_pattern(self) -> str:

@@ -16,7 +16,7 @@ from sensors.mqtt import MqttClient, Will
 from sensors.ports import Received
 from sensors.redaction import redact_url
 from sensors.registration import Registration
-from sensors.topics import Channel, shared, subscription, topic_for
+from sensors.topics import Channel, fence_topic, shared, subscription, topic_for
 from settlement.bounds import DEFAULT_BOUNDS, Bounds
 from settlement.db import Database
 from settlement.enrolment import enrol, signing_domain, trust_operator
@@ -34,9 +34,6 @@ log = logging.getLogger("smartzone")
 REDELIVER_UNMATCHED_S = 60.0
 """How long the simulator publishes again an event or state routed to no subscriber: a restarted broker may route
 to nobody until the aggregators have reconnected (paho retries at most every 30 s)."""
-MQTT311_LINGER_S = 1.0
-"""How long the simulator stays connected after its last acknowledgement on an MQTT 3.1.1 broker (see run_simulator)."""
-
 REGISTERED_FROM_MS = 0
 """Where the simulated fleet's registrations start: always, so that a second run finds them already held."""
 
@@ -256,9 +253,11 @@ def run_simulator(
         )
         return replace(summary, dropped_qos0=client.dropped_qos0, unmatched=client.unmatched)
     finally:
-        # amqtt (the embedded broker, MQTT 3.1.1 only) acknowledges a QoS 1 message before it routes it and drops
-        # whatever is still unrouted when the publisher disconnects: linger so the end of a run is not lost
-        client.close(linger_s=MQTT311_LINGER_S if client.protocol_version == "3.1.1" else 0.0)
+        # amqtt (the embedded broker) acknowledges a QoS 1 message before it routes it and drops whatever is still
+        # unrouted when the publisher disconnects: the end of a run waits until the broker has routed everything
+        if client.connected and not client.fence(fence_topic(settings.operator, settings.topic_root)):
+            log.warning("the broker did not confirm routing the end of the run within 30 s")
+        client.close()
 
 
 def read_model(database: Database) -> SqlReadModel:

@@ -273,18 +273,13 @@ class MqttClient:
         """QoS 1 messages still routed to no subscriber ``redeliver_unmatched_s`` after their first publish."""
         return self._flow.unmatched
 
-    def close(self, timeout: float = 10.0, linger_s: float = 0.0) -> None:
-        """Disconnect cleanly (no last will) after the queued messages have left.
-
-        ``linger_s``: stay connected that long after the last acknowledgement, for brokers that acknowledge a
-        message before routing it and drop what is still unrouted when its publisher disconnects (amqtt 0.12).
-        """
+    def close(self, timeout: float = 10.0) -> None:
+        """Disconnect cleanly (no last will) after the queued messages have left (see ``fence`` for brokers that
+        drop what they have acknowledged but not yet routed)."""
         if self._client is None:
             return
         try:
             self.flush(timeout)
-            if linger_s > 0:
-                time.sleep(linger_s)
         finally:
             client, self._client = self._client, None  # a disconnect asked for is not a lost broker
             client.disconnect()
@@ -399,7 +394,13 @@ class MqttClient:
         message count as delivered (with several handlers: once every one of them has acknowledged).
         A broker may deliver a message once per matching subscription: avoid overlapping filters.
         """
-        routes = [*self._routes, *((_match_filter(f), handler) for f, _ in filters)]
+        self._set_routes([*self._routes, *((_match_filter(f), handler) for f, _ in filters)])
+        self._subscriptions.extend(filters)
+        if self._client is not None:
+            self._expect_suback(self._client.subscribe(filters)[1])
+            self._wait_subacks(10.0)
+
+    def _set_routes(self, routes: list[tuple[str, Handler]]) -> None:
         matcher = MQTTMatcher()
         for topic_filter, each in routes:
             try:
@@ -408,10 +409,30 @@ class MqttClient:
                 matcher[topic_filter] = [each]
         # replaced whole: the network thread reads them unlocked
         self._routes, self._matcher, self._route_cache = routes, matcher, {}
-        self._subscriptions.extend(filters)
-        if self._client is not None:
-            self._expect_suback(self._client.subscribe(filters)[1])
-            self._wait_subacks(10.0)
+
+    def fence(self, topic: str, timeout: float = 30.0) -> bool:
+        """Return once the broker has routed everything this client published before: it subscribes to ``topic``,
+        publishes a unique marker there at QoS 1 and waits for it to come back (a broker routes one client's
+        messages in order). False if it did not come back within ``timeout``.
+
+        Some brokers acknowledge a QoS 1 message before routing it and drop what is still unrouted when its
+        publisher disconnects (amqtt 0.12): a publisher about to disconnect fences first.
+        """
+        marker = f"fence {self.client_id} {time.monotonic_ns()}".encode()
+        back = threading.Event()
+
+        def arrived(item: Received) -> None:
+            if item.payload == marker:
+                back.set()
+            item.ack()
+
+        self.subscribe([(topic, 1)], arrived)
+        try:
+            self.publish(topic, marker, qos=1)
+            return back.wait(timeout)
+        finally:
+            self.unsubscribe([topic])
+            self._set_routes([(f, h) for f, h in self._routes if h is not arrived])
 
     def unsubscribe(self, filters: list[str], timeout: float = 10.0) -> None:
         """Stop receiving on ``filters`` (as given to ``subscribe``); once connected, returns after the UNSUBACK.

@@ -120,7 +120,8 @@ def test_a_url_built_for_a_user_parses_back_to_the_same_name_and_password() -> N
 def test_the_acl_gives_each_role_only_its_own_topics() -> None:
     acl = generate("sz", ["op-a"], ["bike-0001"]).acl_file()
     assert "user aggregator@sz\ntopic read sz/v1/#\n" in acl
-    assert "user gateway@op-a\ntopic write sz/v1/op-a/#\n" in acl
+    # a gateway writes under its operator and reads only its own fence (MqttClient.fence), no vehicle's messages
+    assert "user gateway@op-a\ntopic read sz/v1/op-a/_fence/fence\ntopic write sz/v1/op-a/#\n" in acl
     assert acl.rstrip().endswith("pattern write sz/v1/+/%u/+")
     assert "user bike-0001" not in acl  # the pattern serves every vehicle
     assert "readwrite" not in acl and "\ntopic write sz/v1/#" not in acl  # nothing for anonymous clients
