@@ -21,8 +21,8 @@ from sensors.wire import trip_id_for
 from settlement import bounds as plausibility
 from settlement import lifecycle
 from settlement.bounds import Bounds
-from settlement.fares import Fare, Tariff, price
 from settlement.lifecycle import HELD_REASONS, TripStatus
+from settlement.pricing import FareBreakdown, PricingPlan, price
 from settlement.reasons import RejectCode
 
 __all__ = [
@@ -80,7 +80,7 @@ class TripRecord:
     reason: str | None = None
     distance_m: int | None = None
     duration_s: int | None = None
-    fare: Fare | None = None
+    fare: FareBreakdown | None = None
     epoch_id: int | None = None
 
     @property
@@ -144,7 +144,7 @@ def derive(
     known: Mapping[str, TripRecord],
     *,
     payee_of: PayeeLookup,
-    tariffs: Mapping[VehicleKind, Tariff],
+    tariffs: Mapping[VehicleKind, PricingPlan],
     bounds: Bounds,
 ) -> Derivation:
     """The trips created or changed by ``events``, the new unlocks and locks of one batch in any order.
@@ -239,7 +239,7 @@ def _attach(records: dict[str, TripRecord], event: Event) -> tuple[str | None, R
 
 
 def _settle(
-    record: TripRecord, payee_of: PayeeLookup, tariffs: Mapping[VehicleKind, Tariff], bounds: Bounds
+    record: TripRecord, payee_of: PayeeLookup, tariffs: Mapping[VehicleKind, PricingPlan], bounds: Bounds
 ) -> TripRecord:
     """A trip with both halves, judged and priced: ``priced``, or ``rejected`` with the first rule it breaks.
 
@@ -259,7 +259,7 @@ def _settle(
     )
     assert complete.distance_m is not None and complete.duration_s is not None
     code: RejectCode | None
-    fare: Fare | None = None
+    fare: FareBreakdown | None = None
     if duration_ms < 0:
         code = RejectCode.BAD_PAIR
     elif complete.distance_m < 0:
@@ -267,7 +267,7 @@ def _settle(
     else:
         code = plausibility.check_trip(record.kind, start, end, complete.distance_m, complete.duration_s, bounds)
     if code is None:
-        fare = price(complete.distance_m, complete.duration_s, tariffs[record.kind])
+        fare = price(tariffs[record.kind], complete.distance_m, complete.duration_s)
         if fare.total_micro > bounds.of(record.kind).max_fare_micro:
             code = RejectCode.FARE_CAP
         elif complete.payee is None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from sensors.messages import Event, EventType, Position, VehicleKind
-from settlement.fares import DEFAULT_TARIFFS, Tariff, format_eur, price
+from settlement import pricing
+from settlement.fares import DEFAULT_TARIFFS, Fare, Tariff, format_eur, price
 from settlement.lifecycle import HELD_REASONS, IllegalTransition, TripStatus
+from settlement.pricing import FareBreakdown, PricingPlan
 from settlement.reasons import RejectCode
 from settlement.trips import Mark, TripRecord, trip_id_for
 
@@ -58,22 +60,31 @@ def test_every_held_reason_is_a_reason_code() -> None:
     assert HELD_REASONS <= {code.value for code in RejectCode}
 
 
-def test_a_bike_fare_is_unlock_plus_time_rounded_up_to_the_micro_euro() -> None:
-    fare = price(300, 61, Tariff(unlock_micro=500_000, per_minute_micro=50_000))
+def test_a_bike_fare_is_unlock_plus_each_started_minute() -> None:
+    fare = price(300, 61, DEFAULT_TARIFFS[VehicleKind.BIKE])
     assert fare.unlock_micro == 500_000
-    assert fare.time_micro == 50_834  # 61 s x 50,000 / 60 = 50,833.33 -> rounded up
+    assert fare.time_micro == 100_000  # 61 s is 2 started minutes x 50,000 (per started second it was 50,834)
     assert fare.distance_micro == 0
-    assert fare.total_micro == 550_834
+    assert fare.total_micro == 600_000
+    assert price(300, 60, DEFAULT_TARIFFS[VehicleKind.BIKE]).total_micro == 550_000
 
 
-def test_a_car_fare_adds_a_price_per_km() -> None:
+def test_a_car_fare_adds_a_price_per_started_km() -> None:
     fare = price(2345, 600, DEFAULT_TARIFFS[VehicleKind.CAR])
     assert fare.time_micro == 3_000_000  # 10 min x 0.30 EUR
-    assert fare.distance_micro == 586_250  # 2.345 km x 0.25 EUR
-    assert isinstance(fare.total_micro, int)
+    assert fare.distance_micro == 750_000  # 3 started km x 0.25 EUR (per metre it was 586,250)
+    assert fare.total_micro == 3_750_000
 
 
-@pytest.mark.parametrize(("distance_m", "duration_s"), [(-1, 60), (100, -1), (1.5, 60), (100, 60.0)])
+def test_the_default_tariffs_are_the_pricing_plans_of_each_kind() -> None:
+    assert Tariff is PricingPlan and Fare is FareBreakdown
+    assert {kind: plan.plan_id for kind, plan in DEFAULT_TARIFFS.items()} == {kind: kind.value for kind in VehicleKind}
+    for distance_m, duration_s in ((0, 0), (1, 1), (999, 59), (1000, 60), (1001, 61), (12_345, 3_599)):
+        for plan in DEFAULT_TARIFFS.values():
+            assert price(distance_m, duration_s, plan) == pricing.price(plan, distance_m, duration_s)
+
+
+@pytest.mark.parametrize(("distance_m", "duration_s"), [(-1, 60), (100, -1), (1.5, 60), (100, 60.0), (True, 60)])
 def test_only_a_whole_non_negative_distance_and_duration_are_priced(distance_m: int, duration_s: int) -> None:
     with pytest.raises(ValueError):
         price(distance_m, duration_s, DEFAULT_TARIFFS[VehicleKind.CAR])
@@ -81,9 +92,9 @@ def test_only_a_whole_non_negative_distance_and_duration_are_priced(distance_m: 
 
 def test_a_tariff_refuses_fractional_or_negative_money() -> None:
     with pytest.raises(ValueError):
-        Tariff(unlock_micro=0.5, per_minute_micro=1)  # type: ignore[arg-type]
+        Tariff("p", price_micro=0.5)  # type: ignore[arg-type]
     with pytest.raises(ValueError):
-        Tariff(unlock_micro=-1, per_minute_micro=1)
+        Tariff("p", price_micro=-1)
 
 
 @pytest.mark.parametrize(
