@@ -7,7 +7,7 @@ from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
-from dashboard.problems import INVALID, NOT_FOUND
+from dashboard.problems import INVALID, NOT_COMMITTED, NOT_FOUND
 from dashboard.schemas import (
     Epoch,
     EpochList,
@@ -17,11 +17,12 @@ from dashboard.schemas import (
     Stats,
     Trip,
     TripList,
+    TripReceipt,
     Vehicle,
     VehicleList,
 )
 from settlement.lifecycle import TripStatus
-from settlement.views import InvalidCursor, Listed, ReadModel, TripView, cursor_after
+from settlement.views import InvalidCursor, Listed, NotCommitted, ReadModel, TripView, cursor_after
 
 MAX_LIMIT = 1000
 V = TypeVar("V", bound=Listed)
@@ -105,6 +106,18 @@ def get_trip(trip_id: str, model: Model) -> Trip:
     if view is None:
         raise HTTPException(404, f"no trip with id {trip_id!r}")
     return Trip.model_validate(view)
+
+
+@router.get("/trips/{trip_id}/receipt", tags=["trips"], responses={**NOT_FOUND, **NOT_COMMITTED})
+def get_trip_receipt(trip_id: str, model: Model) -> TripReceipt:
+    """The trip's receipt: its fare and a Merkle proof that anyone can check against the contract on chain."""
+    try:
+        receipt = model.trip_receipt(trip_id)
+    except NotCommitted as exc:
+        raise HTTPException(409, str(exc)) from None
+    if receipt is None:
+        raise HTTPException(404, f"no trip with id {trip_id!r}")
+    return TripReceipt.model_validate(receipt)
 
 
 @router.get("/epochs", tags=["settlement"], responses=INVALID)

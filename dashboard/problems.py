@@ -90,3 +90,6 @@ INVALID: dict[int | str, dict[str, Any]] = {422: _documented("Invalid parameters
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _documented("No such item (problem details)"), **INVALID}
 """OpenAPI entries for a route that looks one item up."""
+
+NOT_COMMITTED: dict[int | str, dict[str, Any]] = {409: _documented("Not on chain yet (problem details)")}
+"""OpenAPI entry for a route about something that exists only once its epoch is on chain."""

@@ -89,6 +89,52 @@ class RegistryProof(_View):
     root: str = Field(description="The registry root now; compare with an epoch's registry_root on chain.")
 
 
+class ReceiptTrip(BaseModel):
+    """The trip a receipt proves."""
+
+    trip_id: str = Field(description="Unique trip id, '<vehicle_id>:<seq of its unlock>'.")
+    vehicle_id: str
+    owner: str = Field(description="EIP-55 address paid for the trip.")
+    rider: str = Field(description="The rider's wallet address ('' if none).")
+    start_ms: int
+    end_ms: int
+    duration_s: int = Field(description="Started seconds from start to end.")
+    distance_m: int
+
+
+class ReceiptFare(BaseModel):
+    """A fare's breakdown; the components add up to the total, which the leaf commits to."""
+
+    unlock_micro: int = Field(description=f"The unlock price. {MICRO}")
+    time_micro: int = Field(description=f"The charge for the time. {MICRO}")
+    distance_micro: int = Field(description=f"The charge for the distance. {MICRO}")
+    total_micro: int = Field(description=f"The fare. {MICRO}")
+
+
+class TripReceipt(BaseModel):
+    """A trip's receipt: anyone can check it against the settlement contract, trusting nothing of ours.
+
+    `root`, `leaf_types`, `leaf_values` and `proof` are exactly the arguments of OpenZeppelin's
+    `StandardMerkleTree.verify(root, leaf_types, leaf_values, proof)`; compare `root` with the contract's
+    `trips_root(epoch_id)` on chain `chain_id` (or run `smartzone verify RECEIPT.json`).
+    """
+
+    trip: ReceiptTrip
+    fare: ReceiptFare
+    epoch_id: int = Field(description="The epoch whose trips root holds the trip.")
+    chain_id: int = Field(description="The chain the epoch was settled on.")
+    contract: str = Field(description="EIP-55 address of the settlement contract.")
+    tx_hash: str | None = Field(description="The transaction that settled the epoch, if recorded.")
+    status: str = Field(description="The epoch's state: committed or final.")
+    root: str = Field(description="The epoch's trips root, 0x-prefixed hex.")
+    leaf_types: list[str] = Field(
+        description="The leaf's ABI types: chainId, contract, epochId, tripId, owner, rider, startMs, endMs, "
+        "distanceM, fareMicro."
+    )
+    leaf_values: list[str] = Field(description="The leaf's values; integers as decimal strings, as OZ dumps them.")
+    proof: list[str] = Field(description="Sibling hashes from the leaf to the root, 0x-prefixed hex.")
+
+
 class Payout(_View):
     """What one vehicle owner has earned."""
 

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from sensors.address import Address
 from sensors.codec import decode
 from sensors.errors import InvalidReading, ServiceUnavailable
 from sensors.messages import Event, EventType, Message, Telemetry, VehicleKind, VehicleState
@@ -31,7 +32,7 @@ from settlement.dead_letters import (
     RejectLog,
     SampleLimits,
 )
-from settlement.epochs import PricedTrip, plan_epoch, select_for_epoch
+from settlement.epochs import LeafContext, plan_epoch, priced, select_for_epoch
 from settlement.errors import ChainError, StoreRefused
 from settlement.fares import DEFAULT_TARIFFS, Tariff
 from settlement.ports import Chain, ChainReceipt
@@ -39,7 +40,7 @@ from settlement.reasons import RejectCode
 from settlement.records import BatchResult, Reject
 from settlement.registry import Registry, registry_root
 from settlement.repositories import UnitOfWork
-from settlement.trips import TripRecord, derive, expire, trip_ids_named, vehicles_named
+from settlement.trips import derive, expire, trip_ids_named, vehicles_named
 from settlement.vehicles import latest_updates
 from settlement.verification import Verifier
 
@@ -120,6 +121,7 @@ class Aggregator:
         if max_clock_skew_ms is not None:
             self.verifier.bounds = replace(bounds, max_future_skew_ms=max_clock_skew_ms)
         self.watermark_ms = 0
+        self.leaf_context: LeafContext | None = None  # the chain and contract trip leaves are bound to
         self.samples = SampleLimits(reject_sample_bytes, reject_samples_max, reject_sample_days)
         self.reject_log = RejectLog(reject_log_interval_s, clock)
         self._last_prune: float | None = None
@@ -141,6 +143,10 @@ class Aggregator:
             log.info("deployed the settlement contract at %s on chain %s", address, chain_id)
         elif configured:
             self.chain.attach(address)
+            with self.uow() as uow:
+                if uow.registry.deployment(chain_id) != address:  # receipts name the contract epochs settle on
+                    uow.registry.record_deployment(chain_id, address, self._now_ms())
+                    uow.commit()
         else:
             try:
                 self.chain.attach(address)
@@ -150,6 +156,7 @@ class Aggregator:
                     "(an embedded chain lives only as long as its process); start from an empty database"
                 ) from None
         self.verifier.domain = Domain(self.signing_chain_id or chain_id)
+        self.leaf_context = LeafContext(chain_id, Address.parse(address))
         with self.uow() as uow:
             self.verifier.marks = uow.readings.vehicle_marks()
             self.watermark_ms = uow.readings.watermark_ms()
@@ -318,7 +325,8 @@ class Aggregator:
             chosen = select_for_epoch(uow.trips.priced_unbatched(self.epoch_max_trips), lambda t: t.payee)
             if not chosen:
                 return None
-            commit = plan_epoch(uow.epochs.last_id() + 1, [priced(t) for t in chosen], self.registry_root)
+            epoch_id = uow.epochs.last_id() + 1
+            commit = plan_epoch(epoch_id, [priced(t) for t in chosen], self.registry_root, context=self._leaf_context())
             uow.epochs.add(commit, self._now_ms())
             if uow.trips.batch([t.trip_id for t in chosen], commit.epoch_id) != len(chosen):
                 # another aggregator on this database batched some of them since we read them: this epoch's
@@ -340,7 +348,8 @@ class Aggregator:
         settled: list[int] = []
         for epoch_id, root in unsettled:
             with self.uow() as uow:
-                commit = plan_epoch(epoch_id, [priced(t) for t in uow.trips.in_epoch(epoch_id)], root)
+                trips = [priced(t) for t in uow.trips.in_epoch(epoch_id)]
+                commit = plan_epoch(epoch_id, trips, root, context=self._leaf_context())
             if epoch_id <= self.chain.last_epoch():
                 found = self.chain.epoch(epoch_id)
                 if (found.trips_root, found.total_micro, found.registry_root) != (
@@ -438,22 +447,14 @@ class Aggregator:
         log.info("epoch %d was already settled on chain in tx %s; recorded", epoch_id, receipt.tx_hash)
         return receipt
 
+    def _leaf_context(self) -> LeafContext:
+        """The chain and contract this aggregator settles on; ``ChainError`` before ``attach_contract``."""
+        if self.leaf_context is None:
+            raise ChainError("no settlement contract attached: attach_contract() first")
+        return self.leaf_context
+
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
-
-
-def priced(t: TripRecord) -> PricedTrip:
-    """What settlement commits to of a priced trip."""
-    assert t.payee is not None and t.start is not None and t.end is not None and t.fare is not None
-    return PricedTrip(
-        t.trip_id,
-        t.payee,
-        t.rider or "",
-        t.start.timestamp_ms,
-        t.end.timestamp_ms,
-        t.distance_m or 0,
-        t.fare.total_micro,
-    )
 
 
 def _drain(inbox: queue.Queue[Received], most: int, timeout: float) -> list[Received]:

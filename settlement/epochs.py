@@ -1,8 +1,10 @@
 """Epochs: a batch of priced trips turned into what goes on chain (pure).
 
-Each trip becomes a leaf of an OpenZeppelin StandardMerkleTree with ``LEAF_TYPES``; the epoch
-commits to the tree's root, the trip count, the total, the payout of every vehicle owner and the
-root of the device registry that named those owners (``settlement.registry``).
+Each trip becomes a leaf of an OpenZeppelin StandardMerkleTree with ``LEAF_TYPES``. Every leaf opens with the
+chain id, the settlement contract and the epoch id (``LeafContext``), so that a leaf proved against one
+contract's root can never pass for a trip of another chain, contract or epoch. The epoch commits to the tree's
+root, the trip count, the total, the payout of every vehicle owner and the root of the device registry that
+named those owners (``settlement.registry``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,31 @@ from typing import TypeVar
 from sensors.address import Address
 from settlement.merkle import StandardMerkleTree
 from settlement.ports import MAX_OWNERS_PER_EPOCH, ROOT_BYTES, EpochCommit
+from settlement.trips import TripRecord
 
-LEAF_TYPES: tuple[str, ...] = ("string", "address", "string", "uint64", "uint64", "uint64", "uint256")
-"""trip id, owner, rider, start ms, end ms, distance m, fare micro-EUR."""
+LEAF_TYPES: tuple[str, ...] = (
+    "uint256",
+    "address",
+    "uint256",
+    "string",
+    "address",
+    "string",
+    "uint64",
+    "uint64",
+    "uint64",
+    "uint256",
+)
+"""chain id, contract, epoch id, trip id, owner, rider, start ms, end ms, distance m, fare micro-EUR."""
+CONTEXT_FIELDS = 3
+"""How many leading leaf values bind the leaf to its chain, contract and epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class LeafContext:
+    """Where an epoch's trips are committed: the chain's id and the settlement contract's address."""
+
+    chain_id: int
+    contract: Address
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,9 +55,12 @@ class PricedTrip:
     distance_m: int
     fare_micro: int
 
-    def leaf(self) -> list[object]:
-        """The trip's row in the trips tree (the owner in its EIP-55 form)."""
+    def leaf(self, context: LeafContext, epoch_id: int) -> list[object]:
+        """The trip's row in the trips tree of epoch ``epoch_id`` under ``context`` (addresses in EIP-55 form)."""
         return [
+            context.chain_id,
+            str(context.contract),
+            epoch_id,
             self.trip_id,
             str(self.owner),
             self.rider,
@@ -44,6 +71,20 @@ class PricedTrip:
         ]
 
 
+def priced(t: TripRecord) -> PricedTrip:
+    """What settlement commits to of a priced trip."""
+    assert t.payee is not None and t.start is not None and t.end is not None and t.fare is not None
+    return PricedTrip(
+        t.trip_id,
+        t.payee,
+        t.rider or "",
+        t.start.timestamp_ms,
+        t.end.timestamp_ms,
+        t.distance_m or 0,
+        t.fare.total_micro,
+    )
+
+
 def payouts(trips: Sequence[PricedTrip]) -> tuple[tuple[Address, int], ...]:
     """Sum of fares per owner, one pair per owner's 20 bytes, in ascending order of those bytes."""
     totals: dict[Address, int] = {}
@@ -52,13 +93,16 @@ def payouts(trips: Sequence[PricedTrip]) -> tuple[tuple[Address, int], ...]:
     return tuple(sorted(totals.items()))
 
 
-def trips_tree(trips: Sequence[PricedTrip]) -> StandardMerkleTree:
-    """The Merkle tree of an epoch's trips."""
-    return StandardMerkleTree.of([t.leaf() for t in trips], list(LEAF_TYPES))
+def trips_tree(trips: Sequence[PricedTrip], context: LeafContext, epoch_id: int) -> StandardMerkleTree:
+    """The Merkle tree of epoch ``epoch_id``'s trips under ``context``."""
+    return StandardMerkleTree.of([t.leaf(context, epoch_id) for t in trips], list(LEAF_TYPES))
 
 
-def plan_epoch(epoch_id: int, trips: Sequence[PricedTrip], registry_root: bytes) -> EpochCommit:
-    """The commit of epoch ``epoch_id`` holding ``trips``, attributed with the registry of ``registry_root``.
+def plan_epoch(
+    epoch_id: int, trips: Sequence[PricedTrip], registry_root: bytes, *, context: LeafContext
+) -> EpochCommit:
+    """The commit of epoch ``epoch_id`` holding ``trips`` on ``context``'s contract, attributed with the registry
+    of ``registry_root``.
 
     Raises ``ValueError`` for no trips, more than ``MAX_OWNERS_PER_EPOCH`` owners, or a root that is not 32 bytes.
     """
@@ -71,7 +115,7 @@ def plan_epoch(epoch_id: int, trips: Sequence[PricedTrip], registry_root: bytes)
         raise ValueError(f"{len(split)} owners; an epoch credits at most {MAX_OWNERS_PER_EPOCH}")
     return EpochCommit(
         epoch_id=epoch_id,
-        trips_root=trips_tree(trips).root,
+        trips_root=trips_tree(trips, context, epoch_id).root,
         trip_count=len(trips),
         total_micro=sum(amount for _, amount in split),
         payouts=split,

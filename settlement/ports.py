@@ -112,6 +112,10 @@ class Chain(Protocol):
         """Epoch ``epoch_id`` as the contract holds it, its registry root included; ``ChainError`` if not settled."""
         ...
 
+    def trips_root(self, epoch_id: int) -> bytes:
+        """The trips root the contract holds for ``epoch_id`` (32 zero bytes before it is settled)."""
+        ...
+
     def settlement_receipt(self, epoch_id: int) -> ChainReceipt:
         """The receipt of the transaction that settled ``epoch_id`` (found by its event); ``ChainError`` if none."""
         ...
@@ -167,6 +171,10 @@ class FakeChain:
         if epoch_id not in self.epochs:
             raise ChainError(f"epoch {epoch_id} is not settled on {self.url}")
         return self.epochs[epoch_id]
+
+    def trips_root(self, epoch_id: int) -> bytes:
+        found = self.epochs.get(epoch_id)
+        return bytes(ROOT_BYTES) if found is None else found.trips_root
 
     def settlement_receipt(self, epoch_id: int) -> ChainReceipt:
         if epoch_id not in self.receipts:

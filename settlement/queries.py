@@ -24,6 +24,7 @@ from settlement.schema import (
 from settlement.views import (
     EpochView,
     InvalidCursor,
+    NotCommitted,
     PayoutView,
     RegistryProofView,
     Stats,
@@ -75,6 +76,31 @@ class SqlReadModel:
         with self._db.reading() as conn:
             row = conn.execute(sa.select(t).where(t.c.trip_id == trip_id)).first()
         return _trip(row) if row else None
+
+    def trip_receipt(self, trip_id: str) -> dict[str, Any] | None:
+        from settlement.epochs import LeafContext
+        from settlement.receipts import build_receipt
+        from settlement.sql.registry import SqlRegistry
+        from settlement.sql.trips import SqlTrips
+
+        e = table_of(EpochRow)
+        with self._db.reading() as conn:
+            trips = SqlTrips(conn)
+            trip = trips.get([trip_id]).get(trip_id)
+            if trip is None:
+                return None
+            epoch = None
+            if trip.epoch_id is not None:
+                epoch = conn.execute(sa.select(e).where(e.c.epoch_id == trip.epoch_id)).first()
+            if trip.epoch_id is None or epoch is None or epoch.status not in _ON_CHAIN:
+                raise NotCommitted(f"trip {trip_id} is {trip.status}: it has a receipt once its epoch is on chain")
+            deployment = SqlRegistry(conn).any_deployment()
+            epoch_trips = trips.in_epoch(trip.epoch_id)
+        if deployment is None:
+            raise NotCommitted(f"trip {trip_id}: no settlement contract is recorded in this database")
+        chain_id, contract = deployment
+        context = LeafContext(chain_id, Address.parse(contract))
+        return build_receipt(trip, epoch_trips, context, tx_hash=epoch.tx_hash, status=epoch.status)
 
     def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
         e = table_of(EpochRow)

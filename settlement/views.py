@@ -10,13 +10,17 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from settlement.errors import SettlementError
 
 
 class InvalidCursor(SettlementError, ValueError):
     """A cursor that no page of this list handed out."""
+
+
+class NotCommitted(SettlementError):
+    """A trip whose epoch is not on chain yet, so it has no receipt."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +188,11 @@ class ReadModel(Protocol):
         ...
 
     def trip(self, trip_id: str) -> TripView | None: ...
+
+    def trip_receipt(self, trip_id: str) -> dict[str, Any] | None:
+        """The receipt of a committed trip (``settlement.receipts.build_receipt``), with its proof rebuilt from its
+        epoch's trips; None for no such trip, ``NotCommitted`` for a trip whose epoch is not on chain yet."""
+        ...
 
     def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
         """Epochs, newest first."""

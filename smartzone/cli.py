@@ -26,6 +26,7 @@ from smartzone.admin import add_commands
 from smartzone.console import invalid_setting, mask_logs, masked, protect
 from smartzone.retention import add_retention_command
 from smartzone.settings import Settings
+from smartzone.verify import add_verify_command
 
 log = logging.getLogger("smartzone")
 
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--registrations", type=Path, help="also write the fleet's signed registrations (JSON lines)")
     add_commands(sub)
     add_retention_command(sub)
+    add_verify_command(sub)
     for p in (up, serve):
         p.add_argument("--port", dest="http_port", type=int, help="HTTP port (default 8000)")
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from web3.contract import Contract
+from web3.exceptions import Web3Exception
 
 from sensors.address import Address
 from settlement.chain.sender import (
@@ -35,12 +36,14 @@ class Web3Chain:
         self._from_block = 0  # where to look for the contract's events: its deployment block when known
 
     @classmethod
-    def connect(cls, url: str | None, private_key: str | None = None, timeout: float = 30) -> Web3Chain:
-        """Connect to the node at ``url`` (``None``: a fresh embedded py-evm chain).
+    def connect(
+        cls, url: str | None, private_key: str | None = None, timeout: float = 30, *, read_only: bool = False
+    ) -> Web3Chain:
+        """Connect to the node at ``url`` (``None``: a fresh embedded py-evm chain); ``read_only``: views only.
 
         Raises ``ChainUnavailable`` naming ``url`` when the node cannot be reached.
         """
-        return cls(Sender.connect(url, private_key, timeout))
+        return cls(Sender.connect(url, private_key, timeout, read_only=read_only))
 
     def with_key(self, private_key: str | None) -> Web3Chain:
         """The same node and contract, sending from ``private_key``'s account (``None``: first unlocked)."""
@@ -111,6 +114,14 @@ class Web3Chain:
         with self.sender.rpc():
             trips_root, registry_root, trip_count, total = self._deployed.functions.epochs(epoch_id).call()
         return OnChainEpoch(epoch_id, bytes(trips_root), int(trip_count), int(total), bytes(registry_root))
+
+    def trips_root(self, epoch_id: int) -> bytes:
+        """The trips root the contract holds for ``epoch_id`` (32 zero bytes before it is settled)."""
+        with self.sender.rpc():
+            try:
+                return bytes(self._deployed.functions.trips_root(epoch_id).call())
+            except Web3Exception as exc:  # no such view there: not a settlement contract of this version
+                raise ChainError(f"trips_root({epoch_id}) failed at {self._deployed.address}: {exc}") from None
 
     def settlement_receipt(self, epoch_id: int) -> ChainReceipt:
         """The receipt of the transaction that settled ``epoch_id``, found by its ``EpochSettled`` event.

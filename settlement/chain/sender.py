@@ -74,8 +74,11 @@ class Sender:
         self._nonce: int | None = None
 
     @classmethod
-    def connect(cls, url: str | None, private_key: str | None = None, timeout: float = 30) -> Sender:
-        """Connect to the node at ``url`` (``None``: a fresh embedded py-evm chain).
+    def connect(
+        cls, url: str | None, private_key: str | None = None, timeout: float = 30, *, read_only: bool = False
+    ) -> Sender:
+        """Connect to the node at ``url`` (``None``: a fresh embedded py-evm chain); ``read_only``: for calls only,
+        with no account (a public node has none unlocked).
 
         Raises ``ChainUnavailable`` naming ``url`` when the node cannot be reached.
         """
@@ -93,7 +96,7 @@ class Sender:
             raise ChainUnavailable(name, f"not an Ethereum JSON-RPC node: {exc}") from None
         except (Web3Exception, ValueError) as exc:
             raise ChainUnavailable(name, f"not an Ethereum JSON-RPC node: {short_error(exc)}") from None
-        return sender.with_key(private_key)
+        return sender if read_only else sender.with_key(private_key)
 
     def with_key(self, private_key: str | None) -> Sender:
         """The same node, sending from ``private_key``'s account (``None``: its first unlocked account)."""

@@ -128,3 +128,17 @@ def settle_epoch(
         trip_count=trip_count,
         total=total,
     )
+
+
+@view
+@external
+def trips_root(epoch_id: uint256) -> bytes32:
+    """
+    @notice The StandardMerkleTree root of epoch `epoch_id`'s trips (zero
+            before the epoch is settled). A rider's receipt proves its trip's
+            leaf, which names this chain, this contract and the epoch,
+            against this root.
+    @param epoch_id The epoch's number.
+    @return The trips root the epoch committed.
+    """
+    return self.epochs[epoch_id].trips_root

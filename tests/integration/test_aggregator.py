@@ -142,7 +142,8 @@ def test_an_epoch_already_on_chain_after_a_crash_is_recorded_not_sent_again(
         from settlement.aggregator import priced
         from settlement.epochs import plan_epoch
 
-        commit = plan_epoch(1, [priced(t) for t in uow.trips.in_epoch(1)], aggregator.registry_root)
+        trips = [priced(t) for t in uow.trips.in_epoch(1)]
+        commit = plan_epoch(1, trips, aggregator.registry_root, context=aggregator.leaf_context)
     sent = chain.settle(commit)  # sent, then the process died before recording it
     assert aggregator.settle_due() == [1]
     assert len(chain.sent) == 1

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from sensors.address import Address
 from sensors.messages import EventType, VehicleKind
 from settlement.db import Database, SchemaMismatch
 from settlement.enrolment import enrol, revoke, trust_operator
-from settlement.epochs import PricedTrip, plan_epoch
+from settlement.epochs import LeafContext, PricedTrip, plan_epoch
 from settlement.errors import StoreRefused, StoreUnavailable
 from settlement.fares import Fare
 from settlement.lifecycle import TripStatus
@@ -24,6 +25,8 @@ from settlement.vehicles import latest_updates
 from tests.signed import OPERATOR, SignedFleet, payee_of
 
 T0 = 1_790_000_000_000
+
+CONTEXT = LeafContext(31337, Address(b"\x5a" * 20))  # FakeChain's chain and contract
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -123,7 +126,10 @@ def test_a_trip_goes_from_its_first_half_to_its_epoch(database: Database) -> Non
                             Fare(500_000, 50_000, 0), None)  # fmt: skip
         uow.trips.save([priced])
         assert uow.trips.priced_unbatched(10) == [priced]
-        uow.epochs.add(plan_epoch(1, [PricedTrip("bike-1:1", payee_of("bike-1"), "r", T0, T0, 1, 1)], bytes(32)), T0)
+        uow.epochs.add(
+            plan_epoch(1, [PricedTrip("bike-1:1", payee_of("bike-1"), "r", T0, T0, 1, 1)], bytes(32), context=CONTEXT),
+            T0,
+        )
         uow.trips.batch(["bike-1:1"], 1)
         uow.commit()
     with SqlUnitOfWork(database) as uow:
@@ -175,7 +181,7 @@ def test_dead_letters_are_counted_per_reason_code(database: Database) -> None:
 
 def test_an_epoch_is_recorded_with_its_roots_and_marked_committed(database: Database) -> None:
     trip = PricedTrip("bike-1:1", payee_of("bike-1"), "r", T0, T0 + 60_000, 800, 550_000)
-    commit = plan_epoch(1, [trip], b"\x01" * 32)
+    commit = plan_epoch(1, [trip], b"\x01" * 32, context=CONTEXT)
     with SqlUnitOfWork(database) as uow:
         uow.epochs.add(commit, T0)
         uow.commit()

@@ -451,3 +451,36 @@ def test_an_epoch_whose_trips_another_aggregator_batched_first_is_not_written(
     aggregator.uow = lambda: MemoryUnitOfWork(state)
     assert aggregator.settle_due(force=True) == [1]
     assert chain.epochs[1].trip_count == 2
+
+
+def test_epochs_bind_their_leaves_to_the_chain_and_contract_attached_and_a_configured_contract_is_recorded(
+    state: MemoryState, fleet: SignedFleet
+) -> None:
+    from sensors.address import Address
+    from settlement.epochs import LeafContext, priced, trips_tree
+
+    aggregator, chain = make(state, fleet)
+    assert aggregator.leaf_context == LeafContext(31337, Address.parse("0x" + "5a" * 20))
+    aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=10, metres=2000)])
+    assert aggregator.settle_due(force=True) == [1]
+    assert chain.trips_root(1) == trips_tree([priced(state.trips["bike-1:1"])], aggregator.leaf_context, 1).root
+    assert chain.trips_root(2) == bytes(32)
+
+    elsewhere = MemoryState()  # another database told to settle on the same contract
+    configured = Aggregator(lambda: MemoryUnitOfWork(elsewhere), chain, clock=lambda: T0 / 1000)
+    assert configured.attach_contract(chain.address) == chain.address
+    assert elsewhere.deployments == {31337: chain.address}  # so that its receipts can name the contract
+
+
+def test_an_aggregator_closes_no_epoch_before_it_knows_its_contract(state: MemoryState, fleet: SignedFleet) -> None:
+    from settlement.errors import ChainError
+
+    uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
+    enrol(uow, fleet.registrations(), fleet.domain, T0)
+    aggregator = Aggregator(uow, FakeChain(), signing_chain_id=fleet.domain.chain_id, clock=lambda: T0 / 1000)
+    aggregator.refresh_registry(force=True)
+    aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=10, metres=2000)])
+    assert state.trips["bike-1:1"].status is TripStatus.PRICED
+    with pytest.raises(ChainError, match="attach_contract"):
+        aggregator.close_epoch()

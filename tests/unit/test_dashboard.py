@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 from dashboard.api import read_model
 from dashboard.app import create_app
 from settlement.errors import StoreUnavailable
+from settlement.receipts import verify_receipt
 from settlement.views import (
     EpochView,
     InvalidCursor,
     Listed,
+    NotCommitted,
     PayoutView,
     RegistryProofView,
     Stats,
@@ -44,6 +46,7 @@ class FakeReadModel:
     counts: Stats = field(default_factory=lambda: Stats(0, 0, 0, 0, 0, 0, 0, 0))
     reject_counts: dict[str, int] = field(default_factory=dict)
     proofs: dict[str, RegistryProofView] = field(default_factory=dict)
+    receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: not committed yet
 
     def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
         return after(sorted(self.vehicle_views, key=lambda v: v.vehicle_id), cursor, limit)
@@ -76,6 +79,11 @@ class FakeReadModel:
 
     def trip(self, trip_id: str) -> TripView | None:
         return next((t for t in self.trip_views if t.trip_id == trip_id), None)
+
+    def trip_receipt(self, trip_id: str) -> dict[str, Any] | None:
+        if trip_id in self.receipts and self.receipts[trip_id] is None:
+            raise NotCommitted(f"trip {trip_id} is batched: it has a receipt once its epoch is on chain")
+        return self.receipts.get(trip_id)
 
     def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
         return after(sorted(self.epoch_views, key=lambda e: e.epoch_id, reverse=True), cursor, limit)
@@ -288,6 +296,30 @@ def test_an_unknown_trip_is_a_404_problem_that_names_it(client: TestClient) -> N
     assert "bike-0001:99" in assert_problem(client.get("/api/v1/trips/bike-0001:99"), 404)["detail"]
 
 
+def test_a_committed_trips_receipt_is_served_exactly_as_settlement_built_it(
+    client: TestClient, fake: FakeReadModel
+) -> None:
+    from tests.unit.test_receipts import ROOT, receipt
+
+    fake.receipts["bike-2:12"] = receipt(2)
+    response = client.get("/api/v1/trips/bike-2:12/receipt")
+
+    assert response.status_code == 200
+    assert response.json() == receipt(2)
+    assert list(response.json())[-4:] == ["root", "leaf_types", "leaf_values", "proof"]
+    assert verify_receipt(response.json(), ROOT) is None
+
+
+def test_a_receipt_of_an_unknown_trip_is_a_404_and_of_a_trip_not_on_chain_a_409_problem(
+    client: TestClient, fake: FakeReadModel
+) -> None:
+    fake.receipts["bike-0001:12"] = None  # batched, its epoch not on chain yet
+
+    assert "bike-0001:99" in assert_problem(client.get("/api/v1/trips/bike-0001:99/receipt"), 404)["detail"]
+    body = assert_problem(client.get("/api/v1/trips/bike-0001:12/receipt"), 409)
+    assert body["title"] == "Conflict" and "once its epoch is on chain" in body["detail"]
+
+
 @pytest.mark.parametrize("query", ["limit=0", "limit=1001", "limit=many", "limit=-5"])
 @pytest.mark.parametrize("path", ["/api/v1/trips", "/api/v1/epochs"])
 def test_an_invalid_limit_is_a_422_problem(client: TestClient, path: str, query: str) -> None:
@@ -353,7 +385,7 @@ def test_openapi_documents_every_api_v1_path(client: TestClient) -> None:
     assert {p for p in spec["paths"] if p.startswith("/api/v1")} == {
         "/api/v1/vehicles", "/api/v1/vehicles/{vehicle_id}", "/api/v1/trips", "/api/v1/trips/{trip_id}",
         "/api/v1/epochs", "/api/v1/payouts", "/api/v1/stats", "/api/v1/rejects",
-        "/api/v1/vehicles/{vehicle_id}/registry",
+        "/api/v1/vehicles/{vehicle_id}/registry", "/api/v1/trips/{trip_id}/receipt",
     }  # fmt: skip
     assert "micro-euro" in spec["components"]["schemas"]["Trip"]["properties"]["fare_micro"]["description"]
     not_found = spec["paths"]["/api/v1/trips/{trip_id}"]["get"]["responses"]["404"]

@@ -6,7 +6,7 @@ import pytest
 
 from sensors.address import Address
 from settlement import epochs
-from settlement.epochs import LEAF_TYPES, PricedTrip, plan_epoch, trips_tree
+from settlement.epochs import LEAF_TYPES, LeafContext, PricedTrip, plan_epoch, trips_tree
 from settlement.merkle import EMPTY_ROOT, StandardMerkleTree, leaf_hash, node_hash, process_proof, verify
 from settlement.ports import MAX_OWNERS_PER_EPOCH
 
@@ -113,6 +113,7 @@ def test_a_value_not_in_the_tree_has_no_proof() -> None:
 # --- epochs -----------------------------------------------------------------------------------
 MIXED = "0x52908400098527886E0F7030069857D2E4169EE7"  # an EIP-55 test vector of EIP-55 itself
 REGISTRY_ROOT = b"\x07" * 32
+CONTEXT = LeafContext(31337, Address(b"\x5a" * 20))
 
 
 def trip(n: int, owner: Address, fare: int = 1_000) -> PricedTrip:
@@ -123,7 +124,7 @@ def test_an_owner_written_in_lower_and_in_mixed_case_gets_one_payout() -> None:
     trips = [trip(1, Address.parse(MIXED.lower()), 100), trip(2, Address.parse(MIXED), 250)]
 
     assert epochs.payouts(trips) == ((Address.parse(MIXED), 350),)
-    assert plan_epoch(1, trips, REGISTRY_ROOT).payouts == ((Address.parse(MIXED), 350),)
+    assert plan_epoch(1, trips, REGISTRY_ROOT, context=CONTEXT).payouts == ((Address.parse(MIXED), 350),)
 
 
 def test_payouts_are_in_ascending_order_of_the_owners_bytes() -> None:
@@ -138,19 +139,36 @@ def test_payouts_are_in_ascending_order_of_the_owners_bytes() -> None:
 def test_a_trips_leaf_holds_its_owner_in_eip55_form() -> None:
     owned = trip(1, Address.parse(MIXED.lower()))
 
-    assert owned.leaf()[1] == MIXED
-    assert trips_tree([owned]).root == leaf_hash(LEAF_TYPES, owned.leaf())
+    assert owned.leaf(CONTEXT, 1)[4] == MIXED
+    assert trips_tree([owned], CONTEXT, 1).root == leaf_hash(LEAF_TYPES, owned.leaf(CONTEXT, 1))
+
+
+def test_a_trips_leaf_opens_with_the_chain_the_contract_and_the_epoch() -> None:
+    owned = trip(1, Address.parse(MIXED))
+
+    assert owned.leaf(CONTEXT, 9)[:3] == [31337, str(CONTEXT.contract), 9]
+    assert owned.leaf(CONTEXT, 9)[3:] == ["bike-1:1", MIXED, "rider-1", 1_000, 1_500, 300, 1_000]
+    roots = {
+        trips_tree([owned], context, epoch_id).root
+        for context, epoch_id in [
+            (CONTEXT, 1),
+            (CONTEXT, 2),
+            (LeafContext(1, CONTEXT.contract), 1),
+            (LeafContext(31337, Address(b"\x5b" * 20)), 1),
+        ]
+    }
+    assert len(roots) == 4  # the same trip on another epoch, chain or contract is another leaf
 
 
 def test_an_epoch_commits_its_trips_root_totals_and_the_registry_root() -> None:
     alice, bob = Address(b"\x0a" * 20), Address(b"\x0b" * 20)
     trips = [trip(1, bob, 300), trip(2, alice, 200), trip(3, bob, 1)]
 
-    commit = plan_epoch(4, trips, REGISTRY_ROOT)
+    commit = plan_epoch(4, trips, REGISTRY_ROOT, context=CONTEXT)
 
     assert (commit.epoch_id, commit.trip_count, commit.total_micro) == (4, 3, 501)
     assert commit.payouts == ((alice, 200), (bob, 301))
-    assert commit.trips_root == trips_tree(trips).root != EMPTY_ROOT
+    assert commit.trips_root == trips_tree(trips, CONTEXT, 4).root != EMPTY_ROOT
     assert commit.registry_root == REGISTRY_ROOT
 
 
@@ -158,12 +176,12 @@ def test_an_epoch_needs_trips_a_32_byte_registry_root_and_at_most_the_owner_cap(
     over = [trip(i, Address((i + 1).to_bytes(20, "big"))) for i in range(MAX_OWNERS_PER_EPOCH + 1)]
 
     with pytest.raises(ValueError, match="at least one trip"):
-        plan_epoch(1, [], REGISTRY_ROOT)
+        plan_epoch(1, [], REGISTRY_ROOT, context=CONTEXT)
     with pytest.raises(ValueError, match="32 bytes"):
-        plan_epoch(1, over[:1], b"\x07" * 31)
+        plan_epoch(1, over[:1], b"\x07" * 31, context=CONTEXT)
     with pytest.raises(ValueError, match=f"at most {MAX_OWNERS_PER_EPOCH}"):
-        plan_epoch(1, over, REGISTRY_ROOT)
-    assert len(plan_epoch(1, over[:-1], REGISTRY_ROOT).payouts) == MAX_OWNERS_PER_EPOCH
+        plan_epoch(1, over, REGISTRY_ROOT, context=CONTEXT)
+    assert len(plan_epoch(1, over[:-1], REGISTRY_ROOT, context=CONTEXT).payouts) == MAX_OWNERS_PER_EPOCH
 
 
 def test_an_epoch_takes_the_oldest_trips_of_at_most_the_owner_cap_and_keeps_their_order() -> None:

@@ -12,7 +12,7 @@ from sensors.address import Address
 from sensors.messages import VehicleKind
 from sensors.registration import Registration
 from sensors.signing import Domain, address_of, sign
-from settlement.epochs import PricedTrip, plan_epoch
+from settlement.epochs import LeafContext, PricedTrip, plan_epoch
 from settlement.merkle import EMPTY_ROOT
 from settlement.ports import FakeChain
 from settlement.registry import (
@@ -111,7 +111,7 @@ def test_an_owner_checks_who_was_paid_for_a_vehicle_against_the_root_read_from_t
     registry, first, _ = handover()
     trip = PricedTrip("bike-1:3", first.registration.payee, "rider-9", 2 * DAY, 2 * DAY + 60_000, 800, 1_250_000)
     chain = FakeChain()
-    chain.settle(plan_epoch(1, [trip], registry.root))
+    chain.settle(plan_epoch(1, [trip], registry.root, context=LeafContext(31337, Address(b"\x5a" * 20))))
 
     on_chain = chain.epoch(1).registry_root
     paid = registry.entry_at("bike-1", trip.start_ms)

@@ -1,0 +1,127 @@
+"""A trip settled by the aggregator on a real chain: its receipt from the API, checked by ``smartzone verify``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from dashboard.app import create_app
+from settlement.aggregator import Aggregator
+from settlement.chain import Web3Chain
+from settlement.db import Database
+from settlement.enrolment import enrol, trust_operator
+from settlement.queries import SqlReadModel
+from settlement.sql import SqlUnitOfWork
+from smartzone.cli import main
+from smartzone.verify import check_receipt
+from tests.integration.nodes import ANVIL_KEYS, EMBEDDED, Node
+from tests.signed import OPERATOR, SignedFleet
+
+T0 = 1_790_000_000_000
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("py-evm", id="py-evm"),
+        pytest.param("anvil", id="anvil", marks=pytest.mark.services),
+    ]
+)
+def node(request: pytest.FixtureRequest) -> Node:
+    if request.param == "py-evm":
+        return EMBEDDED
+    return Node(request.getfixturevalue("anvil_url"), *ANVIL_KEYS)
+
+
+@pytest.fixture()
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database.open(f"sqlite:///{tmp_path / 'receipts.db'}")
+    db.upgrade()
+    yield db
+    db.close()
+
+
+def settle_rides(database: Database, chain: Web3Chain) -> TestClient:
+    """Three trips ingested and settled in epoch 1 by the aggregator; the API over the same database."""
+    fleet = SignedFleet()
+    trust_operator(lambda: SqlUnitOfWork(database), OPERATOR, fleet.operator_address, T0)
+    enrol(lambda: SqlUnitOfWork(database), fleet.registrations(), fleet.domain, T0)
+    aggregator = Aggregator(
+        lambda: SqlUnitOfWork(database), chain, epoch_seconds=3600, signing_chain_id=fleet.domain.chain_id
+    )
+    aggregator.attach_contract()
+    messages = [
+        *fleet.trip("bike-1", 1, T0, minutes=10, metres=2500),
+        *fleet.trip("bike-2", 1, T0 + 1000, minutes=20, metres=4000),
+        *fleet.trip("car-1", 10, T0 + 2000, minutes=30, metres=9000),
+    ]
+    aggregator.handle([fleet.received(m) for m in messages])
+    client = TestClient(create_app(SqlReadModel(database)))
+    assert client.get("/api/v1/trips/bike-2:1/receipt").status_code == 409  # priced, not yet in an epoch
+    assert aggregator.close_epoch() == 1
+    not_sent = client.get("/api/v1/trips/bike-2:1/receipt")
+    assert not_sent.status_code == 409 and "once its epoch is on chain" in not_sent.json()["detail"]
+    assert aggregator.settle_due() == [1]
+    return client
+
+
+def edited(receipt: dict[str, Any]) -> dict[str, Any]:
+    """The receipt with one byte of its fare changed in the leaf."""
+    changed = json.loads(json.dumps(receipt))
+    fare = changed["leaf_values"][-1]
+    changed["leaf_values"][-1] = fare[:-1] + ("1" if fare[-1] != "1" else "2")
+    return changed
+
+
+def test_a_settled_trips_receipt_from_the_api_verifies_against_the_chain_alone(
+    node: Node, database: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chain = Web3Chain.connect(node.url, timeout=10)
+    client = settle_rides(database, chain)
+
+    response = client.get("/api/v1/trips/bike-2:1/receipt")
+    assert response.status_code == 200
+    receipt = response.json()
+    assert (receipt["epoch_id"], receipt["chain_id"], receipt["contract"]) == (1, chain.chain_id(), chain.address)
+    assert receipt["status"] == "committed" and receipt["tx_hash"].startswith("0x")
+    assert bytes.fromhex(receipt["root"][2:]) == chain.trips_root(1) == chain.epoch(1).trips_root
+    assert chain.trips_root(2) == bytes(32)
+    assert client.get("/api/v1/trips/bike-9:1/receipt").status_code == 404
+
+    reader = Web3Chain(chain.sender)  # as a third party would: only the node, the receipt names the contract
+    assert check_receipt(receipt, reader) is None
+    assert check_receipt(edited(receipt), reader) == "the proof does not lead from the leaf to the receipt's root"
+    assert check_receipt({**receipt, "epoch_id": 2}, reader) is not None
+    assert (check_receipt({**receipt, "contract": "0x" + "00" * 19 + "01"}, reader) or "").startswith(
+        "no settlement contract to ask"
+    )
+
+    if node.url is None:
+        return  # the embedded chain lives in this process only: no URL for the command to reach
+    path, bad = tmp_path / "receipt.json", tmp_path / "edited.json"
+    path.write_text(json.dumps(receipt), encoding="utf-8")
+    bad.write_text(json.dumps(edited(receipt)), encoding="utf-8")
+    capsys.readouterr()
+    assert main(["verify", str(path), "--chain-url", node.url]) == 0
+    assert capsys.readouterr().out == "verified\n"
+    assert main(["verify", str(bad), "--chain-url", node.url]) == 1
+    assert capsys.readouterr().out == "the proof does not lead from the leaf to the receipt's root\n"
+
+
+def test_verify_without_a_reachable_chain_says_so_in_one_line_and_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SMARTZONE_CHAIN_URL", raising=False)
+    path = tmp_path / "receipt.json"
+    path.write_text("{}", encoding="utf-8")
+
+    assert main(["verify", str(path)]) == 2
+    assert "SMARTZONE_CHAIN_URL" in capsys.readouterr().out
+    assert main(["verify", str(path), "--chain-url", "http://127.0.0.1:9"]) == 2
+    out = capsys.readouterr()
+    lines = (out.out + out.err).strip().splitlines()
+    assert len(lines) == 1 and "http://127.0.0.1:9" in lines[0]
