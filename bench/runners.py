@@ -83,22 +83,35 @@ def run_publish(opts: Options) -> list[Section]:
 
 
 # --- ingest -----------------------------------------------------------------------------------------------
-def run_ingest(opts: Options) -> list[Section]:
-    """The aggregator and a bare paho subscriber on one stream (``bench/ingest.py``), per database."""
+def ingest_stream(opts: Options, name: str) -> tuple[int, float, Any, Sequence[Any], Any]:
+    """The ingest benches' stream, generated and signed once: (vehicles, minutes, fleet, stream, registrations)."""
     from bench import ingest
 
     vehicles, minutes = (300, 2.0) if opts.quick else (3_000, 10.0)
-    say(f"  ingest: generating and signing {minutes:g} simulated minutes of {vehicles} vehicles ...")
+    say(f"  {name}: generating and signing {minutes:g} simulated minutes of {vehicles} vehicles ...")
     fleet, stream = ingest.traffic(vehicles, minutes, 7, False)
-    entries = ingest.registry_entries(fleet)
+    return vehicles, minutes, fleet, stream, ingest.registry_entries(fleet)
+
+
+def database_section(opts: Options, name: str, kind: str, title: str) -> Section:
+    """The section of benchmark ``name`` on database ``kind``; skipped (and said so) if PostgreSQL does not answer."""
+    section = Section(f"{name}-{kind}", title, opts.command(name, kind))
+    if kind == "postgresql" and (problem := postgres_problem(opts.postgres_url)):
+        section.skipped = f"PostgreSQL is not reachable at {opts.postgres_url} ({problem})"
+        say(f"  {name} ({kind}): skipped, {section.skipped}")
+    return section
+
+
+def run_ingest(opts: Options) -> list[Section]:
+    """The aggregator and a bare paho subscriber on one stream (``bench/ingest.py``), per database."""
+
+    vehicles, minutes, fleet, stream, entries = ingest_stream(opts, "ingest")
     sections = []
     for kind in opts.databases:
         title = f"Ingest: the aggregator against a bare paho subscriber ({kind})"
-        section = Section(f"ingest-{kind}", title, opts.command("ingest", kind))
+        section = database_section(opts, "ingest", kind, title)
         sections.append(section)
-        if kind == "postgresql" and (problem := postgres_problem(opts.postgres_url)):
-            section.skipped = f"PostgreSQL is not reachable at {opts.postgres_url} ({problem})"
-            say(f"  ingest ({kind}): skipped, {section.skipped}")
+        if section.skipped:
             continue
         ingest_rounds(opts, section, kind, fleet, stream, entries)
         section.notes.append(
@@ -153,18 +166,13 @@ def run_scale_out(opts: Options) -> list[Section]:
     """One aggregator against two in the shared-subscription group, on the same stream, rounds alternating."""
     from bench import ingest
 
-    vehicles, minutes = (300, 2.0) if opts.quick else (3_000, 10.0)
-    say(f"  scale_out: generating and signing {minutes:g} simulated minutes of {vehicles} vehicles ...")
-    fleet, stream = ingest.traffic(vehicles, minutes, 7, False)
-    entries = ingest.registry_entries(fleet)
+    vehicles, minutes, fleet, stream, entries = ingest_stream(opts, "scale_out")
     sections = []
     for kind in opts.databases:
         title = f"Scale-out: two aggregators in the shared-subscription group against one ({kind})"
-        section = Section(f"scale_out-{kind}", title, opts.command("scale_out", kind))
+        section = database_section(opts, "scale_out", kind, title)
         sections.append(section)
-        if kind == "postgresql" and (problem := postgres_problem(opts.postgres_url)):
-            section.skipped = f"PostgreSQL is not reachable at {opts.postgres_url} ({problem})"
-            say(f"  scale_out ({kind}): skipped, {section.skipped}")
+        if section.skipped:
             continue
         one: list[Any] = []
         two: list[Any] = []

@@ -16,7 +16,7 @@ from urllib.parse import quote, urlsplit
 MASK = "***"
 MIN_SECRET_CHARS = 4  # a shorter "secret" would mask ordinary words; such values are refused elsewhere
 SECRET_QUERY_KEYS = re.compile(r"(pass|pwd|secret|token|key|auth|sig|credential)", re.IGNORECASE)
-RAW_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/@]*):(?P<secret>.*)@(?P<rest>[^@]*)$")
+RAW_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^:/]*):(?P<secret>.*)@(?P<rest>[^@]*)$")
 OPAQUE_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{20,}$")  # e.g. https://node.example/v3/<api key>
 
 

@@ -24,8 +24,8 @@ subscribers" (MQTT 5; e.g. Mosquitto 2.0 just restarted, before the members of a
 back) is published again each second for that long after its first publish, then counted in ``unmatched``.
 """
 
-from sensors.mqtt.address import BrokerAddress, Will, masked
+from sensors.mqtt.address import BrokerAddress, Will
 from sensors.mqtt.client import Handler, MqttClient
 from sensors.redaction import redact_url as redact
 
-__all__ = ["BrokerAddress", "Handler", "MqttClient", "Will", "masked", "redact"]
+__all__ = ["BrokerAddress", "Handler", "MqttClient", "Will", "redact"]

@@ -34,21 +34,14 @@ class BrokerAddress:
     def parse(cls, url: str) -> BrokerAddress:
         parts = urlsplit(url)
         if "@" in parts.path + parts.query + parts.fragment:  # a "/", "?" or "#" in the password, not quoted
-            raise SmartZoneError(f"MQTT URL {masked(url)!r}: URL-quote its user and password (%2F for /, %23 for #)")
+            raise SmartZoneError(f"MQTT URL {redact(url)!r}: URL-quote its user and password (%2F for /, %23 for #)")
         try:
             port = parts.port
         except ValueError:
-            raise SmartZoneError(f"MQTT URL {masked(url)!r} has a port that is not a number") from None
+            raise SmartZoneError(f"MQTT URL {redact(url)!r} has a port that is not a number") from None
         tls = parts.scheme in ("mqtts", "ssl")
         if not (tls or parts.scheme in ("mqtt", "tcp")) or not parts.hostname:
-            raise SmartZoneError(f"MQTT URL {masked(url)!r} must look like mqtt://host:port or mqtts://host:port")
+            raise SmartZoneError(f"MQTT URL {redact(url)!r} must look like mqtt://host:port or mqtts://host:port")
         username = unquote(parts.username) if parts.username is not None else None
         password = unquote(parts.password) if parts.password is not None else None
         return cls(parts.hostname, port or (8883 if tls else 1883), username, password, tls)
-
-
-def masked(url: str) -> str:
-    """``url`` for an error about its form: everything between ``//`` and its last ``@`` masked (a password with
-    an unquoted ``/``, ``?`` or ``#`` would escape ``redact``)."""
-    scheme, sep, rest = url.partition("://")
-    return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else redact(url)

@@ -13,19 +13,7 @@ from settlement.contract import compiled
 from settlement.errors import ChainError, ChainUnavailable
 from settlement.ports import MAX_OWNERS_PER_EPOCH, EpochCommit, FakeChain
 from tests import services
-from tests.integration.nodes import ANVIL_KEYS, EMBEDDED, OWNERS, REGISTRY_ROOT, ROOT, Node, commit
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("py-evm", id="py-evm"),
-        pytest.param("anvil", id="anvil", marks=pytest.mark.services),
-    ]
-)
-def node(request: pytest.FixtureRequest) -> Node:
-    if request.param == "py-evm":
-        return EMBEDDED
-    return Node(request.getfixturevalue("anvil_url"), *ANVIL_KEYS)
+from tests.integration.nodes import OWNERS, REGISTRY_ROOT, ROOT, Node, commit
 
 
 @pytest.fixture()

@@ -11,23 +11,11 @@ from settlement.chain import TOKEN_CALL_GAS, TOKEN_DEPLOY_GAS, Web3Chain, Web3To
 from settlement.contract import compiled
 from settlement.errors import ChainError
 from settlement.ports import MAX_UINT256, FakeToken, TokenPort
-from tests.integration.nodes import ANVIL_KEYS, EMBEDDED, Node, commit
+from tests.integration.nodes import ANVIL_KEYS, Node, commit
 
 RIDER = Address(bytes([0x42] * 20))
 ZERO = Address(bytes(20))
 EUR = 1_000_000  # micro-EUR
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("py-evm", id="py-evm"),
-        pytest.param("anvil", id="anvil", marks=pytest.mark.services),
-    ]
-)
-def node(request: pytest.FixtureRequest) -> Node:
-    if request.param == "py-evm":
-        return EMBEDDED
-    return Node(request.getfixturevalue("anvil_url"), *ANVIL_KEYS)
 
 
 def deployed(node: Node, faucet_cap: int = 0) -> tuple[Web3Token, Web3Token]:

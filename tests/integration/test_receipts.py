@@ -19,22 +19,10 @@ from settlement.queries import SqlReadModel
 from settlement.sql import SqlUnitOfWork
 from smartzone.cli import main
 from smartzone.verify import check_receipt
-from tests.integration.nodes import ANVIL_KEYS, EMBEDDED, Node
+from tests.integration.nodes import Node
 from tests.signed import OPERATOR, SignedFleet
 
 T0 = 1_790_000_000_000
-
-
-@pytest.fixture(
-    params=[
-        pytest.param("py-evm", id="py-evm"),
-        pytest.param("anvil", id="anvil", marks=pytest.mark.services),
-    ]
-)
-def node(request: pytest.FixtureRequest) -> Node:
-    if request.param == "py-evm":
-        return EMBEDDED
-    return Node(request.getfixturevalue("anvil_url"), *ANVIL_KEYS)
 
 
 @pytest.fixture()

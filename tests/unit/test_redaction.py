@@ -23,6 +23,7 @@ from sensors.redaction import RedactingFilter, Redactor, redact_url
         ("mqtt://u:pa#ss@host:1883", "mqtt://u:***@host:1883"),  # unquoted characters the URL parser cuts at
         ("mqtt://u:pa/ss?x@host:1883", "mqtt://u:***@host:1883"),
         ("http://u:p@ss@127.0.0.1:8545", "http://u:***@127.0.0.1:8545"),
+        ("mqtt://gateway@op:se#cret@127.0.0.1:1883", "mqtt://gateway@op:***@127.0.0.1:1883"),  # "@" in the user
     ],
 )
 def test_a_url_keeps_where_it_points_and_loses_its_credentials(url: str, shown: str) -> None:
