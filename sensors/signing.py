@@ -149,14 +149,18 @@ def digest(item: Signable, domain: Domain) -> bytes:
     primary, values = canonical(item)
     type_hash, encoders = _struct(primary)
     encoded = b"".join([type_hash, *(encode(value) for encode, value in zip(encoders, values, strict=True))])
-    return keccak(b"\x19\x01" + _separator(domain) + keccak(encoded))
+    return keccak(b"\x19\x01" + separator(domain) + keccak(encoded))
 
 
 def sign(item: S, key: bytes, domain: Domain) -> S:
     """``item`` with ``signature`` set to the EIP-712 signature of ``key`` (32 bytes) over it (deterministic)."""
-    raw = _private_key(key).sign_recoverable(digest(item, domain), hasher=None)
-    signature = "0x" + raw[:64].hex() + f"{raw[64] + 27:02x}"
-    return dataclasses.replace(item, signature=signature)
+    return dataclasses.replace(item, signature=sign_digest(digest(item, domain), key))
+
+
+def sign_digest(digest32: bytes, key: bytes) -> str:
+    """The signature of ``key`` (32 bytes) over the 32-byte ``digest32``: ``"0x"`` + r + s (low) + v (27/28)."""
+    raw = _private_key(key).sign_recoverable(digest32, hasher=None)
+    return "0x" + raw[:64].hex() + f"{raw[64] + 27:02x}"
 
 
 def signer(item: Signable, domain: Domain) -> Address:
@@ -170,6 +174,12 @@ def signer(item: Signable, domain: Domain) -> Address:
     signature = item.signature
     if signature is None:
         raise InvalidReading(f"{type(item).__name__} of {item.vehicle_id} is not signed", code="missing_signature")
+    return recover(signature, digest(item, domain))
+
+
+def recover(signature: object, digest32: bytes) -> Address:
+    """The address whose key made ``signature`` over ``digest32``; ``InvalidReading`` (``bad_signature``) when
+    the signature is malformed (not 0x + 130 hex, v not 27/28, r or s out of range, s not low) or recovers no key."""
     if not isinstance(signature, str) or not SIGNATURE_HEX.fullmatch(signature):
         raise InvalidReading("signature is not 0x and 130 hex digits", code="bad_signature")
     raw = bytes.fromhex(signature[2:])
@@ -177,7 +187,7 @@ def signer(item: Signable, domain: Domain) -> Address:
     if v not in (27, 28) or not 0 < r < SECP256K1_N or not 0 < s <= SECP256K1_N // 2:
         raise InvalidReading("signature has v not 27/28, or r or s out of range (s must be low)", code="bad_signature")
     try:
-        public = PublicKey.from_signature_and_message(raw[:64] + bytes((v - 27,)), digest(item, domain), hasher=None)
+        public = PublicKey.from_signature_and_message(raw[:64] + bytes((v - 27,)), digest32, hasher=None)
     except ValueError:
         raise InvalidReading("signature recovers no public key", code="bad_signature") from None
     return _address_of_public(public)
@@ -199,9 +209,9 @@ def _private_key(key: bytes) -> PrivateKey:
 
 
 @cache
-def _separator(domain: Domain) -> bytes:
+def separator(domain: Domain) -> bytes:
     """The domain separator: hashStruct of the EIP712Domain."""
-    type_hash = keccak(_encode_type("EIP712Domain", EIP712_DOMAIN).encode())
+    type_hash = keccak(encode_type("EIP712Domain", EIP712_DOMAIN).encode())
     return keccak(
         type_hash + keccak(DOMAIN_NAME.encode()) + keccak(DOMAIN_VERSION.encode()) + domain.chain_id.to_bytes(32, "big")
     )
@@ -211,10 +221,10 @@ def _separator(domain: Domain) -> bytes:
 def _struct(primary: str) -> tuple[bytes, tuple[Callable[[Any], bytes], ...]]:
     """The type hash of ``primary`` and one 32-byte encoder per field."""
     fields = TYPES[primary]
-    return keccak(_encode_type(primary, fields).encode()), tuple(_ENCODERS[t] for _, t in fields)
+    return keccak(encode_type(primary, fields).encode()), tuple(_ENCODERS[t] for _, t in fields)
 
 
-def _encode_type(name: str, fields: tuple[tuple[str, str], ...]) -> str:
+def encode_type(name: str, fields: tuple[tuple[str, str], ...]) -> str:
     return f"{name}({','.join(f'{t} {n}' for n, t in fields)})"
 
 
