@@ -35,6 +35,11 @@ def rider_key(seed: int, index: int) -> bytes:
     return _derive("rider", seed, str(_index(index)))
 
 
+def zone_key(seed: int) -> bytes:
+    """The key of the demo's Smart Zone fee account (the fees of a simulated run are earned there)."""
+    return _derive("zone", seed)
+
+
 def _derive(role: str, seed: int, *parts: str) -> bytes:
     label = "/".join((LABEL_PREFIX, role, str(int(seed)), *parts))
     scalar = int.from_bytes(keccak(label.encode()), "big") % (SECP256K1_N - 1) + 1

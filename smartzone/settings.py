@@ -10,7 +10,10 @@ from urllib.parse import unquote, urlsplit
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sensors.address import Address, InvalidAddress
 from sensors.redaction import OPAQUE_SEGMENT, SECRET_QUERY_KEYS
+from sensors.signing import address_of
+from simulator.keys import zone_key
 
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -95,6 +98,16 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR or CRITICAL (any case)")
     source_url: str | None = Field(None, description="Where the dashboard sends users for the source (AGPL)")
+    # money (issue 9): the split of every fare, where fees go, the clearing contract's windows, the euro token
+    fee_bps: int = Field(0, ge=0, le=10_000, description="Smart Zone fee per fare in basis points (the owner: rest)")
+    zone_account: str | None = Field(
+        None, description="Address the fees are earned by; required with a fee, except in demo mode (seed-derived)"
+    )
+    challenge_blocks: int = Field(0, ge=0, le=2**48 - 1, description="Blocks before a committed epoch is final")
+    withdraw_delay_blocks: int = Field(
+        100, ge=0, le=2**48 - 1, description="Blocks between a rider's withdrawal request and the withdrawal"
+    )
+    token_address: str | None = Field(None, description="Euro token to use; unset: the aggregator deploys one")
 
     @field_validator("log_level")
     @classmethod
@@ -115,6 +128,28 @@ class Settings(BaseSettings):
         if not pattern.match(value):
             raise ValueError(rule)
         return value
+
+    @field_validator("zone_account", "token_address")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return Address.parse(value).checksum
+        except InvalidAddress:
+            raise ValueError("must be a 0x-prefixed 20-byte address") from None
+
+    @model_validator(mode="after")
+    def _a_zone_for_fees(self) -> Settings:
+        if self.fee_bps > 0 and self.zone_account is None and not self.demo:
+            raise ValueError("a fee (SMARTZONE_FEE_BPS > 0) needs SMARTZONE_ZONE_ACCOUNT, the address that earns it")
+        return self
+
+    def zone(self) -> Address:
+        """The account fees are earned by: the setting, else (demo) one derived from the seed."""
+        if self.zone_account is not None:
+            return Address.parse(self.zone_account)
+        return address_of(zone_key(self.seed))
 
     @model_validator(mode="after")
     def _bounded_when_unpaced(self) -> Settings:
