@@ -23,6 +23,7 @@ from sensors.messages import Event, EventType, Message, Telemetry, VehicleKind, 
 from sensors.ports import Received
 from sensors.signing import Domain
 from settlement.bounds import DEFAULT_BOUNDS, Bounds
+from settlement.clearing import ClearingPort
 from settlement.dead_letters import (
     LOG_INTERVAL_S,
     PRUNE_EVERY_S,
@@ -32,10 +33,11 @@ from settlement.dead_letters import (
     RejectLog,
     SampleLimits,
 )
-from settlement.epochs import LeafContext, plan_epoch, priced, select_for_epoch
+from settlement.epochs import LeafContext, clear, close, riders_of
 from settlement.errors import ChainError, StoreRefused
 from settlement.fares import DEFAULT_TARIFFS, Tariff
-from settlement.ports import Chain, ChainReceipt
+from settlement.lifecycle import TripStatus
+from settlement.ports import ChainReceipt, TokenPort
 from settlement.reasons import RejectCode
 from settlement.records import BatchResult, Reject
 from settlement.registry import Registry, registry_root
@@ -52,6 +54,22 @@ MAINTAIN_S = 2.0
 """How often open trips are expired and due epochs closed and settled."""
 
 
+@dataclass(frozen=True, slots=True)
+class MoneyRules:
+    """How the aggregator moves money: the fee, who earns it, the clearing contract's windows, the token.
+
+    ``zone`` None: the aggregator's own account earns the fees. ``token_address`` None: the aggregator deploys the
+    euro token (with a faucet of ``faucet_cap`` per call when > 0: demo mode only) before the clearing contract.
+    """
+
+    fee_bps: int = 0
+    zone: Address | None = None
+    challenge_blocks: int = 0
+    withdraw_delay_blocks: int = 100
+    token_address: str | None = None
+    faucet_cap: int = 0
+
+
 @dataclass
 class Counters:
     """What the aggregator has done since it started."""
@@ -62,12 +80,14 @@ class Counters:
     rejected: int = 0
     trips: int = 0
     epochs_settled: int = 0
+    trips_unpaid: int = 0
     by_code: Counter[str] = field(default_factory=Counter)
 
     def summary(self) -> str:
         text = (
             f"{self.received} received, {self.stored} stored, {self.duplicates} duplicates, "
-            f"{self.rejected} rejected, {self.trips} trip changes, {self.epochs_settled} epochs settled"
+            f"{self.rejected} rejected, {self.trips} trip changes, {self.epochs_settled} epochs settled, "
+            f"{self.trips_unpaid} trips nobody could be charged for"
         )
         if self.by_code:
             text += " (" + ", ".join(f"{code} {n}" for code, n in sorted(self.by_code.items())) + ")"
@@ -80,8 +100,10 @@ class Aggregator:
     def __init__(
         self,
         unit_of_work: Callable[[], UnitOfWork],
-        chain: Chain,
+        clearing: ClearingPort,
         *,
+        token: TokenPort | None = None,
+        money: MoneyRules = MoneyRules(),
         epoch_seconds: float = 30.0,
         epoch_max_trips: int = 1000,
         tariffs: Mapping[VehicleKind, Tariff] = DEFAULT_TARIFFS,
@@ -95,10 +117,13 @@ class Aggregator:
         reject_log_interval_s: float = LOG_INTERVAL_S,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        """The ``reject_*`` keywords bound the dead letters (``settlement.dead_letters``): samples' payload size,
-        number and age, and how often rejects are logged."""
+        """``clearing`` is the clearing contract's port (deployed or attached by ``attach_contract``), ``token`` the
+        euro token's (needed only to deploy one). The ``reject_*`` keywords bound the dead letters
+        (``settlement.dead_letters``): samples' payload size, number and age, and how often rejects are logged."""
         self.uow = unit_of_work
-        self.chain = chain
+        self.clearing = clearing
+        self.token = token
+        self.money = money
         self.epoch_seconds = epoch_seconds
         self.epoch_max_trips = epoch_max_trips
         self.tariffs = tariffs
@@ -129,27 +154,30 @@ class Aggregator:
 
     # --- start ----------------------------------------------------------------------------------
     def attach_contract(self, configured: str | None = None) -> str:
-        """Attach to the settlement contract (the configured one, the one this database knows, or a new one),
-        then load the registry and what each vehicle has sent, so that verification starts where it stopped."""
-        chain_id = self.chain.chain_id()
+        """Attach to the clearing contract (the configured one, the one this database knows, or a new one over the
+        configured euro token or a new one), then load the registry and what each vehicle has sent, so that
+        verification starts where it stopped."""
+        chain_id = self.clearing.chain_id()
         with self.uow() as uow:
             address = configured or uow.registry.deployment(chain_id)
             url = uow.url
         if address is None:
-            address = self.chain.deploy()
+            token = self.money.token_address or self._deploy_token()
+            rules = self.money
+            address = self.clearing.deploy(token, rules.challenge_blocks, rules.withdraw_delay_blocks)
             with self.uow() as uow:
                 uow.registry.record_deployment(chain_id, address, self._now_ms())
                 uow.commit()
-            log.info("deployed the settlement contract at %s on chain %s", address, chain_id)
+            log.info("deployed the clearing contract at %s over the euro token %s (chain %s)", address, token, chain_id)
         elif configured:
-            self.chain.attach(address)
+            self.clearing.attach(address)
             with self.uow() as uow:
                 if uow.registry.deployment(chain_id) != address:  # receipts name the contract epochs settle on
                     uow.registry.record_deployment(chain_id, address, self._now_ms())
                     uow.commit()
         else:
             try:
-                self.chain.attach(address)
+                self.clearing.attach(address)
             except ChainError as exc:
                 raise ChainError(
                     f"{exc}, though the database {url} deployed it there: the chain was reset "
@@ -162,6 +190,18 @@ class Aggregator:
             self.watermark_ms = uow.readings.watermark_ms()
         self.refresh_registry(force=True)
         return address
+
+    def _deploy_token(self) -> str:
+        if self.token is None:
+            raise ChainError("no euro token to clear in: configure its address (SMARTZONE_TOKEN_ADDRESS)")
+        address = self.token.deploy(self.money.faucet_cap)
+        log.info("deployed the euro token at %s%s", address, " with a faucet (demo)" if self.money.faucet_cap else "")
+        return address
+
+    @property
+    def zone(self) -> Address:
+        """The account the fees are earned by."""
+        return self.money.zone or self.clearing.account
 
     def refresh_registry(self, force: bool = False) -> bool:
         """Reload the registry if it changed (looked at most every ``REGISTRY_POLL_S`` unless ``force``)."""
@@ -320,24 +360,63 @@ class Aggregator:
         return len(expired)
 
     def close_epoch(self) -> int | None:
-        """Put the oldest priced trips (within the owner cap) into the next epoch; its id, or None if none."""
-        with self.uow() as uow:
-            chosen = select_for_epoch(uow.trips.priced_unbatched(self.epoch_max_trips), lambda t: t.payee)
-            if not chosen:
-                return None
-            epoch_id = uow.epochs.last_id() + 1
-            commit = plan_epoch(epoch_id, [priced(t) for t in chosen], self.registry_root, context=self._leaf_context())
-            uow.epochs.add(commit, self._now_ms())
-            if uow.trips.batch([t.trip_id for t in chosen], commit.epoch_id) != len(chosen):
-                # another aggregator on this database batched some of them since we read them: this epoch's
-                # root would name trips it does not hold; leave it unwritten and choose again next time
-                log.info("epoch %d not closed: another aggregator batched some of its trips first", commit.epoch_id)
-                return None
-            uow.commit()
-        return commit.epoch_id
+        """Put the oldest priced trips whose riders can pay into the next epoch; its id, or None if none.
+
+        Trips whose rider has no account or too small a deposit are rejected on the way (for good), in the same
+        unit of work; each rider's deposit is read from the chain once per epoch.
+        """
+        context = self._leaf_context()
+        while True:
+            with self.uow() as uow:
+                candidates = uow.trips.priced_unbatched(self.epoch_max_trips)
+                if not candidates:
+                    return None
+                riders = riders_of(candidates)
+                clearance = clear(candidates, uow.epochs.balances(riders), self._unspent(riders), self.money.fee_bps)
+                if clearance.rejected:
+                    uow.trips.save([t.with_status(TripStatus.REJECTED, str(code)) for t, code in clearance.rejected])
+                    for trip, code in clearance.rejected:
+                        log.info("trip %s not settled: %s (rider %r)", trip.trip_id, code, trip.rider)
+                if not clearance.accepted:
+                    uow.commit()
+                    self.counters.trips_unpaid += len(clearance.rejected)
+                    continue  # every candidate was turned away: look at the next ones
+                epoch_id = uow.epochs.last_id() + 1
+                closed = close(
+                    epoch_id,
+                    clearance.accepted,
+                    uow.epochs.balances(),
+                    self.zone,
+                    self.registry_root,
+                    context=context,
+                )
+                uow.epochs.add(closed, self._now_ms())
+                chosen = [t.trip_id for t, _ in clearance.accepted]
+                if uow.trips.batch(chosen, epoch_id, closed.splits) != len(chosen):
+                    # another aggregator on this database batched some of them since we read them: this epoch's
+                    # root would name trips it does not hold; leave it unwritten and choose again next time
+                    log.info("epoch %d not closed: another aggregator batched some of its trips first", epoch_id)
+                    return None
+                uow.commit()
+            self.counters.trips_unpaid += len(clearance.rejected)
+            return epoch_id
+
+    def _unspent(self, riders: Sequence[Address]) -> dict[Address, int]:
+        """Each rider's deposit on chain less what was withdrawn or asked back (before what the book spent)."""
+        found = {}
+        for rider in riders:
+            deposited = self.clearing.deposited(rider)
+            if deposited:  # a rider who never deposited (most of those a bad input names) costs one call
+                deposited -= self.clearing.withdrawn(rider) + self.clearing.requested(rider)[0]
+            found[rider] = deposited
+        return found
 
     def settle_due(self, force: bool = False) -> list[int]:
-        """Close an epoch when one is due (every epoch while ``force``), then settle every closed epoch in order."""
+        """Close an epoch when one is due (every epoch while ``force``), then commit every closed epoch in order.
+
+        An epoch already on chain (a crash came between sending its commit and recording it) is recorded, once
+        its trips root on chain is the database's; a different root stops settlement with ``ChainError``.
+        """
         now = self.clock()
         if force or now - self._last_close >= self.epoch_seconds:
             self._last_close = now
@@ -346,26 +425,21 @@ class Aggregator:
         with self.uow() as uow:
             unsettled = uow.epochs.unsettled()
         settled: list[int] = []
-        for epoch_id, root in unsettled:
-            with self.uow() as uow:
-                trips = [priced(t) for t in uow.trips.in_epoch(epoch_id)]
-                commit = plan_epoch(epoch_id, trips, root, context=self._leaf_context())
-            if epoch_id <= self.chain.last_epoch():
-                found = self.chain.epoch(epoch_id)
-                if (found.trips_root, found.total_micro, found.registry_root) != (
-                    commit.trips_root,
-                    commit.total_micro,
-                    commit.registry_root,
-                ):
+        on_chain = self.clearing.last_epoch() if unsettled else 0
+        for commit in unsettled:
+            epoch_id = commit.epoch_id
+            if epoch_id <= on_chain:
+                if self.clearing.trips_root(epoch_id) != commit.trips_root:
                     raise ChainError(f"epoch {epoch_id} on chain differs from the database")
                 receipt = self._find_receipt(epoch_id)
             else:
-                receipt = self.chain.settle(commit)
+                receipt = self.clearing.commit(commit)
+                on_chain = epoch_id
                 log.info(
-                    "settled epoch %d: %d trips, %d micro-EUR, gas %d, tx %s",
+                    "committed epoch %d: %d trips, %d micro-EUR spent in all, gas %d, tx %s",
                     epoch_id,
                     commit.trip_count,
-                    commit.total_micro,
+                    commit.spent_total,
                     receipt.gas_used,
                     receipt.tx_hash,
                 )
@@ -433,18 +507,18 @@ class Aggregator:
             log.warning("settlement postponed: %s", exc)
 
     def _find_receipt(self, epoch_id: int) -> ChainReceipt | None:
-        """The transaction that settled ``epoch_id``, which is on chain but not recorded (a crash came between).
+        """The transaction that committed ``epoch_id``, which is on chain but not recorded (a crash came between).
 
         The contract's state already proves the settlement; the receipt is bookkeeping. A node that cannot find
         the event (pruned logs, a capped log range) must not hold back every later epoch, so that case is logged
         and the epoch recorded without its transaction. A node that is away raises ``ChainUnavailable``.
         """
         try:
-            receipt = self.chain.settlement_receipt(epoch_id)
+            receipt = self.clearing.commit_receipt(epoch_id)
         except ChainError as exc:
-            log.warning("epoch %d is settled on chain; recording it without its transaction: %s", epoch_id, exc)
+            log.warning("epoch %d is committed on chain; recording it without its transaction: %s", epoch_id, exc)
             return None
-        log.info("epoch %d was already settled on chain in tx %s; recorded", epoch_id, receipt.tx_hash)
+        log.info("epoch %d was already committed on chain in tx %s; recorded", epoch_id, receipt.tx_hash)
         return receipt
 
     def _leaf_context(self) -> LeafContext:

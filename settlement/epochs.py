@@ -2,21 +2,31 @@
 
 Each trip becomes a leaf of an OpenZeppelin StandardMerkleTree with ``LEAF_TYPES``. Every leaf opens with the
 chain id, the settlement contract and the epoch id (``LeafContext``), so that a leaf proved against one
-contract's root can never pass for a trip of another chain, contract or epoch. The epoch commits to the tree's
-root, the trip count, the total, the payout of every vehicle owner and the root of the device registry that
-named those owners (``settlement.registry``).
+contract's root can never pass for a trip of another chain, contract or epoch.
+
+Closing an epoch (``close``) moves money: each trip's fare is split between the vehicle's payee and the zone
+(``settlement.pricing.split``) and spent from its rider's deposit. A trip whose rider is not an address
+(``no_rider_account``) or whose rider's unspent deposit cannot cover the fare (``insufficient_deposit``) is turned
+away; both rejections are final (a deposit made later does not revive the trip: the rider's app asks for the
+deposit before the unlock). The accepted trips are posted to the book of cumulative balances
+(``settlement.balances``); the epoch commits to the trips root, the balances root, the registry root that named
+the payees (``settlement.registry``), the trip count and the book's cumulative totals (a ``ClearingCommit``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sensors.address import Address
+from sensors.address import Address, InvalidAddress
+from settlement.balances import BalanceTree, Posting, post
+from settlement.clearing import ClearingCommit
 from settlement.merkle import StandardMerkleTree
 from settlement.ports import MAX_OWNERS_PER_EPOCH, ROOT_BYTES, EpochCommit
-from settlement.trips import TripRecord
+from settlement.pricing import split
+from settlement.reasons import RejectCode
+from settlement.trips import TripRecord, TripSplit
 
 LEAF_TYPES: tuple[str, ...] = (
     "uint256",
@@ -142,3 +152,122 @@ def select_for_epoch(
         owners.add(owner)
         kept.append(candidate)
     return kept
+
+
+Book = Mapping[Address, tuple[int, int]]
+"""Cumulative ``(earned, spent)`` micro-EUR per account."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClosedEpoch:
+    """An epoch as closed: its clearing commit, and what is stored with it.
+
+    ``total_micro`` is the sum of its fares; ``payouts`` what each payee earned in it (owner shares, ascending by
+    address); ``balances`` the cumulative balances of the accounts it changed; ``splits`` each trip's split in
+    the order of its leaves.
+    """
+
+    commit: ClearingCommit
+    total_micro: int
+    payouts: tuple[tuple[Address, int], ...]
+    balances: dict[Address, tuple[int, int]]
+    splits: tuple[TripSplit, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Clearance:
+    """Which candidate trips an epoch takes (with their split) and which it turns away (with the reason)."""
+
+    accepted: tuple[tuple[TripRecord, TripSplit], ...]
+    rejected: tuple[tuple[TripRecord, RejectCode], ...]
+
+
+def rider_account(rider: str | None) -> Address | None:
+    """The rider's account if the rider is named by an address (any case; mixed case must pass EIP-55)."""
+    if not rider:
+        return None
+    try:
+        account = Address.parse(rider)
+    except InvalidAddress:
+        return None
+    return None if account.raw == bytes(20) else account
+
+
+def riders_of(candidates: Sequence[TripRecord]) -> list[Address]:
+    """The distinct rider accounts of ``candidates`` (ascending): whose deposits the epoch needs to know."""
+    return sorted({a for a in (rider_account(t.rider) for t in candidates) if a is not None})
+
+
+def clear(candidates: Sequence[TripRecord], book: Book, unspent: Mapping[Address, int], fee_bps: int) -> Clearance:
+    """Take the ``candidates`` (priced, oldest first) whose riders can pay.
+
+    ``unspent`` is each rider's deposit less what was withdrawn or asked back (read from chain); what ``book``
+    says the rider spent before, and what the rider's earlier candidates spend, comes off it. A trip that does not
+    fit is turned away and the rider's later, cheaper trips may still fit.
+    """
+    spent = {account: entry[1] for account, entry in book.items()}
+    accepted: list[tuple[TripRecord, TripSplit]] = []
+    rejected: list[tuple[TripRecord, RejectCode]] = []
+    for trip in candidates:
+        assert trip.fare is not None, "only priced trips are cleared"
+        rider, fare = rider_account(trip.rider), trip.fare.total_micro
+        if rider is None:
+            rejected.append((trip, RejectCode.NO_RIDER_ACCOUNT))
+            continue
+        if spent.get(rider, 0) + fare > unspent.get(rider, 0):
+            rejected.append((trip, RejectCode.INSUFFICIENT_DEPOSIT))
+            continue
+        spent[rider] = spent.get(rider, 0) + fare
+        owner_share, fee = split(fare, fee_bps)
+        accepted.append((trip, TripSplit(trip.trip_id, rider, owner_share, fee)))
+    return Clearance(tuple(accepted), tuple(rejected))
+
+
+def close(
+    epoch_id: int,
+    accepted: Sequence[tuple[TripRecord, TripSplit]],
+    book: Book,
+    zone: Address,
+    registry_root: bytes,
+    *,
+    context: LeafContext,
+) -> ClosedEpoch:
+    """Epoch ``epoch_id`` of the ``accepted`` trips, on top of ``book`` (every account's balance before it).
+
+    ``ValueError`` for no trips or a registry root that is not 32 bytes.
+    """
+    if not accepted:
+        raise ValueError("an epoch holds at least one trip")
+    if len(registry_root) != ROOT_BYTES:
+        raise ValueError(f"a registry root has {ROOT_BYTES} bytes, not {len(registry_root)}")
+    ordered = sorted(accepted, key=lambda pair: (_end_ms(pair[0]), pair[0].trip_id))  # the order of the leaves
+    trips = [priced(t) for t, _ in ordered]
+    postings = [Posting(s.rider, t.owner, t.fare_micro, s.owner_share, s.fee, t.trip_id) for t, (_, s) in
+                zip(trips, ordered, strict=True)]  # fmt: skip
+    after = post(book, postings, zone)
+    tree = BalanceTree.of(after, context.chain_id, context.contract)
+    earned_total, spent_total = tree.totals
+    changed = {a for p in postings for a in (p.rider, p.payee)} | {zone}
+    earnings: dict[Address, int] = {}
+    for p in postings:
+        earnings[p.payee] = earnings.get(p.payee, 0) + p.owner_share
+    commit = ClearingCommit(
+        epoch_id=epoch_id,
+        trips_root=trips_tree(trips, context, epoch_id).root,
+        balances_root=tree.root,
+        registry_root=registry_root,
+        trip_count=len(trips),
+        spent_total=spent_total,
+        earned_total=earned_total,
+    )
+    return ClosedEpoch(
+        commit,
+        sum(t.fare_micro for t in trips),
+        tuple(sorted(earnings.items())),
+        {a: after[a] for a in sorted(changed)},
+        tuple(s for _, s in ordered),
+    )
+
+
+def _end_ms(trip: TripRecord) -> int:
+    return trip.end.timestamp_ms if trip.end else 0

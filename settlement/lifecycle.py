@@ -1,7 +1,8 @@
 """The life cycles of a trip and of an epoch: their states and the transitions allowed between them (pure).
 
 A trip is ``open`` while one of its two halves (unlock, lock) is missing, ``complete`` once both are there,
-then ``priced`` (or ``rejected`` by the plausibility bounds, with a reason), ``batched`` into an epoch,
+then ``priced`` (or ``rejected`` by the plausibility bounds, with a reason), ``batched`` into an epoch (or
+``rejected`` there when its rider has no account or too small a deposit),
 ``committed`` when that epoch's transaction is mined and ``final`` once it is beyond reorganisation. A trip
 held as ``rejected`` because a half was missing comes back to life when that half arrives late. ``adjusted``
 marks a committed trip whose amount a later adjustment entry corrects. An epoch is ``closed`` (planned,
@@ -42,7 +43,7 @@ class EpochStatus(enum.StrEnum):
 TRIP_TRANSITIONS: Mapping[TripStatus, frozenset[TripStatus]] = {
     TripStatus.OPEN: frozenset({TripStatus.COMPLETE, TripStatus.REJECTED}),
     TripStatus.COMPLETE: frozenset({TripStatus.PRICED, TripStatus.REJECTED}),
-    TripStatus.PRICED: frozenset({TripStatus.BATCHED}),
+    TripStatus.PRICED: frozenset({TripStatus.BATCHED, TripStatus.REJECTED}),  # a rider who cannot pay
     TripStatus.BATCHED: frozenset({TripStatus.COMMITTED}),
     TripStatus.COMMITTED: frozenset({TripStatus.FINAL, TripStatus.ADJUSTED}),
     TripStatus.FINAL: frozenset({TripStatus.ADJUSTED}),

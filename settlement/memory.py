@@ -14,14 +14,16 @@ from types import TracebackType
 from sensors.address import Address
 from sensors.messages import Event, Telemetry, VehicleState
 from sensors.wire import VehicleStatus
+from settlement.clearing import ClearingCommit
 from settlement.dead_letters import MAX_REASON_CHARS, MAX_SAMPLE_BYTES, RejectCount, counts_of, cut
+from settlement.epochs import ClosedEpoch
 from settlement.errors import StoreRefused
-from settlement.lifecycle import HELD_REASONS, EpochStatus, TripStatus, check_epoch
-from settlement.ports import ChainReceipt, EpochCommit
+from settlement.lifecycle import HELD_REASONS, ON_CHAIN_EPOCH, EpochStatus, TripStatus, check_epoch
+from settlement.ports import ChainReceipt
 from settlement.records import Reject, VehicleMark
 from settlement.registry import RegistryEntry
 from settlement.retention import StoredTelemetry, Track, TrackKey
-from settlement.trips import TripRecord
+from settlement.trips import TripRecord, TripSplit
 from settlement.vehicles import VehicleUpdate, is_gateway
 
 
@@ -55,10 +57,14 @@ class MemoryReject:
 
 @dataclass
 class MemoryEpoch:
-    commit: EpochCommit
+    epoch: ClosedEpoch
     status: EpochStatus
     closed_ms: int
     receipt: ChainReceipt | None = None
+
+    @property
+    def commit(self) -> ClearingCommit:
+        return self.epoch.commit
 
 
 @dataclass
@@ -215,13 +221,18 @@ class MemoryTrips:
         priced = [r for r in self.s.trips.values() if r.status is TripStatus.PRICED and r.epoch_id is None]
         return sorted(priced, key=_leaf_order)[:limit]
 
-    def batch(self, trip_ids: Collection[str], epoch_id: int) -> int:
+    def batch(self, trip_ids: Collection[str], epoch_id: int, splits: Sequence[TripSplit] = ()) -> int:
         moved = 0
         for i in set(trip_ids):
             r = self.s.trips[i]
             if r.status is TripStatus.PRICED:
                 self.s.trips[i] = replace(r, status=TripStatus.BATCHED, epoch_id=epoch_id)
                 moved += 1
+        for split in splits:
+            r = self.s.trips[split.trip_id]
+            if r.epoch_id == epoch_id:
+                paid = replace(r, owner_share=split.owner_share, fee=split.fee, rider_account=split.rider)
+                self.s.trips[r.trip_id] = paid
         return moved
 
     def in_epoch(self, epoch_id: int) -> list[TripRecord]:
@@ -244,13 +255,29 @@ class MemoryEpochs:
     def last_id(self) -> int:
         return max(self.s.epochs, default=0)
 
-    def add(self, commit: EpochCommit, now_ms: int) -> None:
-        if commit.epoch_id in self.s.epochs:
-            raise StoreRefused(f"epoch {commit.epoch_id} exists")  # as the primary key refuses it
-        self.s.epochs[commit.epoch_id] = MemoryEpoch(commit, EpochStatus.CLOSED, now_ms)
+    def add(self, epoch: ClosedEpoch, now_ms: int) -> None:
+        if epoch.commit.epoch_id in self.s.epochs:
+            raise StoreRefused(f"epoch {epoch.commit.epoch_id} exists")  # as the primary key refuses it
+        self.s.epochs[epoch.commit.epoch_id] = MemoryEpoch(epoch, EpochStatus.CLOSED, now_ms)
 
-    def unsettled(self) -> list[tuple[int, bytes]]:
-        return [(i, e.commit.registry_root) for i, e in sorted(self.s.epochs.items()) if e.status is EpochStatus.CLOSED]
+    def unsettled(self) -> list[ClearingCommit]:
+        return [e.commit for _, e in sorted(self.s.epochs.items()) if e.status is EpochStatus.CLOSED]
+
+    def commit_of(self, epoch_id: int) -> ClearingCommit | None:
+        found = self.s.epochs.get(epoch_id)
+        return None if found is None else found.commit
+
+    def last_committed(self) -> int:
+        return max((i for i, e in self.s.epochs.items() if e.status in ON_CHAIN_EPOCH), default=0)
+
+    def balances(
+        self, accounts: Collection[Address] | None = None, upto: int | None = None
+    ) -> dict[Address, tuple[int, int]]:
+        found: dict[Address, tuple[int, int]] = {}
+        for epoch_id, e in sorted(self.s.epochs.items()):
+            if upto is None or epoch_id <= upto:
+                found.update(e.epoch.balances)
+        return found if accounts is None else {a: found[a] for a in accounts if a in found}
 
     def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
         epoch = self.s.epochs[epoch_id]

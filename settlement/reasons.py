@@ -45,3 +45,6 @@ class RejectCode(enum.StrEnum):
     TRIP_TOO_FAR = "trip_too_far"
     TRIP_TOO_FAST = "trip_too_fast"
     FARE_CAP = "fare_cap"
+    # money (settlement.epochs): a trip nobody can be charged for
+    NO_RIDER_ACCOUNT = "no_rider_account"  # the rider is not named by an address
+    INSUFFICIENT_DEPOSIT = "insufficient_deposit"  # the rider's unspent deposit does not cover the fare

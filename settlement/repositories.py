@@ -9,16 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from types import TracebackType
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sensors.address import Address
 from sensors.messages import Event, Telemetry, VehicleState
+from settlement.clearing import ClearingCommit
 from settlement.dead_letters import MAX_SAMPLE_BYTES, RejectCount
-from settlement.ports import ChainReceipt, EpochCommit
+from settlement.ports import ChainReceipt
 from settlement.records import Reject, VehicleMark
 from settlement.registry import RegistryEntry
 from settlement.retention import StoredTelemetry, Track, TrackKey
-from settlement.trips import TripRecord
+from settlement.trips import TripRecord, TripSplit
+
+if TYPE_CHECKING:
+    from settlement.epochs import ClosedEpoch
 from settlement.vehicles import VehicleUpdate
 
 
@@ -109,8 +113,9 @@ class TripRepository(Protocol):
         """Priced trips in no epoch yet, oldest end first."""
         ...
 
-    def batch(self, trip_ids: Collection[str], epoch_id: int) -> int:
-        """Move those of ``trip_ids`` that are still priced into ``epoch_id``; how many moved."""
+    def batch(self, trip_ids: Collection[str], epoch_id: int, splits: Sequence[TripSplit] = ()) -> int:
+        """Move those of ``trip_ids`` that are still priced into ``epoch_id`` (recording each one's split from
+        ``splits``); how many moved."""
         ...
 
     def in_epoch(self, epoch_id: int) -> list[TripRecord]:
@@ -123,16 +128,31 @@ class TripRepository(Protocol):
 
 
 class EpochRepository(Protocol):
-    """Epochs and their payouts."""
+    """Epochs, their payouts and the cumulative balances of the accounts each one changed."""
 
     def last_id(self) -> int: ...
 
-    def add(self, commit: EpochCommit, now_ms: int) -> None:
-        """Record a closed epoch with its payouts."""
+    def add(self, epoch: ClosedEpoch, now_ms: int) -> None:
+        """Record a closed epoch with its payouts and the balances it changed."""
         ...
 
-    def unsettled(self) -> list[tuple[int, bytes]]:
-        """(epoch id, registry root) of closed epochs not yet on chain, oldest first."""
+    def unsettled(self) -> list[ClearingCommit]:
+        """The commits of closed epochs not yet on chain, oldest first."""
+        ...
+
+    def commit_of(self, epoch_id: int) -> ClearingCommit | None:
+        """What epoch ``epoch_id`` commits (None for no such epoch)."""
+        ...
+
+    def last_committed(self) -> int:
+        """The id of the last epoch on chain (0 before the first)."""
+        ...
+
+    def balances(
+        self, accounts: Collection[Address] | None = None, upto: int | None = None
+    ) -> dict[Address, tuple[int, int]]:
+        """Cumulative ``(earned, spent)`` of ``accounts`` (None: every account) after epoch ``upto`` (None: the last
+        closed); an account no epoch changed is absent."""
         ...
 
     def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None: ...

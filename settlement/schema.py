@@ -156,6 +156,25 @@ class EpochRow(Base):
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
     closed_ms: Mapped[int] = mapped_column(BigInteger)
     settled_ms: Mapped[int | None] = mapped_column(BigInteger)
+    # the clearing commit (migration 0004): the cumulative balances root and totals; None for earlier epochs
+    balances_root: Mapped[str | None] = mapped_column(String(66))
+    spent_total: Mapped[int | None] = mapped_column(BigInteger)
+    earned_total: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class EpochBalanceRow(Base):
+    """An account's cumulative balance after an epoch that changed it; the latest row per account is its balance.
+
+    Only the accounts an epoch changed get a row, so an epoch writes O(its trips) rows; the book of an epoch is
+    every account's row at or before it.
+    """
+
+    __tablename__ = "epoch_balances"
+    __table_args__ = (Index(None, "account", "epoch_id"),)
+    epoch_id: Mapped[int] = mapped_column(ForeignKey("epochs.epoch_id"), primary_key=True)
+    account: Mapped[Address] = mapped_column(AddressType, primary_key=True)
+    earned: Mapped[int] = mapped_column(BigInteger)
+    spent: Mapped[int] = mapped_column(BigInteger)
 
 
 class TripRow(Base):
@@ -198,6 +217,10 @@ class TripRow(Base):
     distance_micro: Mapped[int | None] = mapped_column(BigInteger)
     fare_micro: Mapped[int | None] = mapped_column(BigInteger)
     epoch_id: Mapped[int | None] = mapped_column(ForeignKey("epochs.epoch_id"))
+    # set when the trip is batched (migration 0004): the fare's split and the account that paid it
+    owner_share: Mapped[int | None] = mapped_column(BigInteger)
+    fee: Mapped[int | None] = mapped_column(BigInteger)
+    rider_account: Mapped[Address | None] = mapped_column(AddressType)
 
 
 class PayoutRow(Base):

@@ -30,6 +30,7 @@ __all__ = [
     "Mark",
     "PayeeLookup",
     "TripRecord",
+    "TripSplit",
     "derive",
     "expire",
     "trip_id_for",
@@ -65,7 +66,8 @@ class TripRecord:
 
     ``start`` is its unlock, ``end`` its lock; ``reason`` (a ``RejectCode`` value) is set while it is
     ``rejected``; ``payee`` (from the registry at the unlock time), ``distance_m`` and ``duration_s`` are
-    set once both halves are there, ``fare`` once it is priced, ``epoch_id`` once it is batched.
+    set once both halves are there, ``fare`` once it is priced, ``epoch_id`` once it is batched, with the fare's
+    split (``owner_share`` + ``fee``) and the ``rider_account`` that paid it.
     """
 
     trip_id: str
@@ -82,6 +84,9 @@ class TripRecord:
     duration_s: int | None = None
     fare: FareBreakdown | None = None
     epoch_id: int | None = None
+    owner_share: int | None = None
+    fee: int | None = None
+    rider_account: Address | None = None
 
     @property
     def unlock_seq(self) -> int:
@@ -108,6 +113,17 @@ class TripRecord:
         if (new is TripStatus.REJECTED) != (reason is not None):
             raise ValueError(f"a reason goes with a rejection and only with one, not {new} with {reason!r}")
         return replace(self, status=new, reason=reason)
+
+
+@dataclass(frozen=True, slots=True)
+class TripSplit:
+    """How a batched trip's fare was paid: ``rider`` spent ``owner_share + fee``; the payee earned ``owner_share``
+    and the zone ``fee``."""
+
+    trip_id: str
+    rider: Address
+    owner_share: int
+    fee: int
 
 
 @dataclass(frozen=True, slots=True)

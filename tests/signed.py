@@ -20,6 +20,11 @@ OPERATOR_KEY = keccak(text="test operator key")
 HERE = Position(51.2105, 4.3925)
 
 
+RIDER_KEY = keccak(text="test rider key 1")
+RIDER = address_of(RIDER_KEY).checksum
+"""The rider of the fleet's trips unless a test names another: an account (see ``tests.money`` to fund it)."""
+
+
 def key_of(name: str) -> bytes:
     """A fixed test key per name."""
     return keccak(text=f"test device key {name}")
@@ -73,7 +78,7 @@ class SignedFleet:
         odometer: int = 1000,
         *,
         trip_seq: int | None = None,
-        rider: str | None = "rider-1",
+        rider: str | None = RIDER,
         key: bytes | None = None,
         position: Position = HERE,
     ) -> Event:

@@ -1,13 +1,23 @@
-"""Epochs and payouts on SQL, and the per-owner totals the read model serves (``owner_totals``)."""
+"""Epochs, payouts and cumulative balances on SQL; the per-owner totals the read model serves (``owner_totals``)."""
 
 from __future__ import annotations
+
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from settlement.lifecycle import EpochStatus, check_epoch
-from settlement.ports import ChainReceipt, EpochCommit
-from settlement.schema import EpochRow, OwnerTotalRow, PayoutRow, TripRow, table_of
+from sensors.address import Address
+from settlement.clearing import ZERO_ROOT, ClearingCommit
+from settlement.lifecycle import ON_CHAIN_EPOCH, EpochStatus, check_epoch
+from settlement.ports import ChainReceipt
+from settlement.schema import EpochBalanceRow, EpochRow, OwnerTotalRow, PayoutRow, TripRow, table_of
+
+if TYPE_CHECKING:
+    from settlement.epochs import ClosedEpoch
+
+_CHUNK = 500  # accounts per IN (...) list
 
 
 class SqlEpochs:
@@ -20,16 +30,20 @@ class SqlEpochs:
     def last_id(self) -> int:
         return int(self._conn.execute(sa.select(sa.func.max(self._e.c.epoch_id))).scalar_one_or_none() or 0)
 
-    def add(self, commit: EpochCommit, now_ms: int) -> None:
+    def add(self, epoch: ClosedEpoch, now_ms: int) -> None:
+        commit = epoch.commit
         self._conn.execute(
             sa.insert(self._e),
             [
                 {
                     "epoch_id": commit.epoch_id,
                     "trip_count": commit.trip_count,
-                    "total_micro": commit.total_micro,
-                    "trips_root": "0x" + commit.trips_root.hex(),
-                    "registry_root": "0x" + commit.registry_root.hex(),
+                    "total_micro": epoch.total_micro,
+                    "trips_root": _hex(commit.trips_root),
+                    "registry_root": _hex(commit.registry_root),
+                    "balances_root": _hex(commit.balances_root),
+                    "spent_total": commit.spent_total,
+                    "earned_total": commit.earned_total,
                     "status": EpochStatus.CLOSED.value,
                     "closed_ms": now_ms,
                 }
@@ -37,14 +51,52 @@ class SqlEpochs:
         )
         self._conn.execute(
             sa.insert(table_of(PayoutRow)),
-            [{"epoch_id": commit.epoch_id, "owner": owner, "amount_micro": amount} for owner, amount in commit.payouts],
+            [{"epoch_id": commit.epoch_id, "owner": owner, "amount_micro": amount} for owner, amount in epoch.payouts],
         )
+        if epoch.balances:
+            self._conn.execute(
+                sa.insert(table_of(EpochBalanceRow)),
+                [
+                    {"epoch_id": commit.epoch_id, "account": account, "earned": earned, "spent": spent}
+                    for account, (earned, spent) in epoch.balances.items()
+                ],
+            )
 
-    def unsettled(self) -> list[tuple[int, bytes]]:
+    def unsettled(self) -> list[ClearingCommit]:
         e = self._e
-        query = sa.select(e.c.epoch_id, e.c.registry_root).where(e.c.status == EpochStatus.CLOSED.value)
-        rows = self._conn.execute(query.order_by(e.c.epoch_id)).all()
-        return [(r.epoch_id, bytes.fromhex(r.registry_root[2:])) for r in rows]
+        query = sa.select(e).where(e.c.status == EpochStatus.CLOSED.value)
+        return [_commit_of(r) for r in self._conn.execute(query.order_by(e.c.epoch_id))]
+
+    def commit_of(self, epoch_id: int) -> ClearingCommit | None:
+        row = self._conn.execute(sa.select(self._e).where(self._e.c.epoch_id == epoch_id)).one_or_none()
+        return None if row is None else _commit_of(row)
+
+    def last_committed(self) -> int:
+        e = self._e
+        query = sa.select(sa.func.max(e.c.epoch_id)).where(e.c.status.in_([s.value for s in ON_CHAIN_EPOCH]))
+        return int(self._conn.execute(query).scalar_one_or_none() or 0)
+
+    def balances(
+        self, accounts: Collection[Address] | None = None, upto: int | None = None
+    ) -> dict[Address, tuple[int, int]]:
+        b = table_of(EpochBalanceRow)
+        found: dict[Address, tuple[int, int]] = {}
+        wanted = None if accounts is None else sorted(set(accounts))
+        chunks: list[list[Address] | None] = [None]
+        if wanted is not None:
+            chunks = [wanted[i : i + _CHUNK] for i in range(0, len(wanted), _CHUNK)]
+        for chunk in chunks:
+            latest = sa.select(b.c.account, sa.func.max(b.c.epoch_id).label("epoch_id")).group_by(b.c.account)
+            if upto is not None:
+                latest = latest.where(b.c.epoch_id <= upto)
+            if chunk is not None:
+                latest = latest.where(b.c.account.in_(chunk))
+            last = latest.subquery()
+            query = sa.select(b.c.account, b.c.earned, b.c.spent).join(
+                last, (b.c.account == last.c.account) & (b.c.epoch_id == last.c.epoch_id)
+            )
+            found.update((r.account, (int(r.earned), int(r.spent))) for r in self._conn.execute(query))
+        return found
 
     def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
         e = self._e
@@ -64,6 +116,23 @@ class SqlEpochs:
         self._conn.execute(sa.update(self._e).where(self._e.c.epoch_id == epoch_id).values(**values))
 
 
+def _hex(root: bytes) -> str:
+    return "0x" + root.hex()
+
+
+def _commit_of(r: sa.Row) -> ClearingCommit:
+    """The clearing commit an epoch row holds (a row from before the clearing contract has a zero balances root)."""
+    return ClearingCommit(
+        epoch_id=r.epoch_id,
+        trips_root=bytes.fromhex(r.trips_root[2:]),
+        balances_root=bytes.fromhex(r.balances_root[2:]) if r.balances_root else ZERO_ROOT,
+        registry_root=bytes.fromhex(r.registry_root[2:]),
+        trip_count=r.trip_count,
+        spent_total=int(r.spent_total or 0),
+        earned_total=int(r.earned_total or 0),
+    )
+
+
 def tally_batched(conn: sa.Connection, epoch_id: int) -> None:
     """Add the trips just batched into ``epoch_id`` to their owners' totals, as pending (same transaction)."""
     _add_epoch_totals(conn, epoch_id, trips=True, settled=False)
@@ -71,10 +140,10 @@ def tally_batched(conn: sa.Connection, epoch_id: int) -> None:
 
 def _add_epoch_totals(conn: sa.Connection, epoch_id: int, *, trips: bool, settled: bool) -> None:
     """Per owner of the epoch's trips (one probe of the epoch_id index): count them in (``trips``) and add their
-    fares as pending, or (``settled``) move them from pending to settled. One INSERT … SELECT … ON CONFLICT, so
-    no address travels through Python."""
+    shares of the fares as pending, or (``settled``) move them from pending to settled. One INSERT … SELECT … ON
+    CONFLICT, so no address travels through Python."""
     t, table = table_of(TripRow), table_of(OwnerTotalRow)
-    fares = sa.func.coalesce(sa.func.sum(t.c.fare_micro), 0)
+    fares = sa.func.coalesce(sa.func.sum(sa.func.coalesce(t.c.owner_share, t.c.fare_micro)), 0)  # the owner's part
     zero = sa.literal(0, sa.BigInteger)
     counted = sa.func.count() if trips else zero
     select = (

@@ -14,7 +14,7 @@ from settlement.lifecycle import HELD_REASONS, TripStatus
 from settlement.schema import TripRow, table_of
 from settlement.sql.common import upsert
 from settlement.sql.epochs import tally_batched
-from settlement.trips import Mark, TripRecord
+from settlement.trips import Mark, TripRecord, TripSplit
 
 _CHUNK = 500  # ids per IN (...) list
 _LATEST_CHUNK = 500  # per-vehicle probes per statement
@@ -75,7 +75,7 @@ class SqlTrips:
             query = query.with_for_update(skip_locked=True)
         return [record_of(r) for r in self._conn.execute(query)]
 
-    def batch(self, trip_ids: Collection[str], epoch_id: int) -> int:
+    def batch(self, trip_ids: Collection[str], epoch_id: int, splits: Sequence[TripSplit] = ()) -> int:
         ids = sorted(set(trip_ids))
         moved = 0
         for i in range(0, len(ids), _CHUNK):
@@ -84,6 +84,21 @@ class SqlTrips:
                 .where(self._t.c.trip_id.in_(ids[i : i + _CHUNK]), self._t.c.status == TripStatus.PRICED.value)
                 .values(epoch_id=epoch_id, status=TripStatus.BATCHED.value)
             ).rowcount
+        if splits:
+            t = self._t
+            self._conn.execute(
+                sa.update(t)
+                .where(t.c.trip_id == sa.bindparam("b_trip_id"), t.c.epoch_id == epoch_id)
+                .values(
+                    owner_share=sa.bindparam("b_owner_share"),
+                    fee=sa.bindparam("b_fee"),
+                    rider_account=sa.bindparam("b_rider_account", type_=t.c.rider_account.type),
+                ),
+                [
+                    {"b_trip_id": s.trip_id, "b_owner_share": s.owner_share, "b_fee": s.fee, "b_rider_account": s.rider}
+                    for s in splits
+                ],
+            )
         if moved:  # a repeated call moves nothing and must not count the epoch's trips twice
             tally_batched(self._conn, epoch_id)  # the read model's per-owner totals, in the same transaction
         return moved
@@ -142,6 +157,9 @@ def row_of(r: TripRecord) -> dict[str, object]:
         "distance_micro": r.fare.distance_micro if r.fare else None,
         "fare_micro": r.fare.total_micro if r.fare else None,
         "epoch_id": r.epoch_id,
+        "owner_share": r.owner_share,
+        "fee": r.fee,
+        "rider_account": r.rider_account,
     }
     for prefix, mark in (("start", r.start), ("end", r.end)):
         row[f"{prefix}_seq"] = mark.seq if mark else None
@@ -185,4 +203,7 @@ def record_of(r: sa.Row) -> TripRecord:
         duration_s=r.duration_s,
         fare=fare,
         epoch_id=r.epoch_id,
+        owner_share=r.owner_share,
+        fee=r.fee,
+        rider_account=r.rider_account,
     )

@@ -15,13 +15,14 @@ import sqlalchemy as sa
 from sensors.messages import EventType
 from sensors.ports import Received
 from settlement.aggregator import Aggregator
+from settlement.clearing import FakeClearing
 from settlement.db import Database
 from settlement.enrolment import enrol, trust_operator
 from settlement.errors import ChainError
-from settlement.ports import FakeChain
 from settlement.queries import SqlReadModel
 from settlement.sql import SqlUnitOfWork
-from tests.signed import OPERATOR, SignedFleet, payee_of
+from tests.money import ZONE, committed, fake_money, fund_fake
+from tests.signed import OPERATOR, RIDER, SignedFleet
 
 T0 = 1_790_000_000_000
 
@@ -39,11 +40,16 @@ def uow_of(database: Database) -> Callable[[], SqlUnitOfWork]:
     return lambda: SqlUnitOfWork(database)
 
 
-def make(database: Database, clock: list[float], chain: FakeChain | None = None) -> tuple[Aggregator, FakeChain]:
-    chain = chain or FakeChain()
-    aggregator = Aggregator(uow_of(database), chain, epoch_seconds=10, clock=lambda: clock[0])
+def make(
+    database: Database, clock: list[float], chain: FakeClearing | None = None, fee_bps: int = 0
+) -> tuple[Aggregator, FakeClearing]:
+    """An aggregator on ``database`` and a fake chain (a new one, its rider funded, unless ``chain`` is given)."""
+    fresh, money = fake_money(fee_bps, ZONE)
+    aggregator = Aggregator(uow_of(database), chain or fresh, money=money, epoch_seconds=10, clock=lambda: clock[0])
     aggregator.attach_contract()
-    return aggregator, chain
+    if chain is None:
+        fund_fake(fresh, [RIDER])
+    return aggregator, chain or fresh
 
 
 @pytest.fixture()
@@ -96,9 +102,13 @@ def test_every_trip_is_priced_once_and_settled_in_one_epoch_whatever_the_order(
     trips = read.trips()
     assert {t.trip_id for t in trips} == {"bike-1:1", "bike-2:1", "car-1:10"}
     assert {t.epoch_id for t in trips} == {1} and {t.status for t in trips} == {"committed"}
-    assert chain.total_settled() == sum(t.fare_micro or 0 for t in trips)
-    assert {str(o): chain.owed(o) for o in (payee_of(v) for v in fleet.vehicles)} == read.payout_totals()
-    assert chain.epochs[1].registry_root == aggregator.registry_root
+    assert chain.totals().spent_total == sum(t.fare_micro or 0 for t in trips)
+    with SqlUnitOfWork(database) as uow:
+        earned = {str(o): e for o, (e, _) in uow.epochs.balances().items() if e and o != ZONE}
+        stored = uow.epochs.commit_of(1)
+    assert earned == read.payout_totals()
+    assert stored is not None and stored.registry_root == aggregator.registry_root
+    assert chain.trips_root(1) == stored.trips_root and chain.balances_root(1) == stored.balances_root
 
 
 def test_a_message_the_database_refuses_is_dead_lettered_and_the_rest_of_its_batch_stored(
@@ -139,14 +149,11 @@ def test_an_epoch_already_on_chain_after_a_crash_is_recorded_not_sent_again(
     epoch_id = aggregator.close_epoch()
     assert epoch_id == 1
     with SqlUnitOfWork(database) as uow:
-        from settlement.aggregator import priced
-        from settlement.epochs import plan_epoch
-
-        trips = [priced(t) for t in uow.trips.in_epoch(1)]
-        commit = plan_epoch(1, trips, aggregator.registry_root, context=aggregator.leaf_context)
-    sent = chain.settle(commit)  # sent, then the process died before recording it
-    assert aggregator.settle_due() == [1]
-    assert len(chain.sent) == 1
+        [commit] = uow.epochs.unsettled()
+    sent = chain.commit(commit)  # sent, then the process died before recording it
+    restarted, _ = make(database, clock, chain)
+    assert restarted.settle_due() == [1]
+    assert committed(chain) == [1]
     [epoch] = SqlReadModel(database).epochs()
     assert epoch.status == "committed"
     assert (epoch.tx_hash, epoch.block_number, epoch.gas_used) == (sent.tx_hash, sent.block_number, sent.gas_used)
@@ -163,7 +170,9 @@ def test_the_run_loop_drains_its_inbox_and_settles_everything_when_stopped(
     stop.set()
     aggregator.run(inbox, stop)
     assert inbox.empty()
-    assert chain.last_epoch() == 1 and chain.epochs[1].trip_count == 3
+    with SqlUnitOfWork(database) as uow:
+        assert uow.epochs.last_committed() == chain.last_epoch() == 1
+    assert chain.totals().spent_total == sum(t.fare_micro or 0 for t in SqlReadModel(database).trips()) > 0
 
 
 def test_while_the_database_is_locked_messages_stay_unacked_and_are_stored_once_it_is_back(tmp_path: Path) -> None:
@@ -174,7 +183,8 @@ def test_while_the_database_is_locked_messages_stay_unacked_and_are_stored_once_
     trust_operator(uow_of(setup), OPERATOR, fleet.operator_address, T0)
     enrol(uow_of(setup), fleet.registrations(), fleet.domain, T0)
     database = Database(sa.create_engine(url, connect_args={"timeout": 0.05}), url)
-    aggregator = Aggregator(uow_of(database), FakeChain(), epoch_seconds=3600)
+    chain, money = fake_money()
+    aggregator = Aggregator(uow_of(database), chain, money=money, epoch_seconds=3600)
     aggregator.attach_contract()
     blocker = sqlite3.connect(tmp_path / "locked.db")
     blocker.execute("BEGIN EXCLUSIVE")
@@ -203,6 +213,6 @@ def test_while_the_database_is_locked_messages_stay_unacked_and_are_stored_once_
 
 def test_a_database_whose_chain_was_reset_is_refused_with_a_clear_reason(database: Database) -> None:
     make(database, [0.0])
-    again = Aggregator(uow_of(database), FakeChain())  # same chain id, nothing deployed: a restarted embedded chain
+    again = Aggregator(uow_of(database), fake_money()[0])  # same chain id, nothing deployed: a restarted chain
     with pytest.raises(ChainError, match="the chain was reset"):
         again.attach_contract()

@@ -19,7 +19,6 @@ from settlement.aggregator import Aggregator
 from settlement.db import Database
 from settlement.dead_letters import DAY_MS, RejectCount, SampleLimits
 from settlement.enrolment import enrol, trust_operator
-from settlement.ports import FakeChain
 from settlement.queries import SqlReadModel
 from settlement.records import Reject
 from settlement.retention import retain
@@ -27,6 +26,7 @@ from settlement.sql import SqlUnitOfWork
 from settlement.verification import SEQ_WINDOW
 from smartzone.retention import add_retention_command
 from smartzone.settings import Settings
+from tests.money import fake_money
 from tests.signed import OPERATOR, SignedFleet
 
 T0 = 1_790_000_000_000
@@ -57,9 +57,11 @@ class Clock:
 
 
 def aggregator_on(database: Database, clock: Callable[[], float] = lambda: T0 / 1000, **limits: int) -> Aggregator:
-    chain = FakeChain()
-    chain.deploy()  # the same address every time: a restarted aggregator finds its contract
-    aggregator = Aggregator(lambda: SqlUnitOfWork(database), chain, clock=clock, **limits)  # type: ignore[arg-type]
+    chain, money = fake_money()
+    chain.deploy(str(money.token_address), 0, 100)  # the same address every time: a restarted one finds its contract
+    aggregator = Aggregator(
+        lambda: SqlUnitOfWork(database), chain, money=money, clock=clock, **limits  # type: ignore[arg-type]
+    )
     aggregator.attach_contract()
     return aggregator
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sensors.address import Address
 from sensors.messages import VehicleKind
 from settlement.db import Database
-from settlement.epochs import LeafContext, PricedTrip, plan_epoch
+from settlement.epochs import LeafContext
 from settlement.fares import Fare
 from settlement.lifecycle import SETTLED, UNSETTLED, TripStatus
 from settlement.ports import ChainReceipt
@@ -21,13 +21,14 @@ from settlement.schema import EventRow, OwnerTotalRow, RejectRow, TelemetryRow, 
 from settlement.sql import SqlUnitOfWork
 from settlement.trips import Mark, TripRecord
 from settlement.views import InvalidCursor, PayoutView, TripView, cursor_after
+from tests.money import closed
 from tests.signed import OPERATOR, payee_of
 
 T0 = 1_790_000_000_000
 VEHICLES = [f"bike-{n}" for n in range(6)]
 RIDERS = ["0xRiderA", "0xRiderB"]
 
-CONTEXT = LeafContext(31337, Address(b"\x5a" * 20))  # FakeChain's chain and contract
+CONTEXT = LeafContext(31337, Address(b"\x5a" * 20))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -60,10 +61,10 @@ def rejected(n: int) -> TripRecord:
 
 def settle(database: Database, trips: list[TripRecord], epoch_id: int, *, commit: bool) -> None:
     """Batch ``trips`` into an epoch the way the aggregator does, and commit it on chain if ``commit``."""
-    chosen = [PricedTrip(t.trip_id, t.payee, t.rider or "", 0, 0, 0, t.fare.total_micro) for t in trips]  # type: ignore[arg-type,union-attr]
     with SqlUnitOfWork(database) as uow:
-        uow.epochs.add(plan_epoch(epoch_id, chosen, bytes(32), context=CONTEXT), T0)
-        uow.trips.batch([t.trip_id for t in trips], epoch_id)
+        epoch = closed(epoch_id, trips, CONTEXT, book=uow.epochs.balances())
+        uow.epochs.add(epoch, T0)
+        uow.trips.batch([t.trip_id for t in trips], epoch_id, epoch.splits)
         uow.commit()
     if commit:
         for _ in range(2):  # committing twice counts once

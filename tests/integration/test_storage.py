@@ -12,7 +12,7 @@ from sensors.address import Address
 from sensors.messages import EventType, VehicleKind
 from settlement.db import Database, SchemaMismatch
 from settlement.enrolment import enrol, revoke, trust_operator
-from settlement.epochs import LeafContext, PricedTrip, plan_epoch
+from settlement.epochs import LeafContext
 from settlement.errors import StoreRefused, StoreUnavailable
 from settlement.fares import Fare
 from settlement.lifecycle import TripStatus
@@ -22,11 +22,12 @@ from settlement.records import Reject
 from settlement.sql import SqlUnitOfWork
 from settlement.trips import Mark, TripRecord
 from settlement.vehicles import latest_updates
+from tests.money import ZONE, closed
 from tests.signed import OPERATOR, SignedFleet, payee_of
 
 T0 = 1_790_000_000_000
 
-CONTEXT = LeafContext(31337, Address(b"\x5a" * 20))  # FakeChain's chain and contract
+CONTEXT = LeafContext(31337, Address(b"\x5a" * 20))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -126,15 +127,14 @@ def test_a_trip_goes_from_its_first_half_to_its_epoch(database: Database) -> Non
                             Fare(500_000, 50_000, 0), None)  # fmt: skip
         uow.trips.save([priced])
         assert uow.trips.priced_unbatched(10) == [priced]
-        uow.epochs.add(
-            plan_epoch(1, [PricedTrip("bike-1:1", payee_of("bike-1"), "r", T0, T0, 1, 1)], bytes(32), context=CONTEXT),
-            T0,
-        )
-        uow.trips.batch(["bike-1:1"], 1)
+        epoch = closed(1, [priced], CONTEXT, fee_bps=1_000)
+        uow.epochs.add(epoch, T0)
+        uow.trips.batch(["bike-1:1"], 1, epoch.splits)
         uow.commit()
     with SqlUnitOfWork(database) as uow:
         [batched] = uow.trips.in_epoch(1)
         assert batched.status is TripStatus.BATCHED and batched.payee == payee_of("bike-1")
+        assert (batched.owner_share, batched.fee, batched.rider_account) == (495_000, 55_000, epoch.splits[0].rider)
         uow.trips.commit_epoch(1)
         assert uow.trips.get(["bike-1:1"])["bike-1:1"].status is TripStatus.COMMITTED
         assert uow.trips.priced_unbatched(10) == []
@@ -180,17 +180,22 @@ def test_dead_letters_are_counted_per_reason_code(database: Database) -> None:
 
 
 def test_an_epoch_is_recorded_with_its_roots_and_marked_committed(database: Database) -> None:
-    trip = PricedTrip("bike-1:1", payee_of("bike-1"), "r", T0, T0 + 60_000, 800, 550_000)
-    commit = plan_epoch(1, [trip], b"\x01" * 32, context=CONTEXT)
+    trip = TripRecord("bike-1:1", "bike-1", OPERATOR, VehicleKind.BIKE, TripStatus.PRICED, Mark(1, T0, 51.2, 4.39, 100),
+                      Mark(2, T0 + 60_000, 51.21, 4.4, 900), "r", payee_of("bike-1"), None, 800, 60,
+                      Fare(500_000, 50_000, 0), None)  # fmt: skip
+    epoch = closed(1, [trip], CONTEXT, b"\x01" * 32)
     with SqlUnitOfWork(database) as uow:
-        uow.epochs.add(commit, T0)
+        uow.epochs.add(epoch, T0)
         uow.commit()
     with SqlUnitOfWork(database) as uow:
-        assert uow.epochs.last_id() == 1 and uow.epochs.unsettled() == [(1, b"\x01" * 32)]
+        assert uow.epochs.last_id() == 1 and uow.epochs.unsettled() == [epoch.commit]
+        assert uow.epochs.commit_of(1) == epoch.commit and uow.epochs.last_committed() == 0
         uow.epochs.mark_committed(1, ChainReceipt("0x" + "ab" * 32, 7, "0x" + "cd" * 32, 90_000), T0 + 1)
         uow.commit()
-    [epoch] = SqlReadModel(database).epochs()
-    assert (epoch.status, epoch.registry_root, epoch.gas_used) == ("committed", "0x" + "01" * 32, 90_000)
+    with SqlUnitOfWork(database) as uow:
+        assert uow.epochs.last_committed() == 1
+    [view] = SqlReadModel(database).epochs()
+    assert (view.status, view.registry_root, view.gas_used) == ("committed", "0x" + "01" * 32, 90_000)
 
 
 def test_a_vehicles_registry_proof_verifies_against_the_root(database: Database, fleet: SignedFleet) -> None:
@@ -204,3 +209,30 @@ def test_a_vehicles_registry_proof_verifies_against_the_root(database: Database,
     assert entry.leaf() == view.leaf and view.root == "0x" + registry.root.hex()
     assert verify_proof(entry, [bytes.fromhex(p[2:]) for p in view.proof], registry.root)
     assert SqlReadModel(database).registry_proof("ghost") is None
+
+
+def test_cumulative_balances_are_kept_per_epoch_and_read_as_of_any_epoch(database: Database) -> None:
+    def trip(n: int, rider: str, fare: int) -> TripRecord:
+        return TripRecord(f"bike-1:{n}", "bike-1", OPERATOR, VehicleKind.BIKE, TripStatus.PRICED,
+                          Mark(n, T0 + n, 51.2, 4.39, 100), Mark(n + 1, T0 + n + 60_000, 51.21, 4.4, 900), rider,
+                          payee_of("bike-1"), None, 800, 60, Fare(fare, 0, 0), None)  # fmt: skip
+
+    with SqlUnitOfWork(database) as uow:
+        first = closed(1, [trip(1, "a", 1_000), trip(3, "b", 2_000)], CONTEXT, fee_bps=1_000)
+        uow.epochs.add(first, T0)
+        second = closed(2, [trip(5, "a", 500)], CONTEXT, fee_bps=1_000, book=uow.epochs.balances())
+        uow.epochs.add(second, T0)
+        uow.commit()
+    rider_a, rider_b = first.splits[0].rider, first.splits[1].rider
+    payee = payee_of("bike-1")
+    with SqlUnitOfWork(database) as uow:
+        assert uow.epochs.balances(upto=1) == first.balances
+        everything = uow.epochs.balances()
+        assert everything[rider_a] == (0, 1_500) and everything[rider_b] == (0, 2_000)
+        assert everything[payee] == (900 + 1_800 + 450, 0)  # owner shares of 1000, 2000 and 500 at a 10 % fee
+        assert sum(e for e, _ in everything.values()) == sum(s for _, s in everything.values()) == 3_500
+        assert uow.epochs.balances([rider_b, Address(bytes(20))]) == {rider_b: (0, 2_000)}
+        assert uow.epochs.balances([]) == {}
+        assert set(second.balances) == {rider_a, payee, ZONE}  # only the accounts epoch 2 changed
+        assert everything[ZONE] == (100 + 200 + 50, 0)
+        assert second.commit.spent_total == second.commit.earned_total == 3_500

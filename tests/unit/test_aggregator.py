@@ -11,11 +11,12 @@ import pytest
 from sensors.codec import channel_of, encode
 from sensors.messages import EventType, Message, Position, VehicleKind
 from settlement.aggregator import Aggregator
+from settlement.clearing import FakeClearing
 from settlement.enrolment import enrol, revoke, trust_operator
 from settlement.lifecycle import EpochStatus, TripStatus
 from settlement.memory import MemoryState, MemoryUnitOfWork
-from settlement.ports import FakeChain
-from tests.signed import OPERATOR, SignedFleet, key_of, payee_of
+from tests.money import committed, earnings, fake_money, fund_fake
+from tests.signed import OPERATOR, RIDER, SignedFleet, key_of, payee_of
 
 T0 = 1_780_000_000_000
 
@@ -30,13 +31,16 @@ def fleet() -> SignedFleet:
     return SignedFleet()
 
 
-def make(state: MemoryState, fleet: SignedFleet, *, fail_on: tuple[int, ...] = ()) -> tuple[Aggregator, FakeChain]:
+def make(
+    state: MemoryState, fleet: SignedFleet, *, fail_on: tuple[int, ...] = ()
+) -> tuple[Aggregator, FakeClearing]:
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state, fail_on)  # noqa: E731
-    chain = FakeChain()
+    chain, money = fake_money()
     trust_operator(uow, OPERATOR, fleet.operator_address, T0)
     enrol(uow, fleet.registrations(), fleet.domain, T0)
-    aggregator = Aggregator(uow, chain, epoch_seconds=0.0, clock=lambda: T0 / 1000)
+    aggregator = Aggregator(uow, chain, money=money, epoch_seconds=0.0, clock=lambda: T0 / 1000)
     aggregator.attach_contract()
+    fund_fake(chain, [RIDER])
     return aggregator, chain
 
 
@@ -52,8 +56,9 @@ def test_an_in_order_trip_is_priced_and_settled_to_the_registered_payee(state: M
     assert aggregator.settle_due(force=True) == [1]
     assert state.trips["bike-1:1"].status is TripStatus.COMMITTED
     assert state.epochs[1].status is EpochStatus.COMMITTED
-    assert chain.owed(payee_of("bike-1")) == trip.fare.total_micro if trip.fare else False
-    assert chain.epochs[1].registry_root == aggregator.registry_root != bytes(32)
+    assert earnings(chain, state)[payee_of("bike-1")] == trip.fare.total_micro if trip.fare else False
+    assert state.epochs[1].commit.registry_root == aggregator.registry_root != bytes(32)
+    assert chain.trips_root(1) == state.epochs[1].commit.trips_root
 
 
 def test_a_state_naming_an_owner_is_dead_lettered_and_the_payee_stays_the_registered_one(
@@ -67,7 +72,7 @@ def test_a_state_naming_an_owner_is_dead_lettered_and_the_payee_stays_the_regist
     aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=10, metres=2000)])
     aggregator.settle_due(force=True)
     assert codes(state) == ["schema"]
-    assert set(chain.credits) == {payee_of("bike-1")}
+    assert set(earnings(chain, state)) == {payee_of("bike-1")}
     assert state.vehicles["bike-1"].owner == payee_of("bike-1")
 
 
@@ -78,7 +83,7 @@ def test_a_forged_trip_of_a_made_up_vehicle_is_rejected_and_nothing_is_paid(stat
     result = aggregator.handle([ghost.received(e) for e in ghost.trip("ghost-1", 1, T0, minutes=10, metres=500)])
     aggregator.settle_due(force=True)
     assert result.rejected == 2 and codes(state) == ["unknown_vehicle"] * 2
-    assert state.trips == {} and chain.credits == {}
+    assert state.trips == {} and earnings(chain, state) == {}
 
 
 def test_an_event_signed_by_another_vehicles_key_is_rejected(state: MemoryState, fleet: SignedFleet) -> None:
@@ -155,7 +160,7 @@ def test_a_trip_at_500_km_h_is_held_as_rejected(state: MemoryState, fleet: Signe
     trip = state.trips["car-1:1"]
     assert (trip.status, trip.reason) == (TripStatus.REJECTED, "trip_too_fast")
     aggregator.settle_due(force=True)
-    assert chain.credits == {}
+    assert earnings(chain, state) == {}
 
 
 def test_a_lock_three_days_after_its_unlock_is_held_as_rejected(state: MemoryState, fleet: SignedFleet) -> None:
@@ -170,7 +175,7 @@ def test_a_forged_odometer_jump_of_10_15_m_is_never_priced(state: MemoryState, f
     assert codes(state) == ["implausible_odometer"]
     assert state.trips["bike-1:1"].status is TripStatus.OPEN
     aggregator.settle_due(force=True)
-    assert chain.credits == {}
+    assert earnings(chain, state) == {}
 
 
 def test_a_bike_trip_of_500_km_is_held_as_too_far(state: MemoryState, fleet: SignedFleet) -> None:
@@ -178,7 +183,7 @@ def test_a_bike_trip_of_500_km_is_held_as_too_far(state: MemoryState, fleet: Sig
     aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=11 * 60, metres=500_000)])
     assert (state.trips["bike-1:1"].status, state.trips["bike-1:1"].reason) == (TripStatus.REJECTED, "trip_too_far")
     aggregator.settle_due(force=True)
-    assert chain.credits == {}
+    assert earnings(chain, state) == {}
 
 
 def test_unlock_twice_holds_the_first_trip_with_its_reason(state: MemoryState, fleet: SignedFleet) -> None:
@@ -237,8 +242,8 @@ def test_owners_parsed_from_differently_cased_text_get_one_payout(state: MemoryS
     for i, vehicle in enumerate(("bike-1", "bike-2")):
         aggregator.handle([fleet.received(e) for e in fleet.trip(vehicle, 1, T0 + i, minutes=5, metres=900)])
     aggregator.settle_due(force=True)
-    commit = chain.sent[0]
-    assert len({owner for owner, _ in commit.payouts}) == len(commit.payouts) == 2
+    payouts = state.epochs[1].epoch.payouts
+    assert len({owner for owner, _ in payouts}) == len(payouts) == 2
 
 
 def test_a_gateway_state_must_be_signed_by_its_operator(state: MemoryState, fleet: SignedFleet) -> None:
@@ -280,7 +285,8 @@ def test_a_second_run_of_the_same_seeded_fleet_is_not_taken_for_a_replay(state: 
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
     trust_operator(uow, OPERATOR, fleet.operator_address, T0)
     enrol(uow, fleet.registrations(0), fleet.domain, T0)
-    aggregator = Aggregator(uow, FakeChain(), clock=lambda: T0 / 1000)
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, clock=lambda: T0 / 1000)
     aggregator.attach_contract()
     first, first_trips = run(1_000, T0)
     second, second_trips = run(1_000_000, T0 + 86_400_000)
@@ -349,7 +355,8 @@ def test_a_flood_from_unknown_vehicles_costs_one_registry_look_a_batch_and_a_new
     uow: Callable[[], MemoryUnitOfWork] = lambda: CountingLooks(state)  # noqa: E731
     trust_operator(uow, OPERATOR, fleet.operator_address, T0)
     enrol(uow, fleet.registrations(), fleet.domain, T0)
-    aggregator = Aggregator(uow, FakeChain(), clock=lambda: clock[0])
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, clock=lambda: clock[0])
     aggregator.attach_contract()
     ghosts = SignedFleet(vehicles={f"ghost-{i}": VehicleKind.BIKE for i in range(200)})
     flood = [ghosts.received(ghosts.event(v, 1, EventType.UNLOCK, T0)) for v in ghosts.vehicles]
@@ -369,7 +376,8 @@ def test_with_a_clock_skew_set_a_reading_from_the_future_is_refused(state: Memor
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
     trust_operator(uow, OPERATOR, fleet.operator_address, T0)
     enrol(uow, fleet.registrations(), fleet.domain, T0)
-    aggregator = Aggregator(uow, FakeChain(), max_clock_skew_ms=60_000, clock=lambda: T0 / 1000)
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, max_clock_skew_ms=60_000, clock=lambda: T0 / 1000)
     aggregator.attach_contract()
     aggregator.handle([fleet.received(fleet.telemetry("bike-1", 1, T0 + 30_000))])
     aggregator.handle([fleet.received(fleet.telemetry("bike-1", 2, T0 + 600_000))])
@@ -397,7 +405,7 @@ def test_an_epoch_id_taken_by_another_aggregator_postpones_settlement_instead_of
             def add_or_refuse(commit: object, now_ms: int) -> None:
                 if refusals[0]:
                     refusals[0] -= 1
-                    raise StoreRefused(f"epoch {commit.epoch_id} exists")  # type: ignore[attr-defined]
+                    raise StoreRefused(f"epoch {commit.commit.epoch_id} exists")  # type: ignore[attr-defined]
                 add(commit, now_ms)  # type: ignore[arg-type]
 
             self.epochs.add = add_or_refuse  # type: ignore[method-assign]
@@ -406,16 +414,17 @@ def test_an_epoch_id_taken_by_another_aggregator_postpones_settlement_instead_of
     uow: Callable[[], MemoryUnitOfWork] = lambda: RaceLost(state)  # noqa: E731
     trust_operator(uow, OPERATOR, fleet.operator_address, T0)
     enrol(uow, fleet.registrations(), fleet.domain, T0)
-    chain = FakeChain()
-    aggregator = Aggregator(uow, chain, epoch_seconds=0.0, clock=lambda: T0 / 1000)
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, epoch_seconds=0.0, clock=lambda: T0 / 1000)
     aggregator.attach_contract()
+    fund_fake(chain, [RIDER])
     aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=5, metres=900)])
     stop = threading.Event()
     stop.set()
     aggregator.run(queue.Queue(), stop)  # its final maintenance meets the refusal: logged, not raised
-    assert chain.sent == [] and state.trips["bike-1:1"].status is TripStatus.PRICED
+    assert committed(chain) == [] and state.trips["bike-1:1"].status is TripStatus.PRICED
     aggregator.run(queue.Queue(), stop)  # tried again later: settled
-    assert [c.epoch_id for c in chain.sent] == [1]
+    assert committed(chain) == [1]
 
 
 def test_an_epoch_whose_trips_another_aggregator_batched_first_is_not_written(
@@ -437,10 +446,10 @@ def test_an_epoch_whose_trips_another_aggregator_batched_first_is_not_written(
             work = super().__enter__()
             batch = work.trips.batch
 
-            def raced(trip_ids: object, epoch_id: int) -> int:
+            def raced(trip_ids: object, epoch_id: int, splits: object = ()) -> int:
                 other = work.trips.s.trips["bike-1:1"]
                 work.trips.s.trips["bike-1:1"] = replace(other, status=TripStatus.BATCHED, epoch_id=1)
-                return batch(trip_ids, epoch_id)  # type: ignore[arg-type]
+                return batch(trip_ids, epoch_id, splits)  # type: ignore[arg-type]
 
             work.trips.batch = raced  # type: ignore[method-assign]
             return work
@@ -450,7 +459,7 @@ def test_an_epoch_whose_trips_another_aggregator_batched_first_is_not_written(
     assert state.epochs == {} and state.trips["bike-2:1"].status is TripStatus.PRICED
     aggregator.uow = lambda: MemoryUnitOfWork(state)
     assert aggregator.settle_due(force=True) == [1]
-    assert chain.epochs[1].trip_count == 2
+    assert state.epochs[1].commit.trip_count == 2 and chain.totals().spent_total == state.epochs[1].epoch.total_micro
 
 
 def test_epochs_bind_their_leaves_to_the_chain_and_contract_attached_and_a_configured_contract_is_recorded(
@@ -460,14 +469,14 @@ def test_epochs_bind_their_leaves_to_the_chain_and_contract_attached_and_a_confi
     from settlement.epochs import LeafContext, priced, trips_tree
 
     aggregator, chain = make(state, fleet)
-    assert aggregator.leaf_context == LeafContext(31337, Address.parse("0x" + "5a" * 20))
+    assert aggregator.leaf_context == LeafContext(31337, Address.parse(chain.address or ""))
     aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=10, metres=2000)])
     assert aggregator.settle_due(force=True) == [1]
     assert chain.trips_root(1) == trips_tree([priced(state.trips["bike-1:1"])], aggregator.leaf_context, 1).root
     assert chain.trips_root(2) == bytes(32)
 
     elsewhere = MemoryState()  # another database told to settle on the same contract
-    configured = Aggregator(lambda: MemoryUnitOfWork(elsewhere), chain, clock=lambda: T0 / 1000)
+    configured = Aggregator(lambda: MemoryUnitOfWork(elsewhere), chain.as_account(chain.account), clock=lambda: 0.0)
     assert configured.attach_contract(chain.address) == chain.address
     assert elsewhere.deployments == {31337: chain.address}  # so that its receipts can name the contract
 
@@ -478,7 +487,8 @@ def test_an_aggregator_closes_no_epoch_before_it_knows_its_contract(state: Memor
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
     trust_operator(uow, OPERATOR, fleet.operator_address, T0)
     enrol(uow, fleet.registrations(), fleet.domain, T0)
-    aggregator = Aggregator(uow, FakeChain(), signing_chain_id=fleet.domain.chain_id, clock=lambda: T0 / 1000)
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, signing_chain_id=fleet.domain.chain_id, clock=lambda: T0 / 1000)
     aggregator.refresh_registry(force=True)
     aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=10, metres=2000)])
     assert state.trips["bike-1:1"].status is TripStatus.PRICED

@@ -22,8 +22,8 @@ from settlement.aggregator import Aggregator
 from settlement.enrolment import enrol, trust_operator
 from settlement.lifecycle import SETTLED, TripStatus
 from settlement.memory import MemoryState, MemoryUnitOfWork
-from settlement.ports import FakeChain
 from simulator.fleet import Fleet, FleetConfig
+from tests.money import fake_money, fund_fake
 
 T0 = 1_790_000_000_000
 
@@ -46,9 +46,10 @@ def deliver(fleet: Fleet, batches: list[list[Received]], epochs_between: bool) -
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
     trust_operator(uow, fleet.config.operator, fleet.operator_address, T0)
     enrol(uow, fleet.registrations(0), fleet.domain, T0)
-    chain = FakeChain()
-    aggregator = Aggregator(uow, chain, epoch_seconds=0.0, clock=lambda: T0 / 1000)
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, epoch_seconds=0.0, clock=lambda: T0 / 1000)
     aggregator.attach_contract()
+    fund_fake(chain, fleet.riders, 10**9)
     for batch in batches:
         aggregator.handle(batch)
         aggregator.expire_open()
@@ -67,7 +68,7 @@ def deliver(fleet: Fleet, batches: list[list[Received]], epochs_between: bool) -
         )
         for t in state.trips.values()
     }
-    return trips, chain.total_settled()
+    return trips, chain.totals().spent_total
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -14,10 +14,10 @@ from settlement.aggregator import Aggregator
 from settlement.dead_letters import DAY_MS, RejectCount, RejectLog, SampleLimits
 from settlement.enrolment import enrol, trust_operator
 from settlement.memory import MemoryState, MemoryUnitOfWork
-from settlement.ports import FakeChain
 from settlement.records import Reject
 from settlement.retention import MINUTE_MS, StoredTelemetry, Track, fold, retain
 from settlement.verification import SEQ_WINDOW
+from tests.money import fake_money
 from tests.signed import OPERATOR, SignedFleet
 
 T0 = 1_780_000_000_000
@@ -105,7 +105,8 @@ def test_a_flood_of_large_payloads_keeps_bounded_samples_exact_counts_and_two_lo
     state = MemoryState()
     clock = FakeClock()
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
-    aggregator = Aggregator(uow, FakeChain(), clock=clock, reject_samples_max=300, reject_sample_bytes=1024)
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, clock=clock, reject_samples_max=300, reject_sample_bytes=1024)
     aggregator.attach_contract()
     rng = random.Random(8)
     most = 0
@@ -168,7 +169,8 @@ def filled(fleet: SignedFleet, old_seqs: int = 30) -> tuple[MemoryState, Aggrega
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
     trust_operator(uow, OPERATOR, fleet.operator_address, 0)
     enrol(uow, fleet.registrations(), fleet.domain, 0)
-    aggregator = Aggregator(uow, FakeChain(), clock=lambda: T0 / 1000)
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, clock=lambda: T0 / 1000)
     aggregator.attach_contract()
     old = T0 - 40 * DAY_MS
     aggregator.handle([fleet.received(fleet.telemetry("bike-1", s, old + s * 5_000)) for s in range(1, old_seqs + 1)])
@@ -199,11 +201,10 @@ def test_retention_folds_old_readings_outside_the_replay_window_once_and_a_secon
 
 def test_after_retention_a_replayed_old_reading_is_still_refused_or_a_duplicate() -> None:
     fleet = SignedFleet()
-    state, _ = filled(fleet)
+    state, first = filled(fleet)
     retain(lambda: MemoryUnitOfWork(state), now_ms=T0, raw_days=30, limits=SampleLimits())
     # a restarted aggregator: its verifier starts from what the store holds
-    restarted = Aggregator(lambda: MemoryUnitOfWork(state), FakeChain(), clock=lambda: T0 / 1000)
-    restarted.chain.deploy()
+    restarted = Aggregator(lambda: MemoryUnitOfWork(state), first.clearing, clock=lambda: T0 / 1000)
     restarted.attach_contract()
     old = T0 - 40 * DAY_MS
     folded = restarted.handle([fleet.received(fleet.telemetry("bike-1", 5, old + 5 * 5_000))])

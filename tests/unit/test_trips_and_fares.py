@@ -35,8 +35,10 @@ def test_a_trip_moves_only_along_its_life_cycle() -> None:
         record().with_status(TripStatus.PRICED)  # open cannot skip completion
     with pytest.raises(IllegalTransition):
         priced.with_status(TripStatus.OPEN)
+    unpaid = priced.with_status(TripStatus.REJECTED, RejectCode.INSUFFICIENT_DEPOSIT)  # its rider cannot pay
+    assert not unpaid.held and not unpaid.awaiting
     with pytest.raises(IllegalTransition):
-        priced.with_status(TripStatus.REJECTED, RejectCode.FARE_CAP)
+        unpaid.with_status(TripStatus.COMPLETE)  # final: a later deposit does not revive it
 
 
 def test_a_trip_held_for_a_missing_half_can_come_back_but_a_bounds_rejection_is_final() -> None:
