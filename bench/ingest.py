@@ -7,7 +7,7 @@ Each round starts the project's Mosquitto (generated credentials and ACL) on a f
 processes: (a) a bare paho client (MQTT 5, QoS 1, counting messages and nothing else) and (b) the aggregator
 as ``smartzone aggregate`` wires it (``MqttClient`` with shared subscriptions → inbox → ``Aggregator.run`` on
 ``SqlUnitOfWork``), verifying every event and state signature (and telemetry's with ``--sign-telemetry``)
-against the registry and storing into SQLite or PostgreSQL. The chain is ``settlement.ports.FakeChain``:
+against the registry and storing into SQLite or PostgreSQL. The chain is ``settlement.clearing.FakeClearing``:
 settlement is not what is measured. The main process then publishes everything, as fast as the broker takes
 it, as the operator's gateway. Each side's rate runs from its first message to its last (the aggregator's:
 stored or dead-lettered, then acknowledged); rounds are repeated and the medians and their ratio printed.
@@ -137,9 +137,9 @@ def scratch_database(kind: str, postgres_url: str, folder: Path, name: str) -> I
 
 def prepare(url: str, fleet: Any, entries: Sequence[Any]) -> None:
     """Migrate ``url`` to the head revision and enrol the fleet: its operator trusted, its entries held."""
+    from settlement.clearing import deployed_fake
     from settlement.db import Database
     from settlement.enrolment import trust_operator
-    from settlement.ports import FakeChain
     from smartzone.parts import unit_of_work
 
     database = Database.open(url)
@@ -149,8 +149,8 @@ def prepare(url: str, fleet: Any, entries: Sequence[Any]) -> None:
     with uow() as work:
         for entry in entries:
             work.registry.add(entry, 0)
-        chain = FakeChain()
-        work.registry.record_deployment(chain.chain_id(), chain.deploy(), 0)  # before any aggregator starts
+        chain = deployed_fake()
+        work.registry.record_deployment(chain.chain_id(), str(chain.address), 0)  # before any aggregator starts
         work.commit()
     database.close()
 
@@ -199,7 +199,7 @@ def bare_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome]) -> None:
 
 
 def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome], handled: Any = None) -> None:
-    """The aggregator wired as ``smartzone.parts.build_aggregator`` wires it, with ``FakeChain`` for the chain.
+    """The aggregator wired as ``smartzone.parts.build_aggregator`` wires it, with ``FakeClearing`` for the chain.
 
     With several aggregators in the shared-subscription group each gets a share of the stream: ``handled`` (a
     ``multiprocessing.Value`` shared by them) counts what all of them handled, and each stops once it reaches
@@ -209,8 +209,8 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome], hand
     from sensors.ports import Received
     from sensors.topics import Channel, shared, subscription
     from settlement.aggregator import Aggregator
+    from settlement.clearing import deployed_fake
     from settlement.db import Database
-    from settlement.ports import FakeChain
     from smartzone.parts import unit_of_work
 
     first: list[float] = []  # monotonic and process time of the first message
@@ -233,8 +233,7 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome], hand
             return result
 
     database = Database.connect(side.database_url)
-    chain = FakeChain()
-    chain.deploy()  # every aggregator's own fake chain holds the contract that ``prepare`` recorded
+    chain = deployed_fake()  # every aggregator's own fake chain holds the contract that ``prepare`` recorded
     aggregator = Timed(unit_of_work(database), chain, sign_telemetry=side.sign_telemetry)
     aggregator.attach_contract()
     inbox: queue.Queue[Received] = queue.Queue()
@@ -458,7 +457,7 @@ def report(
     print(f"stream: {total:,} messages ({channels}), {signed:,} signed; {args.vehicles} vehicles, "
           f"{args.minutes:g} simulated min, seed {args.seed}")  # fmt: skip
     print(f"database: {args.database}; telemetry signed: {'yes' if args.sign_telemetry else 'no'}; "
-          "chain: settlement.ports.FakeChain (settlement is not measured)")  # fmt: skip
+          "chain: settlement.clearing.FakeClearing (settlement is not measured)")  # fmt: skip
     print(f"publisher (gateway, sensors.mqtt): {statistics.median(published):,.0f} msg/s (median of {args.rounds})")
     print(f"bare paho subscriber: {rate_bare:,.0f} msg/s (median of {args.rounds})")
     print(f"aggregator (verify + store + ack): {rate_ours:,.0f} msg/s (median of {args.rounds})")

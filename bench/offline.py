@@ -65,12 +65,13 @@ def prepared(url: str, fleet: Any) -> Any:
 def pipeline(url: str, fleet: Any, items: Sequence[Any], sign_telemetry: bool) -> float:
     """Seconds for ``Aggregator.handle`` to take every item, in batches of ``BATCH``."""
     from settlement.aggregator import Aggregator
-    from settlement.ports import FakeChain
+    from settlement.clearing import deployed_fake
     from smartzone.parts import unit_of_work
 
     database = prepared(url, fleet)
-    aggregator = Aggregator(unit_of_work(database), FakeChain(), sign_telemetry=sign_telemetry)
-    aggregator.attach_contract()
+    chain = deployed_fake()
+    aggregator = Aggregator(unit_of_work(database), chain, sign_telemetry=sign_telemetry)
+    aggregator.attach_contract(chain.address)
     started = time.perf_counter()
     for i in range(0, len(items), BATCH):
         aggregator.handle(items[i : i + BATCH])

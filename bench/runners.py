@@ -116,7 +116,7 @@ def run_ingest(opts: Options) -> list[Section]:
         ingest_rounds(opts, section, kind, fleet, stream, entries)
         section.notes.append(
             f"{len(stream):,} messages a round ({vehicles:,} vehicles, {minutes:g} simulated minutes, seed 7, "
-            "telemetry unsigned; events and states signed and verified); chain: FakeChain; target ≥ 0.8"
+            "telemetry unsigned; events and states signed and verified); chain: FakeClearing; target ≥ 0.8"
         )
     return sections
 

@@ -44,7 +44,7 @@ class Fixture:
         from sensors.signing import Domain, address_of, sign
         from simulator.keys import device_key, operator_key, owner_key, rider_key
 
-        self.domain = Domain(31337)  # FakeChain's chain id
+        self.domain = Domain(31337)  # the fake chain's id
         self.operator_key = operator_key(SEED, OPERATOR)
         self.operator_address = address_of(self.operator_key)
         self.vehicles = [f"bike-{i:04d}" for i in range(1, VEHICLES + 1)]
@@ -186,8 +186,8 @@ def _chunks(rows: Iterator[dict[str, object]]) -> Iterator[list[dict[str, object
 def time_batches(url: str, batches: Sequence[list[Any]]) -> tuple[list[float], list[float], Any]:
     """Milliseconds of ``Aggregator.handle`` and of its storing part (``_store``) per timed batch."""
     from settlement.aggregator import Aggregator
+    from settlement.clearing import deployed_fake
     from settlement.db import Database
-    from settlement.ports import FakeChain
     from smartzone.parts import unit_of_work
 
     stored: list[float] = []
@@ -201,8 +201,9 @@ def time_batches(url: str, batches: Sequence[list[Any]]) -> tuple[list[float], l
                 stored.append((time.perf_counter() - started) * 1000)
 
     database = Database.connect(url)
-    aggregator = Timed(unit_of_work(database), FakeChain())
-    aggregator.attach_contract()
+    chain = deployed_fake()
+    aggregator = Timed(unit_of_work(database), chain)
+    aggregator.attach_contract(chain.address)
     handled: list[float] = []
     for n, batch in enumerate(batches):
         started = time.perf_counter()
@@ -293,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(results: dict[str, list[tuple[int, float, float, float]]], batches: int) -> None:
     print(f"batch: {VEHICLES} locks + {VEHICLES} unlocks of registered vehicles, signed and verified; "
-          f"median of {batches} batches; chain: FakeChain")  # fmt: skip
+          f"median of {batches} batches; chain: FakeClearing")  # fmt: skip
     for kind, rows in results.items():
         print(f"{kind}:")
         print("  stored events | handle ms/batch | of which _store ms | re-reading the history (skeleton) ms")

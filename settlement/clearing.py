@@ -153,6 +153,10 @@ class ClearingPort(Protocol):
 
     def attach(self, address: str) -> None: ...
 
+    def token_address(self) -> str:
+        """The euro token the contract holds deposits in."""
+        ...
+
     def approve(self, amount: int) -> ChainReceipt:
         """Allow the contract to pull ``amount`` of this account's euro tokens (the token's ``approve``)."""
         ...
@@ -289,6 +293,9 @@ class FakeClearing:
     def attach(self, address: str) -> None:
         if self.state is None or Address.parse(address) != self.state.address:
             raise ChainError(f"no clearing contract at {address}")
+
+    def token_address(self) -> str:
+        return str(self._state().token.address)
 
     def approve(self, amount: int) -> ChainReceipt:
         """Allow the contract to pull ``amount`` of this account's tokens (the euro token's ``approve``)."""
@@ -495,6 +502,16 @@ class FakeClearing:
         if self.state is None:
             raise ChainError("no clearing contract: deploy() or attach() first")
         return self.state
+
+
+def deployed_fake(challenge_blocks: int = 0, withdraw_delay_blocks: int = 100, faucet_cap: int = 0) -> FakeClearing:
+    """A fake clearing contract over a fresh fake token, deployed (always at the same address, so that every fake
+    made this way is the contract a database recorded)."""
+    token = FakeToken()
+    token.deploy(faucet_cap)
+    clearing = FakeClearing(token)
+    clearing.deploy(str(token.address), challenge_blocks, withdraw_delay_blocks)
+    return clearing
 
 
 def _require(condition: bool, call: str, reason: str) -> None:

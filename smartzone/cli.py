@@ -25,6 +25,7 @@ from sensors.redaction import redact_url
 from smartzone.admin import add_commands
 from smartzone.console import invalid_setting, mask_logs, masked, protect
 from smartzone.retention import add_retention_command
+from smartzone.riders import add_riders_command
 from smartzone.settings import Settings
 from smartzone.verify import add_verify_command
 
@@ -76,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     add_commands(sub)
     add_retention_command(sub)
     add_verify_command(sub)
+    add_riders_command(sub)
     for p in (up, serve):
         p.add_argument("--port", dest="http_port", type=int, help="HTTP port (default 8000)")
     return parser
@@ -269,6 +271,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         from smartzone.parts import (
             build_aggregator,
             chain_label,
+            fund_simulated_riders,
             make_fleet,
             open_database,
             register_fleet,
@@ -299,6 +302,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         fleet = make_fleet(settings, part.chain_id)
         register_fleet(database, fleet)
         part.aggregator.refresh_registry(force=True)
+        fund_simulated_riders(settings, part)  # before the first ride: a rider without a deposit is refused
         agg_stop, sim_stop = threading.Event(), threading.Event()
         agg = threading.Thread(target=part.run, args=(agg_stop,), name="aggregator")
         agg.start()

@@ -26,7 +26,7 @@ from simulator.run import RunSummary, run_simulation
 from smartzone.settings import Settings
 
 if TYPE_CHECKING:  # the simulator's start-up need not import the aggregator or the read side
-    from settlement.aggregator import Aggregator
+    from settlement.aggregator import Aggregator, MoneyRules
     from settlement.queries import SqlReadModel
 
 log = logging.getLogger("smartzone")
@@ -34,6 +34,8 @@ log = logging.getLogger("smartzone")
 REDELIVER_UNMATCHED_S = 60.0
 """How long the simulator publishes again an event or state routed to no subscriber: a restarted broker may route
 to nobody until the aggregators have reconnected (paho retries at most every 30 s)."""
+DEMO_FAUCET_CAP = 1_000_000_000
+"""The most a demo token's faucet mints per call: 1,000 EUR."""
 REGISTERED_FROM_MS = 0
 """Where the simulated fleet's registrations start: always, so that a second run finds them already held."""
 
@@ -121,13 +123,15 @@ def build_aggregator(
     ``mqtt_session_expiry_s``: a departed aggregator's share of the group goes back to the others after that.
     """
     from settlement.aggregator import Aggregator
-    from settlement.chain import Web3Chain  # web3 takes a second to import; only aggregators need it
+    from settlement.chain import Web3Clearing, Web3Token  # web3 takes a second to import; only aggregators need it
 
-    chain = Web3Chain.connect(settings.chain_url, settings.private_key())
+    clearing = Web3Clearing.connect(settings.chain_url, settings.private_key())
     skew = None if settings.max_clock_skew_s is None else int(settings.max_clock_skew_s * 1000)
     aggregator = Aggregator(
         unit_of_work(database),
-        chain,
+        clearing,
+        token=Web3Token(clearing.sender),  # one sender: one nonce counter for the aggregator's account
+        money=money_rules(settings),
         epoch_seconds=settings.epoch_seconds,
         epoch_max_trips=settings.epoch_max_trips,
         bounds=bounds_of(settings),
@@ -173,6 +177,20 @@ def build_aggregator(
     )
 
 
+def money_rules(settings: Settings) -> MoneyRules:
+    """How the aggregator moves money, from the settings (``smartzone.money`` for the riders' side)."""
+    from settlement.aggregator import MoneyRules
+
+    return MoneyRules(
+        fee_bps=settings.fee_bps,
+        zone=settings.zone() if settings.zone_account or settings.demo else None,
+        challenge_blocks=settings.challenge_blocks,
+        withdraw_delay_blocks=settings.withdraw_delay_blocks,
+        token_address=settings.token_address,
+        faucet_cap=DEMO_FAUCET_CAP if settings.faucet() else 0,
+    )
+
+
 def make_fleet(settings: Settings, chain_id: int, first_seq: int | None = None) -> Fleet:
     """The seeded fleet, signing under ``chain_id``.
 
@@ -185,6 +203,7 @@ def make_fleet(settings: Settings, chain_id: int, first_seq: int | None = None) 
             operator=settings.operator,
             seed=settings.seed,
             owners=settings.owners,
+            riders=settings.riders,
             chain_id=chain_id,
             sign_telemetry=settings.sign_telemetry,
             first_seq=first_seq if first_seq is not None else int(time.time() * 1000),
@@ -264,3 +283,17 @@ def read_model(database: Database) -> SqlReadModel:
     from settlement.queries import SqlReadModel
 
     return SqlReadModel(database)
+
+
+def fund_simulated_riders(settings: Settings, part: AggregatorPart) -> int:
+    """In demo mode (a token with a faucet), every simulated rider deposits ``rider_deposit_micro``; how many did."""
+    from settlement.chain import Web3Clearing
+    from smartzone.riders import fund_riders
+
+    clearing = part.aggregator.clearing
+    if not settings.faucet() or not isinstance(clearing, Web3Clearing):
+        log.info("riders not funded: no demo faucet; each rider deposits with its own wallet")
+        return 0
+    funded = fund_riders(clearing, settings.seed, settings.riders, settings.rider_deposit_micro)
+    log.info("%d simulated riders deposited %d micro-EUR each", funded, settings.rider_deposit_micro)
+    return funded

@@ -108,6 +108,10 @@ class Settings(BaseSettings):
         100, ge=0, le=2**48 - 1, description="Blocks between a rider's withdrawal request and the withdrawal"
     )
     token_address: str | None = Field(None, description="Euro token to use; unset: the aggregator deploys one")
+    riders: int = Field(50, ge=1, le=10_000, description="How many riders the simulated fleet has (keys from the seed)")
+    rider_deposit_micro: int = Field(
+        50_000_000, ge=1, le=1_000_000_000, description="What `up` deposits for each simulated rider (demo faucet)"
+    )
 
     @field_validator("log_level")
     @classmethod
@@ -144,6 +148,10 @@ class Settings(BaseSettings):
         if self.fee_bps > 0 and self.zone_account is None and not self.demo:
             raise ValueError("a fee (SMARTZONE_FEE_BPS > 0) needs SMARTZONE_ZONE_ACCOUNT, the address that earns it")
         return self
+
+    def faucet(self) -> bool:
+        """Whether a euro token this deployment creates has a faucet: demo mode, or the embedded chain."""
+        return self.demo or self.chain_url is None
 
     def zone(self) -> Address:
         """The account fees are earned by: the setting, else (demo) one derived from the seed."""

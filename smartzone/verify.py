@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from settlement.chain import Web3Chain
+from settlement.chain import Sender, Web3Clearing
 from settlement.errors import ChainError
 from settlement.receipts import verify_receipt
 from smartzone.settings import Settings
@@ -43,12 +43,12 @@ def run_verify(settings: Settings, args: argparse.Namespace) -> int:
     except (ValueError, UnicodeDecodeError) as exc:
         print(f"not a receipt: {args.receipt} is not JSON ({exc})", flush=True)
         return 1
-    reason = check_receipt(receipt, Web3Chain.connect(url, timeout=30, read_only=True))
+    reason = check_receipt(receipt, Web3Clearing(Sender.connect(url, timeout=30, read_only=True)))
     print(reason or "verified", flush=True)
     return 0 if reason is None else 1
 
 
-def check_receipt(receipt: Any, chain: Web3Chain) -> str | None:
+def check_receipt(receipt: Any, chain: Web3Clearing) -> str | None:
     """None if ``receipt`` verifies against ``trips_root(epoch_id)`` of the contract it names on ``chain``, else
     the reason. ``ChainUnavailable`` if the node stops answering."""
     if not isinstance(receipt, Mapping):
@@ -60,10 +60,10 @@ def check_receipt(receipt: Any, chain: Web3Chain) -> str | None:
         return f"the receipt is for chain {chain_id!r}, but {chain.url} is chain {chain.chain_id()}"
     if not isinstance(contract, str):
         return f"the receipt's contract {contract!r} is not an address"
-    reader = Web3Chain(chain.sender)  # its own contract binding: the caller's chain stays as it was
+    reader = Web3Clearing(chain.sender)  # its own contract binding: the caller's chain stays as it was
     try:
         reader.attach(contract)
         root = reader.trips_root(epoch_id)
     except ChainError as exc:
-        return f"no settlement contract to ask: {exc}"
+        return f"no clearing contract to ask: {exc}"
     return verify_receipt(receipt, root)

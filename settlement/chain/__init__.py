@@ -1,10 +1,11 @@
 """The chain adapter: the settlement and euro token contracts through web3 (the only package importing web3).
 
 ``Sender`` is one account on one node (connection, local signing and nonce, fees, receipts, error translation);
-``Web3Chain`` and ``Web3Token`` are the contracts' calls on top of it. A chain and its ``token()`` share one
-sender, so one account never runs two nonce counters.
+``Web3Clearing``, ``Web3Chain`` and ``Web3Token`` are the contracts' calls on top of it. A chain and its ``token()``
+share one sender, so one account never runs two nonce counters.
 """
 
+from settlement.chain.clearing import Web3Clearing
 from settlement.chain.epochs import Web3Chain
 from settlement.chain.sender import (
     DEPLOY_GAS,
@@ -29,6 +30,7 @@ __all__ = [
     "TOKEN_DEPLOY_GAS",
     "Sender",
     "Web3Chain",
+    "Web3Clearing",
     "Web3Token",
     "settle_gas",
 ]

@@ -48,7 +48,7 @@ class Web3Clearing:
     def __init__(self, sender: Sender) -> None:
         self.sender = sender
         self.url = sender.url
-        self.account = Address.parse(sender.account)
+        self.account = Address.parse(sender.account) if sender.account else Address(bytes(20))  # read-only: none
         self._contract: Contract | None = None
         self._from_block = 0  # where to look for the contract's events: its deployment block when known
 
@@ -142,6 +142,10 @@ class Web3Clearing:
     # --- views ----------------------------------------------------------------------------------------
     def owner(self) -> Address:
         return Address.parse(self._read("owner"))
+
+    def token_address(self) -> str:
+        """The euro token the contract holds deposits in."""
+        return str(self._read("token"))
 
     def last_epoch(self) -> int:
         return int(self._read("last_epoch"))

@@ -179,6 +179,27 @@ class Sender:
             return text.removeprefix("execution reverted: ") or "no reason given"
         return "reverted (the replay did not revert; the state has moved on)"
 
+    def top_up(self, to: str, wei: int) -> bool:
+        """Send ``to`` enough ether for its own transactions: ``wei`` unless it holds half of that already (a
+        demo rider's gas). Whether it sent."""
+        with self.rpc():
+            if int(self.w3.eth.get_balance(Web3.to_checksum_address(to))) >= wei // 2:
+                return False
+            params: dict[str, Any] = {"from": self.account, "to": Web3.to_checksum_address(to), "value": wei,
+                                      "gas": 21_000, **self._fees()}  # fmt: skip
+            if self._signer is None:
+                tx_hash = self.w3.eth.send_transaction(params)  # type: ignore[arg-type]
+            else:
+                if self._nonce is None:
+                    self._nonce = int(self.w3.eth.get_transaction_count(self._signer.address, "pending"))
+                params.update(nonce=self._nonce, chainId=int(self.w3.eth.chain_id))
+                tx_hash = self.w3.eth.send_raw_transaction(self._signer.sign_transaction(params).raw_transaction)
+                self._nonce += 1
+            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
+        if receipt["status"] != 1:
+            raise ChainError(f"sending ether to {to} failed in {receipt['transactionHash'].to_0x_hex()}")
+        return True
+
     def _fees(self) -> dict[str, int]:
         """EIP-1559 fees (max = 2 x base fee + tip) where the chain has a base fee, else a gas price."""
         base = self.w3.eth.get_block("latest").get("baseFeePerGas")
