@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from dashboard.problems import INVALID, NOT_COMMITTED, NOT_FOUND
 from dashboard.schemas import (
+    BalanceProof,
     Epoch,
     EpochList,
     Payout,
@@ -21,6 +22,7 @@ from dashboard.schemas import (
     Vehicle,
     VehicleList,
 )
+from sensors.address import Address, InvalidAddress
 from settlement.lifecycle import TripStatus
 from settlement.views import InvalidCursor, Listed, NotCommitted, ReadModel, TripView, cursor_after
 
@@ -125,6 +127,19 @@ def list_epochs(model: Model, limit: Limit = 100, cursor: Cursor = None) -> Epoc
     """Epochs (batches of trips) and their settlement transactions, newest first."""
     views, next_cursor = paged(model.epochs, limit, cursor)
     return EpochList(items=[Epoch.model_validate(e) for e in views], next_cursor=next_cursor)
+
+
+@router.get("/accounts/{address}/balance-proof", tags=["settlement"], responses=NOT_FOUND)
+def get_balance_proof(address: str, model: Model) -> BalanceProof:
+    """The account's balance in the last epoch on chain with the proof to claim or withdraw with."""
+    try:
+        account = Address.parse(address)
+    except InvalidAddress as exc:
+        raise HTTPException(422, str(exc)) from None
+    document = model.balance_proof(account)
+    if document is None:
+        raise HTTPException(404, f"no epoch on chain holds a balance of {account}")
+    return BalanceProof.model_validate(document)
 
 
 @router.get("/payouts", tags=["settlement"], responses=INVALID)

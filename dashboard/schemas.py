@@ -135,6 +135,26 @@ class TripReceipt(BaseModel):
     proof: list[str] = Field(description="Sibling hashes from the leaf to the root, 0x-prefixed hex.")
 
 
+class BalanceProof(BaseModel):
+    """An account's cumulative balance in the last epoch on chain, with the proof the clearing contract's `claim`
+    and `withdraw` take.
+
+    `root`, `leaf_types`, `leaf_values` and `proof` are exactly the arguments of OpenZeppelin's
+    `StandardMerkleTree.verify`; compare `root` with the contract's `balances_root(epoch_id)` on chain `chain_id`.
+    """
+
+    account: str = Field(description="EIP-55 address of the account.")
+    earned_micro: int = Field(description=f"Earned since the start, as an owner or the zone. {MICRO}")
+    spent_micro: int = Field(description=f"Spent since the start, as a rider. {MICRO}")
+    epoch_id: int = Field(description="The epoch whose balances root holds the balance.")
+    chain_id: int = Field(description="The chain the epoch was committed on.")
+    contract: str = Field(description="EIP-55 address of the clearing contract.")
+    root: str = Field(description="The epoch's balances root, 0x-prefixed hex.")
+    leaf_types: list[str] = Field(description="The leaf's ABI types: chainId, contract, account, earned, spent.")
+    leaf_values: list[str] = Field(description="The leaf's values; integers as decimal strings, as OZ dumps them.")
+    proof: list[str] = Field(description="Sibling hashes from the leaf to the root, 0x-prefixed hex.")
+
+
 class Payout(_View):
     """What one vehicle owner has earned."""
 

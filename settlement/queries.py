@@ -102,6 +102,27 @@ class SqlReadModel:
         context = LeafContext(chain_id, Address.parse(contract))
         return build_receipt(trip, epoch_trips, context, tx_hash=epoch.tx_hash, status=epoch.status)
 
+    def balance_proof(self, account: Address) -> dict[str, Any] | None:
+        from settlement.balances import BalanceTree
+        from settlement.claims import balance_document
+        from settlement.clearing import ZERO_ROOT
+        from settlement.sql.epochs import SqlEpochs
+        from settlement.sql.registry import SqlRegistry
+
+        with self._db.reading() as conn:
+            epochs = SqlEpochs(conn)
+            last = epochs.last_committed()
+            commit = epochs.commit_of(last) if last else None
+            if commit is None or commit.balances_root == ZERO_ROOT:
+                return None
+            book = epochs.balances(upto=last)
+            deployment = SqlRegistry(conn).any_deployment()
+        if account not in book or deployment is None:
+            return None
+        chain_id, contract = deployment
+        tree = BalanceTree.of(book, chain_id, contract)  # every account: the proof needs the whole tree
+        return balance_document(tree.proof(account, last), commit.balances_root, chain_id, contract)
+
     def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
         e = table_of(EpochRow)
         query = sa.select(e).order_by(e.c.epoch_id.desc()).limit(limit)

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sensors.address import Address
 from settlement.errors import SettlementError
 
 
@@ -192,6 +193,11 @@ class ReadModel(Protocol):
     def trip_receipt(self, trip_id: str) -> dict[str, Any] | None:
         """The receipt of a committed trip (``settlement.receipts.build_receipt``), with its proof rebuilt from its
         epoch's trips; None for no such trip, ``NotCommitted`` for a trip whose epoch is not on chain yet."""
+        ...
+
+    def balance_proof(self, account: Address) -> dict[str, Any] | None:
+        """``account``'s cumulative balance in the last epoch on chain with its proof
+        (``settlement.claims.balance_document``); None when no epoch on chain holds the account."""
         ...
 
     def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -75,13 +76,13 @@ def run_fund(settings: Settings, args: argparse.Namespace) -> int:
     from smartzone.parts import open_database
 
     if not settings.demo:
-        print("smartzone: error: riders fund uses the token's faucet: demo mode only (SMARTZONE_DEMO=1)", flush=True)
+        print("smartzone: error: riders fund uses the faucet: demo mode only (SMARTZONE_DEMO=1)", file=sys.stderr)
         return 2
     seed = settings.seed if args.seed is None else args.seed
     count = settings.riders if args.riders is None else args.riders
     amount = settings.rider_deposit_micro if args.amount is None else args.amount
     if count < 1 or amount < 1:
-        print("smartzone: error: --riders and --amount must be at least 1", flush=True)
+        print("smartzone: error: --riders and --amount must be at least 1", file=sys.stderr, flush=True)
         return 2
     clearing = Web3Clearing.connect(settings.chain_url, settings.private_key())
     address = settings.contract_address

@@ -18,7 +18,7 @@ from simulator.keys import zone_key
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 URL_FIELDS = ("mqtt_url", "database_url", "chain_url")
-SECRET_FIELDS = ("chain_private_key", "operator_key")
+SECRET_FIELDS = ("chain_private_key", "operator_key", "account_key")
 SCHEMES: dict[str, tuple[re.Pattern[str], str]] = {
     "mqtt_url": (re.compile(r"^(mqtts?|tcp|ssl)://", re.IGNORECASE), "must start with mqtt:// or mqtts://"),
     "database_url": (
@@ -108,6 +108,9 @@ class Settings(BaseSettings):
         100, ge=0, le=2**48 - 1, description="Blocks between a rider's withdrawal request and the withdrawal"
     )
     token_address: str | None = Field(None, description="Euro token to use; unset: the aggregator deploys one")
+    account_key: SecretStr | None = Field(
+        None, description="Private key of the account `smartzone claim` and `smartzone withdraw` send from"
+    )
     riders: int = Field(50, ge=1, le=10_000, description="How many riders the simulated fleet has (keys from the seed)")
     rider_deposit_micro: int = Field(
         50_000_000, ge=1, le=1_000_000_000, description="What `up` deposits for each simulated rider (demo faucet)"
@@ -171,6 +174,7 @@ class Settings(BaseSettings):
         """Every secret these settings hold: the keys, and what ``redact_url`` masks in each URL (passwords,
         secret-looking query values, opaque path segments), raw and URL-decoded."""
         found = [self.private_key(), self.operator_key.get_secret_value() if self.operator_key else None]
+        found.append(self.account_key.get_secret_value() if self.account_key else None)
         for url in (self.mqtt_url, self.database_url, self.chain_url):
             if url:
                 found.extend(_url_secrets(url))

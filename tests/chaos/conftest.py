@@ -8,7 +8,8 @@ import pytest
 
 from smartzone.broker_access import BrokerAccess, generate
 from tests import services
-from tests.chaos.stream import ROOT, Stream, prepare_database, record_stream
+from tests.chaos.harness import ANVIL_KEY
+from tests.chaos.stream import ROOT, Stream, deploy_and_fund, prepare_database, record_stream
 
 VEHICLES = 40
 MINUTES = 12.0
@@ -38,3 +39,11 @@ def database_url(stream: Stream) -> Iterator[str]:
     with services.postgres_schema() as url:
         prepare_database(url, stream)
         yield url
+
+
+@pytest.fixture(autouse=True)
+def money(request: pytest.FixtureRequest, stream: Stream) -> None:
+    """With a database and anvil: the contracts deployed and recorded, and every rider's deposit made."""
+    if {"database_url", "anvil_url"} <= set(request.fixturenames):
+        database_url, anvil_url = request.getfixturevalue("database_url"), request.getfixturevalue("anvil_url")
+        deploy_and_fund(database_url, anvil_url, stream, ANVIL_KEY)

@@ -68,3 +68,27 @@ def prepare_database(url: str, stream: Stream) -> None:
             work.commit()
     finally:
         database.close()
+
+
+def deploy_and_fund(database_url: str, chain_url: str, stream: Stream, key: str, deposit: int = 50_000_000) -> str:
+    """Deploy the euro token (with a demo faucet) and the clearing contract from ``key``'s account (the aggregators'
+    own: the contract's owner commits), record it in the database, and let every rider of the stream's fleet
+    deposit ``deposit``: before any aggregator starts, so that no trip meets a rider without money."""
+    from settlement.chain import Web3Clearing, Web3Token
+    from settlement.db import Database
+    from smartzone.parts import unit_of_work
+    from smartzone.riders import fund_riders
+
+    clearing = Web3Clearing.connect(chain_url, key)
+    token = Web3Token(clearing.sender)
+    address = clearing.deploy(token.deploy(faucet_cap=10**9), 0, 100)
+    database = Database.connect(database_url)
+    try:
+        with unit_of_work(database)() as uow:
+            uow.registry.record_deployment(clearing.chain_id(), address, 0)
+            uow.commit()
+    finally:
+        database.close()
+    config = stream.fleet.config
+    fund_riders(clearing, config.seed, config.riders, deposit)
+    return address

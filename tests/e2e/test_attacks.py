@@ -25,14 +25,18 @@ from sensors.mqtt import MqttClient
 from sensors.signing import address_of
 from sensors.topics import topic_for
 from sensors.wire import QOS, RETAIN
+from settlement.balances import BalanceTree
+from settlement.chain import Web3Clearing
+from settlement.db import Database
 from settlement.queries import SqlReadModel
 from smartzone.broker import RunningBroker, mosquitto
 from smartzone.broker_access import BrokerAccess, Role, generate, url_for
-from smartzone.parts import AggregatorPart, build_aggregator, open_database
+from smartzone.parts import AggregatorPart, build_aggregator, open_database, unit_of_work
+from smartzone.riders import fund_accounts
 from smartzone.settings import Settings
 from tests import services
 from tests.e2e.pipeline_checks import wait_until
-from tests.signed import OPERATOR, SignedFleet, payee_of
+from tests.signed import OPERATOR, RIDER_KEY, SignedFleet, payee_of
 
 pytestmark = pytest.mark.services
 
@@ -49,6 +53,7 @@ class Platform:
     part: AggregatorPart
     read: SqlReadModel
     fleet: SignedFleet
+    database: Database
 
     def publisher(self, vehicle: str) -> MqttClient:
         """A client logged in as ``vehicle`` (the broker lets it write only under its own topic)."""
@@ -56,7 +61,16 @@ class Platform:
         return MqttClient(url, f"veh-{vehicle}-{uuid.uuid4().hex[:6]}").connect()
 
     def owed(self, address: Address) -> int:
-        return self.part.aggregator.chain.owed(address)
+        """What ``address`` earned by the last committed epoch, by the stored balances whose root is on chain."""
+        clearing = self.part.aggregator.clearing
+        with unit_of_work(self.database)() as uow:
+            last = uow.epochs.last_committed()
+            book = uow.epochs.balances(upto=last)
+        if not last:
+            return 0
+        tree = BalanceTree.of(book, clearing.chain_id(), str(clearing.address))
+        assert tree.root == clearing.balances_root(last), "the stored balances are not the ones committed"
+        return book.get(address, (0, 0))[0]
 
 
 def send(client: MqttClient, message: Message, payload: bytes | None = None) -> None:
@@ -76,22 +90,24 @@ def platform(postgres_url: str, anvil_url: str, tmp_path: Path) -> Iterator[Plat
             data_dir=tmp_path,
             epoch_seconds=1.0,
             aggregator_id=f"attacks-{uuid.uuid4().hex[:8]}",
+            demo=True,  # the euro token's faucet funds the fleet's rider
         )
         database = open_database(settings, migrate=True)
         part = build_aggregator(
             settings, database, mqtt_url=url_for(access.find(Role.AGGREGATOR), broker.url), protocol="auto"
         )
         from settlement.enrolment import enrol, trust_operator
-        from smartzone.parts import unit_of_work
 
         trust_operator(unit_of_work(database), OPERATOR, fleet.operator_address, T0)
         enrol(unit_of_work(database), fleet.registrations(), fleet.domain, T0)
         part.aggregator.refresh_registry(force=True)
+        assert isinstance(part.aggregator.clearing, Web3Clearing)
+        fund_accounts(part.aggregator.clearing, [RIDER_KEY], 100_000_000)
         stop = threading.Event()
         worker = threading.Thread(target=part.run, args=(stop,))
         worker.start()
         try:
-            yield Platform(broker, access, part, SqlReadModel(database), fleet)
+            yield Platform(broker, access, part, SqlReadModel(database), fleet, database)
         finally:
             stop.set()
             worker.join(timeout=60)

@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from sensors.mqtt import MqttClient
-from settlement.chain import Web3Chain
+from sensors.signing import address_of
+from settlement.chain import Web3Clearing, Web3Token
 from settlement.db import Database
 from settlement.queries import SqlReadModel
 from settlement.sql import SqlUnitOfWork
+from simulator.keys import rider_key
 from smartzone.broker import RunningBroker, mosquitto
 from smartzone.broker_access import BrokerAccess, Role, generate, url_for
 from tests import services
@@ -72,6 +74,8 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
         "SMARTZONE_DATA_DIR": str(tmp_path),
         "SMARTZONE_AGGREGATOR_ID": f"e2e-{tmp_path.name}",
         "SMARTZONE_LOG_LEVEL": "WARNING",
+        "SMARTZONE_DEMO": "1",  # the euro token gets a faucet: the riders fund their deposits from it
+        "SMARTZONE_RIDERS": "12",
     }
     started = time.monotonic()
     aggregator = smartzone("aggregate", env=env)
@@ -80,6 +84,15 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
         line = aggregator.stdout.readline()
         assert line.startswith("aggregating from"), line + (aggregator.stderr.read() if aggregator.stderr else "")
         rejected = publish_bad_messages(gateway_url)
+        funded = subprocess.run(
+            [sys.executable, "-m", "smartzone.cli", "riders", "fund", "--seed", "11", "--amount", "30000000"],
+            env=env,
+            text=True,
+            capture_output=True,
+            timeout=120,
+        )
+        assert funded.returncode == 0, funded.stderr
+        assert funded.stdout.strip() == "12 of 12 riders of seed 11 deposited 30000000 micro-EUR each"
         sim = subprocess.run(
             [
                 sys.executable,
@@ -114,12 +127,16 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
     finally:
         if aggregator.poll() is None:
             aggregator.kill()
-    chain = Web3Chain.connect(anvil_url)
+    chain = Web3Clearing.connect(anvil_url)
     with SqlUnitOfWork(database) as uow:
         address = uow.registry.deployment(chain.chain_id())
     assert address is not None
     chain.attach(address)
-    figures = check_settled_run(database, chain, set(summary["trip_ids"]))
+    token = Web3Token(chain.sender)
+    token.attach(chain.token_address())
+    figures = check_settled_run(database, chain, set(summary["trip_ids"]), token)
+    riders = [address_of(rider_key(11, i)) for i in range(12)]
+    assert sum(chain.deposited(r) for r in riders) == chain.totals().deposited_total == 12 * 30_000_000
     stats = read.stats()
     assert stats.rejected == rejected
     figures.update(vehicles=stats.vehicles, telemetry=stats.telemetry, events=stats.events, wall_ms=round(wall * 1000))
