@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from dashboard.api import read_model
 from dashboard.app import create_app
+from sensors.address import Address
 from settlement.errors import StoreUnavailable
 from settlement.receipts import verify_receipt
 from settlement.views import (
@@ -47,6 +48,7 @@ class FakeReadModel:
     reject_counts: dict[str, int] = field(default_factory=dict)
     proofs: dict[str, RegistryProofView] = field(default_factory=dict)
     receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: not committed yet
+    balances: dict[Address, dict[str, Any]] = field(default_factory=dict)
 
     def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
         return after(sorted(self.vehicle_views, key=lambda v: v.vehicle_id), cursor, limit)
@@ -73,6 +75,9 @@ class FakeReadModel:
 
     def rejects_by_code(self) -> dict[str, int]:
         return dict(self.reject_counts)
+
+    def balance_proof(self, account: Address) -> dict[str, Any] | None:
+        return self.balances.get(account)
 
     def registry_proof(self, vehicle_id: str) -> RegistryProofView | None:
         return self.proofs.get(vehicle_id)
@@ -386,6 +391,7 @@ def test_openapi_documents_every_api_v1_path(client: TestClient) -> None:
         "/api/v1/vehicles", "/api/v1/vehicles/{vehicle_id}", "/api/v1/trips", "/api/v1/trips/{trip_id}",
         "/api/v1/epochs", "/api/v1/payouts", "/api/v1/stats", "/api/v1/rejects",
         "/api/v1/vehicles/{vehicle_id}/registry", "/api/v1/trips/{trip_id}/receipt",
+        "/api/v1/accounts/{address}/balance-proof",
     }  # fmt: skip
     assert "micro-euro" in spec["components"]["schemas"]["Trip"]["properties"]["fare_micro"]["description"]
     not_found = spec["paths"]["/api/v1/trips/{trip_id}"]["get"]["responses"]["404"]
@@ -437,3 +443,15 @@ def test_the_app_offers_its_own_source_code_with_the_licence() -> None:
         assert licence is not None and b"GNU AFFERO GENERAL PUBLIC LICENSE" in licence.read()
     assert "smartzone-source/dashboard/app.py" in names
     assert "smartzone-source/settlement/contracts/settlement.vy" in names
+
+
+def test_a_balance_proof_is_served_by_address_in_any_case_404_for_none_and_422_for_no_address() -> None:
+    account = Address(b"\xab" * 20)
+    document = {"account": account.checksum, "earned_micro": 5, "spent_micro": 0, "epoch_id": 3, "chain_id": 31337,
+                "contract": "0x" + "C1" * 20, "root": "0x" + "00" * 32, "leaf_types": ["uint256"], "leaf_values": ["1"],
+                "proof": []}  # fmt: skip
+    client = TestClient(create_app(FakeReadModel(balances={account: document})))
+    assert client.get(f"/api/v1/accounts/{str(account).lower()}/balance-proof").json() == document
+    missing = client.get(f"/api/v1/accounts/{'0x' + '12' * 20}/balance-proof")
+    assert missing.status_code == 404 and "no epoch on chain" in missing.json()["detail"]
+    assert client.get("/api/v1/accounts/0x1234/balance-proof").status_code == 422
