@@ -45,7 +45,12 @@ class Settings(BaseSettings):
     )
     topic_root: str = "smartzone"
     database_url: str | None = Field(None, description="SQLAlchemy URL; unset: a SQLite file in data_dir")
-    chain_url: str | None = Field(None, description="JSON-RPC URL of an EVM node; unset: embedded py-evm")
+    chain_url: str | None = Field(
+        None, description="JSON-RPC URL of an EVM node; unset: `up` starts one (embedded_chain), others use py-evm"
+    )
+    embedded_chain: Literal["auto", "anvil", "py-evm"] = Field(
+        "auto", description="Chain `up` starts when chain_url is unset; auto: anvil if installed, else py-evm"
+    )
     chain_private_key: SecretStr | None = Field(None, description="Key of the aggregator's account; unset: node's")
     contract_address: str | None = None
     chain_id: int | None = Field(
@@ -111,6 +116,9 @@ class Settings(BaseSettings):
     account_key: SecretStr | None = Field(
         None, description="Private key of the account `smartzone claim` and `smartzone withdraw` send from"
     )
+    chain_faucet: bool | None = Field(
+        None, description="Deploy the euro token with a faucet (anyone mints); unset: demo mode or a chain `up` runs"
+    )
     riders: int = Field(50, ge=1, le=10_000, description="How many riders the simulated fleet has (keys from the seed)")
     rider_deposit_micro: int = Field(
         50_000_000, ge=1, le=1_000_000_000, description="What `up` deposits for each simulated rider (demo faucet)"
@@ -153,7 +161,10 @@ class Settings(BaseSettings):
         return self
 
     def faucet(self) -> bool:
-        """Whether a euro token this deployment creates has a faucet: demo mode, or the embedded chain."""
+        """Whether a euro token this deployment creates has a faucet: ``chain_faucet`` if set, else in demo mode or
+        on the embedded chain."""
+        if self.chain_faucet is not None:
+            return self.chain_faucet
         return self.demo or self.chain_url is None
 
     def zone(self) -> Address:
