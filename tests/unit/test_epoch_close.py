@@ -136,3 +136,22 @@ def test_with_a_fee_the_owner_and_the_zone_earn_the_split_and_the_chain_holds_th
     totals = agg.clearing.totals()
     assert totals.spent_total == sum(fares.values()) == sum(earned.values())
     assert totals.deposited_total == 50_000_000
+
+
+def test_an_epoch_found_on_chain_with_another_trips_root_stops_settlement_and_is_not_recorded(
+    state: MemoryState,
+) -> None:
+    from dataclasses import replace
+
+    from settlement.errors import ChainError
+    from settlement.lifecycle import EpochStatus
+
+    agg, fleet = aggregator(state)
+    fund_fake(agg.clearing, [RIDER])  # type: ignore[arg-type]
+    ride(agg, fleet, "bike-1", 1, RIDER)
+    assert agg.close_epoch() == 1
+    stored = state.epochs[1].commit
+    agg.clearing.commit(replace(stored, trips_root=b"\x01" * 32))  # someone else's epoch 1 with our key
+    with pytest.raises(ChainError, match="epoch 1 on chain differs from the database"):
+        agg.settle_due()
+    assert state.epochs[1].status is EpochStatus.CLOSED and state.trips["bike-1:1"].status is TripStatus.BATCHED
