@@ -65,7 +65,7 @@ def run_claim(settings: Settings, args: argparse.Namespace) -> int:
     try:
         receipt = clearing.claim(found)
     except ChainError as exc:
-        print(str(exc), flush=True)
+        print(_with_hint(exc, clearing.account, claim=True), flush=True)
         return 1
     print(f"claimed {due} micro-EUR for {account} (epoch {found.epoch_id}) in tx {receipt.tx_hash}", flush=True)
     return 0
@@ -96,10 +96,19 @@ def run_withdraw(settings: Settings, args: argparse.Namespace) -> int:
             return 1
         receipt = clearing.withdraw(found, args.amount)
     except ChainError as exc:
-        print(str(exc), flush=True)
+        print(_with_hint(exc, account, claim=False), flush=True)
         return 1
     print(f"withdrew {args.amount} micro-EUR to {account} in tx {receipt.tx_hash}", flush=True)
     return 0
+
+
+def _with_hint(exc: ChainError, sender: Address, claim: bool) -> str:
+    """The node's or contract's reason, with the way out when the sending account cannot pay for gas."""
+    text = str(exc)
+    if "insufficient funds" in text.lower():
+        other = "; or send the claim from an account that has some, with --account for this one" if claim else ""
+        text += f" (the sending account {sender} holds no ether for gas: fund it{other})"
+    return text
 
 
 def _clearing(settings: Settings) -> Web3Clearing | None:

@@ -109,6 +109,9 @@ def test_smartzone_claim_and_withdraw_send_from_the_accounts_key(
     capsys.readouterr()
     assert main(["claim"]) == 2  # no key
     assert "SMARTZONE_ACCOUNT_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("SMARTZONE_ACCOUNT_KEY", "0x" + keccak(b"an account without ether").hex())
+    assert main(["claim", "--account", str(payee_of("bike-1"))]) == 1  # a sender without gas money: the way out
+    assert "holds no ether for gas: fund it; or send the claim from an account that has some" in capsys.readouterr().out
     monkeypatch.setenv("SMARTZONE_ACCOUNT_KEY", "0x" + OWNER_KEY.hex())
     assert main(["claim"]) == 0
     earned = token.balance_of(payee_of("bike-1"))
