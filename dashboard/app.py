@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from dashboard import api, health, pages, source
+from dashboard import api, health, jsonrpc, pages, source
 from dashboard.health import Check, Readiness
 from dashboard.problems import add_problem_handlers
 from dashboard.security import HeadAsGet, RequestGuard, SecurityHeaders
@@ -43,10 +43,12 @@ def create_app(
     chain_label: str | None = None,
     source_url: str | None = None,
     readiness: Sequence[Check] = (),
+    chain_reader: jsonrpc.ChainReader | None = None,
 ) -> FastAPI:
     """The dashboard over ``read_model``; ``chain_label`` names the chain in the page header (credentials in
     it are masked), ``source_url`` is where users get the source code, as the AGPL asks (default: the app
-    serves its own), and ``readiness`` are the checks ``/readyz`` runs (``dashboard.health``).
+    serves its own), and ``readiness`` are the checks ``/readyz`` runs (``dashboard.health``). With a
+    ``chain_reader`` (the embedded chain's) it serves a read-only JSON-RPC endpoint at ``/rpc``.
     """
     # FastAPIOffline serves Swagger UI (/docs) and ReDoc (/redoc) from files in the package, not a CDN:
     # the lab's screen may be offline.
@@ -72,5 +74,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(source.router)
+    if chain_reader is not None:
+        app.include_router(jsonrpc.router(chain_reader))
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app

@@ -186,8 +186,9 @@ def _aggregate(settings: Settings) -> int:
     return 0
 
 
-def _server(settings: Settings, database: Any, label: str, broker: Any = None) -> Any:
-    """The dashboard's server; ``broker`` (the aggregator's ``MqttClient`` in ``up``) joins the readiness checks."""
+def _server(settings: Settings, database: Any, label: str, broker: Any = None, chain_reader: Any = None) -> Any:
+    """The dashboard's server; ``broker`` (the aggregator's ``MqttClient`` in ``up``) joins the readiness checks;
+    ``chain_reader`` (the embedded py-evm chain's, in ``up``) is served read-only at ``/rpc``."""
     import uvicorn
 
     from dashboard.app import create_app
@@ -197,7 +198,13 @@ def _server(settings: Settings, database: Any, label: str, broker: Any = None) -
     checks = [database_check(database), settlement_lag_check(database, settings.ready_max_lag_s)]
     if broker is not None:
         checks.append(broker_check(lambda: bool(broker.connected), broker.url))  # its url is redacted already
-    app = create_app(read_model(database), chain_label=label, source_url=settings.source_url, readiness=checks)
+    app = create_app(
+        read_model(database),
+        chain_label=label,
+        source_url=settings.source_url,
+        readiness=checks,
+        chain_reader=chain_reader,
+    )
     # log_config None: uvicorn's records go to the root handlers, through the redaction filter
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", log_config=None)
     return uvicorn.Server(config)
@@ -260,6 +267,16 @@ def _logged(target: Callable[..., object], what: str) -> Callable[..., None]:
     return run
 
 
+def _rpc_line(settings: Settings, node: Any, served: bool) -> str:
+    """Where others read the chain: the dashboard's /rpc (``served``: py-evm), anvil's URL or the node's."""
+    if served:
+        return f"http://{settings.http_host}:{settings.http_port}/rpc  (read-only, served by the dashboard)"
+    if settings.chain_url is None:
+        return "none (the embedded chain is not served)"
+    kept = f"; its chain is kept in {node.state_file}" if node is not None and node.state_file else ""
+    return f"{redact_url(settings.chain_url)}  ({node.name if node is not None else 'external node'}{kept})"
+
+
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from smartzone.instance import acquire, data_dir_database, holds_deployment, move_aside
 
@@ -268,6 +285,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         sock = stack.enter_context(_listen(settings))
         from smartzone.broker import RunningBroker, embedded_broker
         from smartzone.broker_access import Role, generate, url_for
+        from smartzone.chain_node import chain_reader, embedded_chain
         from smartzone.parts import (
             build_aggregator,
             chain_label,
@@ -278,7 +296,11 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             run_simulator,
         )
 
-        earlier = data_dir_database(settings) if settings.chain_url is None else None
+        node = None
+        if settings.chain_url is None:
+            node = stack.enter_context(embedded_chain(settings.embedded_chain, data_dir=settings.data_dir / "chain"))
+            settings = settings.model_copy(update={"chain_url": node.url})  # anvil's URL, or None: py-evm
+        earlier = data_dir_database(settings) if node is not None and not node.kept_state else None
         if earlier is not None and holds_deployment(earlier):
             # its contract lived on an embedded chain that is gone: start a new file, keep the old one
             print(
@@ -322,7 +344,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         sim.start()
         stack.callback(sim.join)
         stack.callback(sim_stop.set)
-        _serve_in_thread(_server(settings, database, chain_label(settings), broker=part.client), stack, sock)
+        reader = chain_reader(part.aggregator.clearing)
+        server = _server(settings, database, chain_label(settings), broker=part.client, chain_reader=reader)
+        _serve_in_thread(server, stack, sock)
         access_note = "anonymous allowed: demo" if settings.demo else "passwords and ACL"
         print(
             "Smart Zone is up.\n"
@@ -331,6 +355,7 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             f"  broker     {redact_url(broker.url)} ({broker.name}; {access_note})\n"
             f"  database   {database.url}\n"
             f"  chain      {chain_label(settings)}, contract {part.contract}\n"
+            f"  JSON-RPC   {_rpc_line(settings, node, reader is not None)}\n"
             f"  fleet      {settings.vehicles} vehicles of {settings.operator}, registered, seed {settings.seed}, "
             f"{f'speed {settings.speed:g}x' if settings.speed else 'as fast as possible'}\n"
             "Press Ctrl-C to stop.",

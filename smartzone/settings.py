@@ -45,7 +45,12 @@ class Settings(BaseSettings):
     )
     topic_root: str = "smartzone"
     database_url: str | None = Field(None, description="SQLAlchemy URL; unset: a SQLite file in data_dir")
-    chain_url: str | None = Field(None, description="JSON-RPC URL of an EVM node; unset: embedded py-evm")
+    chain_url: str | None = Field(
+        None, description="JSON-RPC URL of an EVM node; unset: `up` starts one (embedded_chain), others use py-evm"
+    )
+    embedded_chain: Literal["auto", "anvil", "py-evm"] = Field(
+        "auto", description="Chain `up` starts when chain_url is unset; auto: anvil if installed, else py-evm"
+    )
     chain_private_key: SecretStr | None = Field(None, description="Key of the aggregator's account; unset: node's")
     contract_address: str | None = None
     chain_id: int | None = Field(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -13,9 +15,17 @@ from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
 from web3.contract import Contract
 from web3.contract.contract import ContractConstructor, ContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
+from web3.exceptions import (
+    BlockNotFound,
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
 from web3.types import TxReceipt
 
+from settlement.chain.nonces import Fees, NonceManager, NonceTaken, NotMined, SendPolicy, send_until_mined
 from settlement.contract import compiled
 from settlement.errors import ChainError, ChainUnavailable
 from settlement.ports import (
@@ -33,6 +43,11 @@ OWNERSHIP_GAS = 100_000
 # call to a new holder ~50.7k, a transfer ~34.1k (~51.2k to a new holder), a burn ~33.5k (test_euro_token.py).
 TOKEN_DEPLOY_GAS = 3_000_000
 TOKEN_CALL_GAS = 120_000
+TRANSFER_GAS = 21_000
+POLL_SECONDS, MAX_POLL_SECONDS = 0.05, 1.0  # a send asks for its receipt after 0.05 s, then twice as long up to 1 s
+# What nodes say when a nonce is used (geth, anvil, eth-tester) or the very transaction is already in the pool.
+_NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced", "nonce too small", "invalid nonce")
+_ALREADY_KNOWN = ("already known", "already imported", "known transaction")
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
 
@@ -61,24 +76,49 @@ def revert_errors() -> tuple[type[Exception], ...]:
 class Sender:
     """One account on one node (HTTP JSON-RPC, or an embedded py-evm chain) and the transactions it sends.
 
-    Transactions come from ``private_key``'s account, signed here with a local nonce counter, or, without a key,
-    from the node's first unlocked account. Gas and fees are always set explicitly.
+    Transactions come from ``private_key``'s account, signed here, or, without a key, from the node's first
+    unlocked account; either way with this sender's nonce counter (``settlement.chain.nonces``, shared by every
+    binding on this sender and by ``with_key`` of the same account). Gas and fees are always set explicitly.
+    The sender is also the ``Blocks`` port of ``settlement.chain.finality`` (``head``, ``block_hash``, ``receipt``).
     """
 
-    def __init__(self, w3: Web3, url: str, account: str, signer: LocalAccount | None, timeout: float) -> None:
+    def __init__(
+        self,
+        w3: Web3,
+        url: str,
+        account: str,
+        signer: LocalAccount | None,
+        timeout: float,
+        *,
+        nonces: NonceManager | None = None,
+        stuck_after: float | None = None,
+    ) -> None:
         self.w3 = w3
         self.url = url
         self.account = account
         self.timeout = timeout
+        self.nonces = NonceManager() if nonces is None else nonces  # this account's nonce counter, shared
+        # a transaction not mined after this many seconds goes again with higher fees (default: a third of timeout)
+        self.stuck_after = timeout / 3 if stuck_after is None else stuck_after
+        self.clock: Callable[[], float] = time.monotonic  # tests may put a fake clock and sleep here
+        self.sleep: Callable[[float], None] = time.sleep
         self._signer = signer
-        self._nonce: int | None = None
+        self._chain_id: int | None = None
 
     @classmethod
     def connect(
-        cls, url: str | None, private_key: str | None = None, timeout: float = 30, *, read_only: bool = False
+        cls,
+        url: str | None,
+        private_key: str | None = None,
+        timeout: float = 30,
+        *,
+        read_only: bool = False,
+        stuck_after: float | None = None,
     ) -> Sender:
         """Connect to the node at ``url`` (``None``: a fresh embedded py-evm chain); ``read_only``: for calls only,
-        with no account (a public node has none unlocked).
+        with no account (a public node has none unlocked). A send waits at most ``timeout`` seconds for its
+        receipt (each request too), sending its transaction again with higher fees every ``stuck_after`` seconds
+        (default: a third of ``timeout``).
 
         Raises ``ChainUnavailable`` naming ``url`` when the node cannot be reached.
         """
@@ -88,7 +128,7 @@ class Sender:
         else:
             w3 = Web3(HTTPProvider(url, request_kwargs={"timeout": timeout}))
             name = url
-        sender = cls(w3, name, "", None, timeout)
+        sender = cls(w3, name, "", None, timeout, stuck_after=stuck_after)
         try:
             with sender.rpc():
                 w3.eth.chain_id  # noqa: B018 - the first request proves the node answers
@@ -99,7 +139,8 @@ class Sender:
         return sender if read_only else sender.with_key(private_key)
 
     def with_key(self, private_key: str | None) -> Sender:
-        """The same node, sending from ``private_key``'s account (``None``: its first unlocked account)."""
+        """The same node, sending from ``private_key``'s account (``None``: its first unlocked account); the same
+        nonce counter if that is this sender's account."""
         signer: LocalAccount | None = None
         if private_key is not None:
             try:
@@ -113,11 +154,14 @@ class Sender:
             if not accounts:
                 raise ChainError(f"the node at {self.url} has no unlocked account; give a private key")
             account = Web3.to_checksum_address(accounts[0])
-        return Sender(self.w3, self.url, account, signer, self.timeout)
+        shared = self.nonces if account == self.account else None  # one account, one counter
+        return Sender(self.w3, self.url, account, signer, self.timeout, nonces=shared, stuck_after=self.stuck_after)
 
     def chain_id(self) -> int:
-        with self.rpc():
-            return int(self.w3.eth.chain_id)
+        if self._chain_id is None:
+            with self.rpc():
+                self._chain_id = int(self.w3.eth.chain_id)
+        return self._chain_id
 
     def deploy(self, name: str, args: tuple[Any, ...], gas: int) -> tuple[Contract, int]:
         """Deploy contract ``name`` with constructor ``args``; the contract and its deployment block."""
@@ -159,15 +203,19 @@ class Sender:
         except Web3RPCError as exc:
             raise ChainError(f"the node at {self.url} refused: {exc}") from None
 
-    def transact(self, call: ContractFunction | ContractConstructor, gas: int) -> Any:
-        """Send ``call`` from this account and wait for its receipt (status 0 included)."""
-        with self.rpc():
-            params: dict[str, Any] = {"from": self.account, "gas": gas, **self._fees()}
-            if self._signer is None:
-                tx_hash = call.transact(params)  # type: ignore[arg-type]
-            else:
-                tx_hash = self._send_signed(call, params)
-            return self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
+    def transact(self, call: ContractFunction | ContractConstructor | _Transfer, gas: int) -> Any:
+        """Send ``call`` from this account and wait for its receipt (status 0 included).
+
+        The nonce and fee rules are ``settlement.chain.nonces``': a dropped transaction or a nonce taken by another
+        sender re-syncs with the node, a stuck one is replaced with higher fees, and no call waits longer than
+        ``timeout`` (then ``ChainError`` "not mined within").
+        """
+        policy = SendPolicy(self.timeout, self.stuck_after, POLL_SECONDS, MAX_POLL_SECONDS)
+        try:
+            with self.rpc():
+                return send_until_mined(self, self.nonces, _Call(call, gas), policy, self.clock, self.sleep)
+        except NotMined as exc:
+            raise NotMined(f"{exc} on {self.url}") from None
 
     def revert_reason(self, call: ContractFunction, block_number: int) -> str:
         """Why ``call`` reverted: replay it on the state it was mined on."""
@@ -181,46 +229,109 @@ class Sender:
 
     def top_up(self, to: str, wei: int) -> bool:
         """Send ``to`` enough ether for its own transactions: ``wei`` unless it holds half of that already (a
-        demo rider's gas). Whether it sent."""
+        demo rider's gas). Whether it sent. Through the nonce rules like any other transaction."""
+        checksummed = Web3.to_checksum_address(to)
         with self.rpc():
-            if int(self.w3.eth.get_balance(Web3.to_checksum_address(to))) >= wei // 2:
+            if int(self.w3.eth.get_balance(checksummed)) >= wei // 2:
                 return False
-            params: dict[str, Any] = {"from": self.account, "to": Web3.to_checksum_address(to), "value": wei,
-                                      "gas": 21_000, **self._fees()}  # fmt: skip
-            if self._signer is None:
-                tx_hash = self.w3.eth.send_transaction(params)  # type: ignore[arg-type]
-            else:
-                if self._nonce is None:
-                    self._nonce = int(self.w3.eth.get_transaction_count(self._signer.address, "pending"))
-                params.update(nonce=self._nonce, chainId=int(self.w3.eth.chain_id))
-                tx_hash = self.w3.eth.send_raw_transaction(self._signer.sign_transaction(params).raw_transaction)
-                self._nonce += 1
-            receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.timeout)
+        receipt = self.transact(_Transfer(checksummed, wei), TRANSFER_GAS)
         if receipt["status"] != 1:
             raise ChainError(f"sending ether to {to} failed in {receipt['transactionHash'].to_0x_hex()}")
         return True
 
-    def _fees(self) -> dict[str, int]:
+    # The ``AccountNode`` port of ``settlement.chain.nonces`` (called inside ``rpc()``).
+
+    def pending_nonce(self) -> int:
+        return int(self.w3.eth.get_transaction_count(self.account, "pending"))  # type: ignore[arg-type]
+
+    def mined_nonce(self) -> int:
+        return int(self.w3.eth.get_transaction_count(self.account, "latest"))  # type: ignore[arg-type]
+
+    def known(self, tx_hash: str) -> bool:
+        try:
+            self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return False
+        return True
+
+    def fees(self) -> Fees:
         """EIP-1559 fees (max = 2 x base fee + tip) where the chain has a base fee, else a gas price."""
         base = self.w3.eth.get_block("latest").get("baseFeePerGas")
         if base is None:
-            return {"gasPrice": int(self.w3.eth.gas_price)}
+            return Fees(int(self.w3.eth.gas_price))
         tip = int(self.w3.eth.max_priority_fee)
-        return {"maxFeePerGas": 2 * int(base) + tip, "maxPriorityFeePerGas": tip}
+        return Fees(2 * int(base) + tip, tip)
 
-    def _send_signed(self, call: ContractFunction | ContractConstructor, params: dict[str, Any]) -> Any:
-        assert self._signer is not None
-        if self._nonce is None:
-            self._nonce = int(self.w3.eth.get_transaction_count(self._signer.address, "pending"))
-        params.update(nonce=self._nonce, chainId=int(self.w3.eth.chain_id))
-        raw = self._signer.sign_transaction(call.build_transaction(params)).raw_transaction  # type: ignore[arg-type]
+    def submit(self, tx: Any, nonce: int, fees: Fees) -> str:
+        """Sign (or have the node sign, without a key) and send ``tx``; ``NonceTaken`` if the node refuses the
+        nonce."""
+        assert isinstance(tx, _Call)
+        params: dict[str, Any] = {"from": self.account, "gas": tx.gas, "nonce": nonce, **fees.params()}
+        signed = None
         try:
-            tx_hash = self.w3.eth.send_raw_transaction(raw)
-        except (Web3Exception, OSError):
-            self._nonce = None  # re-read from the node next time
+            if isinstance(tx.call, _Transfer):
+                params.update(to=tx.call.to, value=tx.call.wei)
+                if self._signer is None:
+                    return str(self.w3.eth.send_transaction(params).to_0x_hex())  # type: ignore[arg-type]
+                params["chainId"] = self.chain_id()
+                signed = self._signer.sign_transaction(params)
+                return str(self.w3.eth.send_raw_transaction(signed.raw_transaction).to_0x_hex())
+            if self._signer is None:
+                return str(tx.call.transact(params).to_0x_hex())  # type: ignore[arg-type]
+            params["chainId"] = self.chain_id()
+            signed = self._signer.sign_transaction(tx.call.build_transaction(params))  # type: ignore[arg-type]
+            return str(self.w3.eth.send_raw_transaction(signed.raw_transaction).to_0x_hex())
+        except (Web3RPCError, ValueError) as exc:
+            text = str(exc).lower()
+            if signed is not None and any(known in text for known in _ALREADY_KNOWN):
+                return str(signed.hash.to_0x_hex())  # the very same transaction: it is in the pool
+            if any(taken in text for taken in _NONCE_TAKEN + _ALREADY_KNOWN):
+                raise NonceTaken(f"the node at {self.url} refused nonce {nonce}: {short_error(exc)}") from None
             raise
-        self._nonce += 1
-        return tx_hash
+
+    def mined(self, tx_hash: str) -> Any | None:
+        try:
+            return self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+
+    # The ``Blocks`` port of ``settlement.chain.finality``.
+
+    def head(self) -> int:
+        """The number of the node's latest block."""
+        with self.rpc():
+            return int(self.w3.eth.block_number)
+
+    def block_hash(self, number: int) -> str | None:
+        """The 0x hash of the node's block at ``number``, None above its head."""
+        with self.rpc():
+            try:
+                return self.w3.eth.get_block(number)["hash"].to_0x_hex()
+            except BlockNotFound:
+                return None
+
+    def receipt(self, tx_hash: str) -> ChainReceipt | None:
+        """The transaction's receipt as the node holds it now, None while it is in no block."""
+        with self.rpc():
+            found = self.mined(tx_hash)
+        return None if found is None else receipt_of(found)
+
+
+@dataclass(frozen=True, slots=True)
+class _Transfer:
+    """Ether sent to an address, with no call."""
+
+    to: str
+    wei: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """A transaction prepared for ``submit``: the call (or a plain transfer) and its gas limit; nonce and fees come
+    at each try."""
+
+    call: ContractFunction | ContractConstructor | _Transfer
+    gas: int
 
 
 def receipt_of(receipt: TxReceipt) -> ChainReceipt:

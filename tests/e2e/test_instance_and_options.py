@@ -158,7 +158,8 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
 def test_a_second_up_in_one_folder_is_refused_and_a_later_up_keeps_the_earlier_database(tmp_path: Path) -> None:
     data = tmp_path / "data"
     database = data / "smartzone.db"
-    env = env_for(data, SMARTZONE_SPEED="30", SMARTZONE_EPOCH_SECONDS="2")
+    # py-evm: its chain lives in memory, so the second run starts a new one and must keep the first's database
+    env = env_for(data, SMARTZONE_SPEED="30", SMARTZONE_EPOCH_SECONDS="2", SMARTZONE_EMBEDDED_CHAIN="py-evm")
     first_port = services.free_port()
     first = start("up", "--port", str(first_port), env=env)
     try:
