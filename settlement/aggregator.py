@@ -578,7 +578,8 @@ class Aggregator:
         retry_seconds: float = 2.0,
         wait_seconds: float = 0.2,
     ) -> None:
-        """Process ``inbox`` until ``stop`` is set, then drain it and settle what is left.
+        """Process ``inbox`` until ``stop`` is set, then drain it, settle what is left (if the settler) and let
+        the settler lock go.
 
         While the database or the chain cannot be reached it logs, waits ``retry_seconds`` and tries again;
         a batch that could not be stored stays unacknowledged, so the broker still owes it.
@@ -608,7 +609,11 @@ class Aggregator:
                 self._maintain(force=False)
             if stop.is_set() and inbox.empty():
                 break
-        self._maintain(force=True)
+        try:
+            self._maintain(force=True)
+        finally:
+            if self.settler is not None:
+                self.settler.release()  # another aggregator settles from its next round on
 
     def _maintain(self, force: bool) -> None:
         """Log the rejects counted since the last line (when due), prune dead-letter samples (when due), expire
