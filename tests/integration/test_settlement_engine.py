@@ -105,6 +105,19 @@ def spent_in_database(database: Database) -> int:
         return int(conn.execute(sa.text("SELECT coalesce(max(spent_total), 0) FROM epochs")).scalar_one())
 
 
+def owner_totals(database: Database) -> tuple[int, int]:
+    """What the read model holds as settled and as pending, over every owner."""
+    with database.engine.connect() as conn:
+        row = conn.execute(sa.text("SELECT sum(settled_micro) AS s, sum(pending_micro) AS p FROM owner_totals")).one()
+        return int(row.s or 0), int(row.p or 0)
+
+
+def _fares(database: Database, epoch_id: int) -> int:
+    with database.engine.connect() as conn:
+        query = sa.text("SELECT coalesce(sum(fare_micro), 0) FROM trips WHERE epoch_id = :e")
+        return int(conn.execute(query, {"e": epoch_id}).scalar_one())
+
+
 def rpc(clearing: Web3Clearing, method: str, *params: object) -> Any:
     return clearing.sender.w3.provider.make_request(method, list(params))["result"]  # type: ignore[arg-type]
 
@@ -253,6 +266,7 @@ def test_an_epoch_a_reorg_took_away_is_committed_again_once_and_the_chain_equals
 
         assert agg.check_finality() == ([1], [2])  # epoch 1 kept its block; epoch 2 goes back
         assert epochs(database)[2] == ("closed", None) and trip_statuses(database)["batched"] == 2
+        assert owner_totals(database) == (_fares(database, 1), _fares(database, 2))  # settled back to pending
         assert agg.settle_due() == [2]
         again = epochs(database)[2][1]
         assert again is not None and again != lost and commits_on_chain(clearing, 2) == [again]
@@ -260,6 +274,7 @@ def test_an_epoch_a_reorg_took_away_is_committed_again_once_and_the_chain_equals
             rpc(clearing, "evm_mine")
         assert agg.check_finality() == ([2], [])
         assert trip_statuses(database) == {"final": 3}
+        assert owner_totals(database) == (_fares(database, 1) + _fares(database, 2), 0)
         assert clearing.totals().spent_total == spent_in_database(database)
         assert clearing.trips_root(2) == bytes.fromhex(_root(database, 2)[2:])
     finally:
