@@ -177,6 +177,9 @@ def test_two_aggregators_on_one_postgresql_database_both_ingest_and_only_the_set
         found = epochs(db_a)
         assert set(sent_a.sent) == set(found) and len(sent_a.sent) == len(found)  # each epoch sent once
         assert all(len(commits_on_chain(sent_a, epoch_id)) == 1 for epoch_id in found)
+        w3 = sent_a.sender.w3
+        nonces = [w3.eth.get_transaction(tx)["nonce"] for e in found for tx in commits_on_chain(sent_a, e)]
+        assert len(set(nonces)) == len(nonces)  # no nonce sent twice
         assert trip_statuses(db_a).get("priced", 0) == 0 and sum(trip_statuses(db_a).values()) == 8  # both ingested
 
         assert a.settler is not None
