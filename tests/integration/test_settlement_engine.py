@@ -147,10 +147,11 @@ def test_two_aggregators_on_one_postgresql_database_both_ingest_and_only_the_set
     postgres_url: str, anvil_url: str
 ) -> None:
     db_a, db_b = Database.open(postgres_url), Database.open(postgres_url)
+    lock_a, lock_b = settler_lock(db_a), settler_lock(db_b)
     try:
-        a, sent_a, fleet = prepared(db_a, anvil_url, settler=settler_lock(db_a))
+        a, sent_a, fleet = prepared(db_a, anvil_url, settler=lock_a)
         sent_b = connect(anvil_url)
-        b = aggregator(db_b, sent_b, fleet, settler=settler_lock(db_b))
+        b = aggregator(db_b, sent_b, fleet, settler=lock_b)
         assert a.settle_due(force=True) == [] and b.settle_due(force=True) == []  # a took the lock first
 
         errors: list[BaseException] = []
@@ -182,12 +183,13 @@ def test_two_aggregators_on_one_postgresql_database_both_ingest_and_only_the_set
         assert len(set(nonces)) == len(nonces)  # no nonce sent twice
         assert trip_statuses(db_a).get("priced", 0) == 0 and sum(trip_statuses(db_a).values()) == 8  # both ingested
 
-        assert a.settler is not None
-        a.settler.release()  # the settler stops: the other takes over
+        lock_a.release()  # the settler stops: the other takes over
         ride(b, fleet, 4, "bike-2")
         assert b.settle_due(force=True) == [max(found) + 1] and sent_b.sent == [max(found) + 1]
         assert sent_a.last_epoch() == max(found) + 1
     finally:
+        lock_a.release()
+        lock_b.release()
         for lock_holder in (db_a, db_b):
             lock_holder.close()
 
