@@ -42,16 +42,21 @@ from settlement.reasons import RejectCode
 from settlement.records import BatchResult, Reject
 from settlement.registry import Registry, registry_root
 from settlement.repositories import UnitOfWork
+from settlement.settler import SettlerLock
 from settlement.trips import derive, expire, trip_ids_named, vehicles_named
 from settlement.vehicles import latest_updates
 from settlement.verification import Verifier
 
 log = logging.getLogger(__name__)
 
+WAY_OUT = "start from an empty database or point SMARTZONE_CHAIN_URL at the chain this database settled on"
+"""What to do when the chain does not hold what the database settled on it."""
 REGISTRY_POLL_S = 2.0
 """How often the aggregator looks for registry changes made by another process."""
 MAINTAIN_S = 2.0
 """How often open trips are expired and due epochs closed and settled."""
+EPOCHS_PER_ROUND = 16
+"""The most epochs closed in one round of maintenance while a backlog remains (the next round closes more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +111,8 @@ class Aggregator:
         money: MoneyRules = MoneyRules(),
         epoch_seconds: float = 30.0,
         epoch_max_trips: int = 1000,
+        confirmations: int = 1,
+        settler: SettlerLock | None = None,
         tariffs: Mapping[VehicleKind, Tariff] = DEFAULT_TARIFFS,
         bounds: Bounds = DEFAULT_BOUNDS,
         sign_telemetry: bool = False,
@@ -118,14 +125,22 @@ class Aggregator:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """``clearing`` is the clearing contract's port (deployed or attached by ``attach_contract``), ``token`` the
-        euro token's (needed only to deploy one). The ``reject_*`` keywords bound the dead letters
-        (``settlement.dead_letters``): samples' payload size, number and age, and how often rejects are logged."""
+        euro token's (needed only to deploy one). An epoch closes every ``epoch_seconds`` with at most
+        ``epoch_max_trips`` trips (several at once while a backlog remains) and is final after ``confirmations``
+        blocks. Only the holder of ``settler`` (None: this aggregator alone) closes and settles epochs. The
+        ``reject_*`` keywords bound the dead letters (``settlement.dead_letters``): samples' payload size, number
+        and age, and how often rejects are logged."""
         self.uow = unit_of_work
         self.clearing = clearing
         self.token = token
         self.money = money
         self.epoch_seconds = epoch_seconds
         self.epoch_max_trips = epoch_max_trips
+        if confirmations < 1:
+            raise ValueError(f"confirmations must be at least 1, not {confirmations}")
+        self.confirmations = confirmations
+        self.settler = settler
+        self._backlog = False  # the last epoch closed was full: more are due at once
         self.tariffs = tariffs
         self.bounds = bounds
         self.clock = clock
@@ -170,19 +185,25 @@ class Aggregator:
                 uow.commit()
             log.info("deployed the clearing contract at %s over the euro token %s (chain %s)", address, token, chain_id)
         elif configured:
-            self.clearing.attach(address)
+            try:
+                self.clearing.attach(address)
+            except ChainError as exc:
+                raise ChainError(f"{exc}: check SMARTZONE_CONTRACT_ADDRESS and SMARTZONE_CHAIN_URL") from None
             with self.uow() as uow:
                 if uow.registry.deployment(chain_id) != address:  # receipts name the contract epochs settle on
                     uow.registry.record_deployment(chain_id, address, self._now_ms())
                     uow.commit()
+            self._check_chain(address, url)
         else:
             try:
                 self.clearing.attach(address)
-            except ChainError as exc:
+            except ChainError:
                 raise ChainError(
-                    f"{exc}, though the database {url} deployed it there: the chain was reset "
-                    "(an embedded chain lives only as long as its process); start from an empty database"
+                    f"the chain at {self.clearing.url} has no clearing contract at {address}, though the database "
+                    f"{url} deployed it there: the chain was reset (an embedded chain lives only as long as its "
+                    f"process); {WAY_OUT}"
                 ) from None
+            self._check_chain(address, url)
         self.verifier.domain = Domain(self.signing_chain_id or chain_id)
         self.leaf_context = LeafContext(chain_id, Address.parse(address))
         with self.uow() as uow:
@@ -190,6 +211,31 @@ class Aggregator:
             self.watermark_ms = uow.readings.watermark_ms()
         self.refresh_registry(force=True)
         return address
+
+    def _check_chain(self, address: str, database: str) -> None:
+        """Refuse (``ChainError``, one line naming the way out) a contract whose chain lost an epoch this database
+        holds as final, or whose roots are not this database's. A committed epoch not yet final that the chain
+        lacks is a reorg, which settling repairs."""
+        with self.uow() as uow:
+            last = uow.epochs.last_committed()
+            waiting = [epoch_id for epoch_id, _ in uow.epochs.awaiting_finality()]
+            last_final = min(waiting) - 1 if waiting else last
+            commits = [c for c in (uow.epochs.commit_of(i) for i in (last_final, *waiting) if i > 0) if c]
+        if not last:
+            return
+        on_chain = self.clearing.last_epoch()
+        if on_chain < last_final:
+            raise ChainError(
+                f"the clearing contract {address} on {self.clearing.url} has epoch {on_chain} last, but the "
+                f"database {database} settled epoch {last_final} there for good: the chain was reset; {WAY_OUT}"
+            )
+        for commit in commits:
+            if commit.epoch_id <= on_chain and self.clearing.trips_root(commit.epoch_id) != commit.trips_root:
+                raise ChainError(
+                    f"epoch {commit.epoch_id} on the clearing contract {address} ({self.clearing.url}) is not the "
+                    f"one the database {database} settled: another database settles on it; point "
+                    "SMARTZONE_DATABASE_URL at that database or SMARTZONE_CONTRACT_ADDRESS at this one's contract"
+                )
 
     def _deploy_token(self) -> str:
         if self.token is None:
@@ -369,6 +415,7 @@ class Aggregator:
         while True:
             with self.uow() as uow:
                 candidates = uow.trips.priced_unbatched(self.epoch_max_trips)
+                self._backlog = len(candidates) == self.epoch_max_trips  # as many as it takes: more may wait
                 if not candidates:
                     return None
                 riders = riders_of(candidates)
@@ -412,37 +459,56 @@ class Aggregator:
         return found
 
     def settle_due(self, force: bool = False) -> list[int]:
-        """Close an epoch when one is due (every epoch while ``force``), then commit every closed epoch in order.
+        """If this aggregator is the settler: look at the epochs awaiting finality, close epochs when due (every
+        one while ``force``; while a backlog remains, up to ``EPOCHS_PER_ROUND`` at once), then commit every
+        closed epoch in order; the epochs committed. Another aggregator's settler does nothing and returns [].
 
-        An epoch already on chain (a crash came between sending its commit and recording it) is recorded, once
-        its trips root on chain is the database's; a different root stops settlement with ``ChainError``.
+        An epoch already on chain (a crash came between sending its commit and recording it, or a reorg put it back
+        in another block) is recorded, once its trips root on chain is the database's; a different root stops
+        settlement with ``ChainError``.
         """
+        if self.settler is not None and not self.settler.holds():
+            return []
+        self.check_finality()
         now = self.clock()
-        if force or now - self._last_close >= self.epoch_seconds:
+        if force or self._backlog or now - self._last_close >= self.epoch_seconds:
             self._last_close = now
-            while self.close_epoch() is not None and force:
-                pass
+            closed = 0
+            while (force or closed < EPOCHS_PER_ROUND) and self.close_epoch() is not None:
+                closed += 1
+                if not (force or self._backlog):
+                    break
+        return self._commit_closed()
+
+    def _commit_closed(self) -> list[int]:
+        """Commit every closed epoch in order, or record it where the chain has it already; the epochs recorded."""
         with self.uow() as uow:
             unsettled = uow.epochs.unsettled()
         settled: list[int] = []
         on_chain = self.clearing.last_epoch() if unsettled else 0
         for commit in unsettled:
-            epoch_id = commit.epoch_id
-            if epoch_id <= on_chain:
+            epoch_id, receipt = commit.epoch_id, None
+            if epoch_id > on_chain:
+                try:
+                    receipt = self.clearing.commit(commit)
+                except ChainError:
+                    on_chain = self.clearing.last_epoch()  # sent before (a crash, a timeout) and mined since?
+                    if epoch_id > on_chain:
+                        raise
+                else:
+                    on_chain = epoch_id
+                    log.info(
+                        "committed epoch %d: %d trips, %d micro-EUR spent in all, gas %d, tx %s",
+                        epoch_id,
+                        commit.trip_count,
+                        commit.spent_total,
+                        receipt.gas_used,
+                        receipt.tx_hash,
+                    )
+            if receipt is None:
                 if self.clearing.trips_root(epoch_id) != commit.trips_root:
                     raise ChainError(f"epoch {epoch_id} on chain differs from the database")
                 receipt = self._find_receipt(epoch_id)
-            else:
-                receipt = self.clearing.commit(commit)
-                on_chain = epoch_id
-                log.info(
-                    "committed epoch %d: %d trips, %d micro-EUR spent in all, gas %d, tx %s",
-                    epoch_id,
-                    commit.trip_count,
-                    commit.spent_total,
-                    receipt.gas_used,
-                    receipt.tx_hash,
-                )
             with self.uow() as uow:
                 uow.epochs.mark_committed(epoch_id, receipt, self._now_ms())
                 uow.trips.commit_epoch(epoch_id)
@@ -450,6 +516,58 @@ class Aggregator:
             settled.append(epoch_id)
         self.counters.epochs_settled += len(settled)
         return settled
+
+    def check_finality(self) -> tuple[list[int], list[int]]:
+        """Look again at each committed epoch not yet final (cheap: only those): the ones with ``confirmations``
+        blocks on their recorded block, its hash re-checked, and the contract's challenge window over become final
+        with their trips; one whose block a reorg took away goes back to closed with every later one (their trips
+        back to batched), to be committed again. An epoch mined again in another block gets its new receipt.
+        The epochs made final and those reopened."""
+        from settlement.chain.finality import Status, classify  # pure, but its package imports web3
+
+        with self.uow() as uow:
+            waiting = uow.epochs.awaiting_finality()
+        final: list[int] = []
+        moved: dict[int, ChainReceipt] = {}
+        reorged: list[int] = []
+        for epoch_id, recorded in waiting:
+            if recorded is None:  # recorded without its transaction: the contract's state is the proof
+                if self._final_on_chain(epoch_id):
+                    final.append(epoch_id)
+                continue
+            found = classify(recorded, self.clearing, self.confirmations)
+            if found.status is Status.REORGED and found.receipt is not None:
+                moved[epoch_id] = found.receipt  # mined again in another block: track that one
+            elif found.status is Status.REORGED:
+                reorged = [i for i, _ in waiting if i >= epoch_id]
+                break
+            elif found.status is Status.FINAL and self.clearing.is_final(epoch_id):
+                final.append(epoch_id)
+        if final or moved or reorged:
+            with self.uow() as uow:
+                for epoch_id in final:
+                    uow.epochs.mark_final(epoch_id)
+                    uow.trips.finalise_epoch(epoch_id)
+                for epoch_id, receipt in moved.items():
+                    uow.epochs.mark_committed(epoch_id, receipt, self._now_ms())
+                for epoch_id in reorged:
+                    uow.epochs.reopen(epoch_id)
+                    uow.trips.reopen_epoch(epoch_id)
+                uow.commit()
+        for epoch_id, receipt in moved.items():
+            log.warning("epoch %d was mined again in block %d after a reorg", epoch_id, receipt.block_number)
+        if reorged:
+            log.warning("a reorg took epochs %s off the chain: they go back to be committed again", reorged)
+        return final, reorged
+
+    def _final_on_chain(self, epoch_id: int) -> bool:
+        with self.uow() as uow:
+            commit = uow.epochs.commit_of(epoch_id)
+        return (
+            commit is not None
+            and self.clearing.is_final(epoch_id)
+            and self.clearing.trips_root(epoch_id) == commit.trips_root
+        )
 
     def run(
         self,
@@ -460,7 +578,8 @@ class Aggregator:
         retry_seconds: float = 2.0,
         wait_seconds: float = 0.2,
     ) -> None:
-        """Process ``inbox`` until ``stop`` is set, then drain it and settle what is left.
+        """Process ``inbox`` until ``stop`` is set, then drain it, settle what is left (if the settler) and let
+        the settler lock go.
 
         While the database or the chain cannot be reached it logs, waits ``retry_seconds`` and tries again;
         a batch that could not be stored stays unacknowledged, so the broker still owes it.
@@ -490,7 +609,11 @@ class Aggregator:
                 self._maintain(force=False)
             if stop.is_set() and inbox.empty():
                 break
-        self._maintain(force=True)
+        try:
+            self._maintain(force=True)
+        finally:
+            if self.settler is not None:
+                self.settler.release()  # another aggregator settles from its next round on
 
     def _maintain(self, force: bool) -> None:
         """Log the rejects counted since the last line (when due), prune dead-letter samples (when due), expire

@@ -9,13 +9,14 @@ what they did not spend, each with a proof of their balance leaf. ``FakeClearing
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from sensors.address import Address
 from settlement.errors import ChainError
 from settlement.merkle import leaf_hash, verify
-from settlement.ports import ROOT_BYTES, ChainReceipt, FakeToken, check_amount
+from settlement.ports import ROOT_BYTES, ChainReceipt, FakeToken, TokenLedger, check_amount
 
 BALANCE_LEAF_TYPES = ("uint256", "address", "address", "uint256", "uint256")
 """chain id, clearing contract, account, cumulative earned micro-EUR, cumulative spent micro-EUR."""
@@ -139,6 +140,7 @@ class ClearingPort(Protocol):
     """
 
     account: Address
+    url: str  # the node's (redacted) URL, for messages
 
     @property
     def address(self) -> str | None: ...
@@ -209,6 +211,20 @@ class ClearingPort(Protocol):
 
     def totals(self) -> ClearingTotals: ...
 
+    # The ``Blocks`` port of ``settlement.chain.finality``: the settler re-checks its receipts through it.
+
+    def head(self) -> int:
+        """The number of the latest block."""
+        ...
+
+    def block_hash(self, number: int) -> str | None:
+        """The 0x hash of the chain's block at ``number``, None above the head."""
+        ...
+
+    def receipt(self, tx_hash: str) -> ChainReceipt | None:
+        """The transaction's receipt as the node holds it now, None while it is in no block."""
+        ...
+
 
 @dataclass
 class _Place:
@@ -218,6 +234,21 @@ class _Place:
     balances_root: bytes = ZERO_ROOT
     previous_spent: int = 0
     block: int = 0
+
+
+@dataclass
+class FakeBlocksOf:
+    """The fake chain's blocks: each one's hash, the block of each transaction, and snapshots to go back to (as
+    anvil's ``evm_snapshot``/``evm_revert``); blocks mined after a revert get other hashes (a new fork)."""
+
+    hashes: dict[int, str] = field(default_factory=lambda: {0: _block_hash(0, 0)})
+    txs: dict[str, int] = field(default_factory=dict)
+    fork: int = 0
+    snapshots: dict[int, tuple[int, ClearingState | None, TokenLedger | None]] = field(default_factory=dict)
+
+
+def _block_hash(fork: int, number: int) -> str:
+    return f"0x{fork:08x}{number + 1000:056x}"
 
 
 @dataclass
@@ -251,18 +282,21 @@ class FakeClearing:
 
     Every transaction is mined in a block of its own (a refused one too, as on a node); ``mine(n)`` adds ``n``
     empty blocks. ``as_account`` sends as another account to the same contract. The euro token's allowance for
-    the contract is kept here (``approve``), since ``FakeToken`` has no ``transferFrom``.
+    the contract is kept here (``approve``), since ``FakeToken`` has no ``transferFrom``. It is its own ``Blocks``
+    port (``head``, ``block_hash``, ``receipt``) and goes back to a ``snapshot`` with ``revert`` (a reorg).
     """
 
     def __init__(self, token: FakeToken, account: Address | None = None) -> None:
         self.token = token  # a deployed FakeToken: its ledger holds the balances
+        self.url = token.url
         self.account = token.account if account is None else account
         self.chain: list[int] = [0]  # the current block number, shared with as_account's ports
+        self.blocks = FakeBlocksOf()  # shared with as_account's ports too
         self.state: ClearingState | None = None
 
     def as_account(self, account: Address) -> FakeClearing:
         other = FakeClearing(self.token, account)
-        other.chain, other.state = self.chain, self.state
+        other.chain, other.state, other.blocks = self.chain, self.state, self.blocks
         return other
 
     @property
@@ -276,7 +310,40 @@ class FakeClearing:
         return self.chain[0]
 
     def mine(self, blocks: int = 1) -> None:
-        self.chain[0] += blocks
+        for _ in range(blocks):
+            self.chain[0] += 1
+            self.blocks.hashes[self.chain[0]] = _block_hash(self.blocks.fork, self.chain[0])
+
+    # --- blocks (the ``Blocks`` port) and reorgs ----------------------------------------------------------
+    def head(self) -> int:
+        return self.chain[0]
+
+    def block_hash(self, number: int) -> str | None:
+        return self.blocks.hashes.get(number) if number <= self.chain[0] else None
+
+    def receipt(self, tx_hash: str) -> ChainReceipt | None:
+        number = self.blocks.txs.get(tx_hash)
+        return None if number is None else ChainReceipt(tx_hash, number, self.blocks.hashes[number], 50_000)
+
+    def snapshot(self) -> int:
+        """Remember the chain as it is now (contract and token state included); the id ``revert`` takes."""
+        ledger = copy.deepcopy(self.token.ledger)
+        state = None if self.state is None else copy.deepcopy(self.state, {id(self.state.token): self.state.token})
+        key = len(self.blocks.snapshots) + 1
+        self.blocks.snapshots[key] = (self.chain[0], state, ledger)
+        return key
+
+    def revert(self, snapshot: int) -> None:
+        """Go back to ``snapshot``: the blocks after it and their transactions are gone; what is mined next is on
+        another fork (other block hashes), as after ``evm_revert`` on anvil."""
+        height, state, ledger = self.blocks.snapshots.pop(snapshot)
+        self.chain[0] = height
+        b = self.blocks
+        b.fork += 1
+        b.hashes = {n: h for n, h in b.hashes.items() if n <= height}
+        b.txs = {t: n for t, n in b.txs.items() if n <= height}
+        _restore(self.token.ledger, ledger)
+        _restore(self.state, state)
 
     def deploy(self, token: str, challenge_blocks: int, withdraw_delay_blocks: int) -> str:
         if token != self.token.address:
@@ -492,8 +559,11 @@ class FakeClearing:
 
     def _mined(self) -> ChainReceipt:
         self.chain[0] += 1
-        n = self.chain[0]
-        return ChainReceipt(f"0x{n:064x}", n, f"0x{n + 1000:064x}", 50_000)
+        n, b = self.chain[0], self.blocks
+        b.hashes[n] = _block_hash(b.fork, n)
+        tx_hash = f"0x{b.fork:08x}{n:056x}"
+        b.txs[tx_hash] = n
+        return ChainReceipt(tx_hash, n, b.hashes[n], 50_000)
 
     def _log(self, event: str, **args: object) -> None:
         self._state().events.append((event, args))
@@ -512,6 +582,13 @@ def deployed_fake(challenge_blocks: int = 0, withdraw_delay_blocks: int = 100, f
     clearing = FakeClearing(token)
     clearing.deploy(str(token.address), challenge_blocks, withdraw_delay_blocks)
     return clearing
+
+
+def _restore(target: object, saved: object) -> None:
+    """Put ``saved``'s fields back into ``target`` in place (every port shares ``target``)."""
+    if target is not None and saved is not None:
+        for name in vars(saved):
+            setattr(target, name, getattr(saved, name))
 
 
 def _require(condition: bool, call: str, reason: str) -> None:

@@ -3,10 +3,13 @@
 A trip is ``open`` while one of its two halves (unlock, lock) is missing, ``complete`` once both are there,
 then ``priced`` (or ``rejected`` by the plausibility bounds, with a reason), ``batched`` into an epoch (or
 ``rejected`` there when its rider has no account or too small a deposit),
-``committed`` when that epoch's transaction is mined and ``final`` once it is beyond reorganisation. A trip
+``committed`` when that epoch's transaction is mined and ``final`` with it (back to ``batched`` if a reorg takes
+the transaction away). A trip
 held as ``rejected`` because a half was missing comes back to life when that half arrives late. ``adjusted``
 marks a committed trip whose amount a later adjustment entry corrects. An epoch is ``closed`` (planned,
-not yet on chain), ``committed`` and then ``final``.
+not yet on chain), ``committed`` (its transaction mined) and then ``final`` (enough confirmations, its block hash
+re-checked, and the contract's challenge window over); a committed epoch whose block a reorg took away is
+``closed`` again and sent again.
 
 Every module that stores, reads or shows a status uses these names; none spells them as bare strings.
 """
@@ -45,7 +48,7 @@ TRIP_TRANSITIONS: Mapping[TripStatus, frozenset[TripStatus]] = {
     TripStatus.COMPLETE: frozenset({TripStatus.PRICED, TripStatus.REJECTED}),
     TripStatus.PRICED: frozenset({TripStatus.BATCHED, TripStatus.REJECTED}),  # a rider who cannot pay
     TripStatus.BATCHED: frozenset({TripStatus.COMMITTED}),
-    TripStatus.COMMITTED: frozenset({TripStatus.FINAL, TripStatus.ADJUSTED}),
+    TripStatus.COMMITTED: frozenset({TripStatus.FINAL, TripStatus.ADJUSTED, TripStatus.BATCHED}),  # BATCHED: reorg
     TripStatus.FINAL: frozenset({TripStatus.ADJUSTED}),
     # a trip held for a missing half is revived when the half arrives; a bounds rejection is for good
     TripStatus.REJECTED: frozenset({TripStatus.OPEN, TripStatus.COMPLETE}),
@@ -54,7 +57,7 @@ TRIP_TRANSITIONS: Mapping[TripStatus, frozenset[TripStatus]] = {
 
 EPOCH_TRANSITIONS: Mapping[EpochStatus, frozenset[EpochStatus]] = {
     EpochStatus.CLOSED: frozenset({EpochStatus.COMMITTED}),
-    EpochStatus.COMMITTED: frozenset({EpochStatus.FINAL}),
+    EpochStatus.COMMITTED: frozenset({EpochStatus.FINAL, EpochStatus.CLOSED}),  # CLOSED: a reorg took it away
     EpochStatus.FINAL: frozenset(),
 }
 

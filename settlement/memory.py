@@ -18,7 +18,7 @@ from settlement.clearing import ClearingCommit
 from settlement.dead_letters import MAX_REASON_CHARS, MAX_SAMPLE_BYTES, RejectCount, counts_of, cut
 from settlement.epochs import ClosedEpoch
 from settlement.errors import StoreRefused
-from settlement.lifecycle import HELD_REASONS, ON_CHAIN_EPOCH, EpochStatus, TripStatus, check_epoch
+from settlement.lifecycle import HELD_REASONS, ON_CHAIN_EPOCH, EpochStatus, TripStatus, check_epoch, check_trip
 from settlement.ports import ChainReceipt
 from settlement.records import Reject, VehicleMark
 from settlement.registry import RegistryEntry
@@ -239,9 +239,18 @@ class MemoryTrips:
         return sorted((r for r in self.s.trips.values() if r.epoch_id == epoch_id), key=_leaf_order)
 
     def commit_epoch(self, epoch_id: int) -> None:
+        self._move(epoch_id, TripStatus.BATCHED, TripStatus.COMMITTED)
+
+    def finalise_epoch(self, epoch_id: int) -> None:
+        self._move(epoch_id, TripStatus.COMMITTED, TripStatus.FINAL)
+
+    def reopen_epoch(self, epoch_id: int) -> None:
+        self._move(epoch_id, TripStatus.COMMITTED, TripStatus.BATCHED)
+
+    def _move(self, epoch_id: int, was: TripStatus, now: TripStatus) -> None:
         for r in self.in_epoch(epoch_id):
-            if r.status is TripStatus.BATCHED:
-                self.s.trips[r.trip_id] = replace(r, status=TripStatus.COMMITTED)
+            if r.status is was:
+                self.s.trips[r.trip_id] = replace(r, status=check_trip(was, now))
 
 
 def _leaf_order(r: TripRecord) -> tuple[int, str]:
@@ -284,6 +293,17 @@ class MemoryEpochs:
         if epoch.status is not EpochStatus.COMMITTED:
             check_epoch(epoch.status, EpochStatus.COMMITTED)
         epoch.status, epoch.receipt = EpochStatus.COMMITTED, receipt
+
+    def awaiting_finality(self) -> list[tuple[int, ChainReceipt | None]]:
+        return [(i, e.receipt) for i, e in sorted(self.s.epochs.items()) if e.status is EpochStatus.COMMITTED]
+
+    def mark_final(self, epoch_id: int) -> None:
+        epoch = self.s.epochs[epoch_id]
+        epoch.status = check_epoch(epoch.status, EpochStatus.FINAL)
+
+    def reopen(self, epoch_id: int) -> None:
+        epoch = self.s.epochs[epoch_id]
+        epoch.status, epoch.receipt = check_epoch(epoch.status, EpochStatus.CLOSED), None
 
 
 class MemoryRegistry:

@@ -126,6 +126,14 @@ class TripRepository(Protocol):
         """Mark the trips of ``epoch_id`` committed (its transaction is mined)."""
         ...
 
+    def finalise_epoch(self, epoch_id: int) -> None:
+        """Mark the committed trips of ``epoch_id`` final (their epoch is)."""
+        ...
+
+    def reopen_epoch(self, epoch_id: int) -> None:
+        """Move the committed trips of ``epoch_id`` back to batched (a reorg took its transaction away)."""
+        ...
+
 
 class EpochRepository(Protocol):
     """Epochs, their payouts and the cumulative balances of the accounts each one changed."""
@@ -155,7 +163,21 @@ class EpochRepository(Protocol):
         closed); an account no epoch changed is absent."""
         ...
 
-    def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None: ...
+    def mark_committed(self, epoch_id: int, receipt: ChainReceipt | None, now_ms: int) -> None:
+        """Record that ``epoch_id`` is on chain (a committed epoch gets the new receipt: mined again elsewhere)."""
+        ...
+
+    def awaiting_finality(self) -> list[tuple[int, ChainReceipt | None]]:
+        """The committed epochs not yet final, oldest first, with the receipt recorded (None: recorded without)."""
+        ...
+
+    def mark_final(self, epoch_id: int) -> None:
+        """Record that committed epoch ``epoch_id`` is final."""
+        ...
+
+    def reopen(self, epoch_id: int) -> None:
+        """Take committed epoch ``epoch_id`` back to closed, its receipt forgotten (a reorg took it away)."""
+        ...
 
 
 class RegistryRepository(Protocol):

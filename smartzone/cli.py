@@ -301,8 +301,11 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         node = None
         if settings.chain_url is None:
             node = stack.enter_context(embedded_chain(settings.embedded_chain, data_dir=settings.data_dir / "chain"))
-            # anvil's URL, or None: py-evm; a chain of its own: the euro token gets the demo faucet for the riders
-            settings = settings.model_copy(update={"chain_url": node.url, "chain_faucet": True})
+            # anvil's URL, or None: py-evm; a chain of its own: the euro token gets the demo faucet for the riders,
+            # and 1 confirmation makes an epoch final
+            settings = settings.model_copy(
+                update={"chain_url": node.url, "chain_faucet": True, "confirmations": settings.final_after()}
+            )
         earlier = data_dir_database(settings) if node is not None and not node.kept_state else None
         if earlier is not None and holds_deployment(earlier):
             # its contract lived on an embedded chain that is gone: start a new file, keep the old one

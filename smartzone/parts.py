@@ -124,6 +124,7 @@ def build_aggregator(
     """
     from settlement.aggregator import Aggregator
     from settlement.chain import Web3Clearing, Web3Token  # web3 takes a second to import; only aggregators need it
+    from settlement.sql.settler import settler_lock
 
     clearing = Web3Clearing.connect(settings.chain_url, settings.private_key())
     skew = None if settings.max_clock_skew_s is None else int(settings.max_clock_skew_s * 1000)
@@ -134,6 +135,8 @@ def build_aggregator(
         money=money_rules(settings),
         epoch_seconds=settings.epoch_seconds,
         epoch_max_trips=settings.epoch_max_trips,
+        confirmations=settings.final_after(),
+        settler=settler_lock(database),
         bounds=bounds_of(settings),
         sign_telemetry=settings.sign_telemetry,
         max_clock_skew_ms=skew,

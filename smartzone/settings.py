@@ -73,6 +73,13 @@ class Settings(BaseSettings):
     http_port: int = Field(8000, ge=1, le=65535, description="HTTP port of the dashboard and the API")
     epoch_seconds: float = Field(30.0, gt=0)
     epoch_max_trips: int = Field(1000, ge=1, le=256_000)
+    confirmations: int | None = Field(
+        None,
+        ge=1,
+        le=10_000,
+        description="Blocks on an epoch's commit (its own included) before it is final; unset: 1 on the embedded "
+        "chain and in demo mode, else 12",
+    )
     aggregator_id: str = "aggregator-1"
     ingest_batch: int = Field(2000, ge=1, le=100_000, description="Most messages stored in one transaction")
     ingest_wait_s: float = Field(
@@ -159,6 +166,13 @@ class Settings(BaseSettings):
         if self.fee_bps > 0 and self.zone_account is None and not self.demo:
             raise ValueError("a fee (SMARTZONE_FEE_BPS > 0) needs SMARTZONE_ZONE_ACCOUNT, the address that earns it")
         return self
+
+    def final_after(self) -> int:
+        """Confirmations that make an epoch final: the setting, else 1 where reorgs are not a concern (the embedded
+        chain, demo mode) and 12 on any other node (about 2.5 minutes on Ethereum, a margin on rollups)."""
+        if self.confirmations is not None:
+            return self.confirmations
+        return 1 if self.demo or self.chain_url is None else 12
 
     def faucet(self) -> bool:
         """Whether a euro token this deployment creates has a faucet: ``chain_faucet`` if set, else in demo mode or

@@ -195,6 +195,17 @@ class Web3Clearing:
             int(self._read("withdrawn_total")),
         )
 
+    # The ``Blocks`` port of ``settlement.chain.finality``: the sender's.
+
+    def head(self) -> int:
+        return self.sender.head()
+
+    def block_hash(self, number: int) -> str | None:
+        return self.sender.block_hash(number)
+
+    def receipt(self, tx_hash: str) -> ChainReceipt | None:
+        return self.sender.receipt(tx_hash)
+
     def _read(self, name: str, *args: Any) -> Any:
         with self.sender.rpc():
             return self._deployed.functions[name](*args).call()

@@ -115,6 +115,36 @@ class SqlEpochs:
             )
         self._conn.execute(sa.update(self._e).where(self._e.c.epoch_id == epoch_id).values(**values))
 
+    def awaiting_finality(self) -> list[tuple[int, ChainReceipt | None]]:
+        e = self._e
+        query = sa.select(e).where(e.c.status == EpochStatus.COMMITTED.value).order_by(e.c.epoch_id)
+        return [(r.epoch_id, _receipt_of(r)) for r in self._conn.execute(query)]
+
+    def mark_final(self, epoch_id: int) -> None:
+        self._move(epoch_id, EpochStatus.FINAL)
+
+    def reopen(self, epoch_id: int) -> None:
+        if self._move(epoch_id, EpochStatus.CLOSED, tx_hash=None, block_number=None, block_hash=None, gas_used=None,
+                      settled_ms=None):  # fmt: skip
+            _add_epoch_totals(self._conn, epoch_id, trips=False, settled=True, undo=True)
+
+    def _move(self, epoch_id: int, new: EpochStatus, **values: object) -> bool:
+        """Move committed epoch ``epoch_id`` to ``new`` (with ``values``); whether it was committed."""
+        e = self._e
+        check_epoch(EpochStatus.COMMITTED, new)
+        moved = self._conn.execute(
+            sa.update(e)
+            .where(e.c.epoch_id == epoch_id, e.c.status == EpochStatus.COMMITTED.value)
+            .values(status=new.value, **values)
+        ).rowcount
+        return bool(moved)
+
+
+def _receipt_of(r: sa.Row) -> ChainReceipt | None:
+    if r.tx_hash is None or r.block_number is None or r.block_hash is None:
+        return None
+    return ChainReceipt(r.tx_hash, int(r.block_number), r.block_hash, int(r.gas_used or 0))
+
 
 def _hex(root: bytes) -> str:
     return "0x" + root.hex()
@@ -138,12 +168,13 @@ def tally_batched(conn: sa.Connection, epoch_id: int) -> None:
     _add_epoch_totals(conn, epoch_id, trips=True, settled=False)
 
 
-def _add_epoch_totals(conn: sa.Connection, epoch_id: int, *, trips: bool, settled: bool) -> None:
+def _add_epoch_totals(conn: sa.Connection, epoch_id: int, *, trips: bool, settled: bool, undo: bool = False) -> None:
     """Per owner of the epoch's trips (one probe of the epoch_id index): count them in (``trips``) and add their
-    shares of the fares as pending, or (``settled``) move them from pending to settled. One INSERT … SELECT … ON
-    CONFLICT, so no address travels through Python."""
+    shares of the fares as pending, or (``settled``) move them from pending to settled (``undo``: back from settled
+    to pending, after a reorg). One INSERT … SELECT … ON CONFLICT, so no address travels through Python."""
     t, table = table_of(TripRow), table_of(OwnerTotalRow)
-    fares = sa.func.coalesce(sa.func.sum(sa.func.coalesce(t.c.owner_share, t.c.fare_micro)), 0)  # the owner's part
+    owed = sa.func.coalesce(sa.func.sum(sa.func.coalesce(t.c.owner_share, t.c.fare_micro)), 0)  # the owner's part
+    fares = -owed if undo else owed
     zero = sa.literal(0, sa.BigInteger)
     counted = sa.func.count() if trips else zero
     select = (

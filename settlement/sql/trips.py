@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from sensors.messages import VehicleKind
 from settlement.fares import Fare
-from settlement.lifecycle import HELD_REASONS, TripStatus
+from settlement.lifecycle import HELD_REASONS, TripStatus, check_trip
 from settlement.schema import TripRow, table_of
 from settlement.sql.common import upsert
 from settlement.sql.epochs import tally_batched
@@ -109,10 +109,20 @@ class SqlTrips:
         return [record_of(r) for r in self._conn.execute(query)]
 
     def commit_epoch(self, epoch_id: int) -> None:
+        self._move(epoch_id, TripStatus.BATCHED, TripStatus.COMMITTED)
+
+    def finalise_epoch(self, epoch_id: int) -> None:
+        self._move(epoch_id, TripStatus.COMMITTED, TripStatus.FINAL)
+
+    def reopen_epoch(self, epoch_id: int) -> None:
+        self._move(epoch_id, TripStatus.COMMITTED, TripStatus.BATCHED)
+
+    def _move(self, epoch_id: int, was: TripStatus, now: TripStatus) -> None:
+        check_trip(was, now)
         self._conn.execute(
             sa.update(self._t)
-            .where(self._t.c.epoch_id == epoch_id, self._t.c.status == TripStatus.BATCHED.value)
-            .values(status=TripStatus.COMMITTED.value)
+            .where(self._t.c.epoch_id == epoch_id, self._t.c.status == was.value)
+            .values(status=now.value)
         )
 
 

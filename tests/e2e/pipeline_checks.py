@@ -14,6 +14,7 @@ from dashboard.app import create_app
 from sensors.address import Address
 from settlement.clearing import ClearingPort
 from settlement.db import Database
+from settlement.lifecycle import ON_CHAIN_EPOCH, SETTLED
 from settlement.ports import TokenPort
 from settlement.queries import SqlReadModel
 
@@ -36,10 +37,10 @@ def check_settled_run(
     trip_ids = [t.trip_id for t in trips]
     assert len(trip_ids) == len(set(trip_ids)), "a trip is stored twice"
     assert set(trip_ids) == expected_trip_ids, "stored trips differ from the trips the fleet completed"
-    assert all(t.status == "committed" and t.epoch_id is not None for t in trips), "a trip is not settled"
+    assert all(t.status in SETTLED and t.epoch_id is not None for t in trips), "a trip is not settled"
     assert read.trips(limit=100_000, status="rejected") == [], "a trip of the honest fleet was rejected"
     epochs = read.epochs(limit=100_000)
-    assert all(e.status == "committed" for e in epochs)
+    assert all(e.status in ON_CHAIN_EPOCH for e in epochs)
     assert sum(e.trip_count for e in epochs) == len(trips), "epochs do not hold each trip exactly once"
     for epoch in epochs:
         assert epoch.trip_count == sum(1 for t in trips if t.epoch_id == epoch.epoch_id)

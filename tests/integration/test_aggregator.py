@@ -101,7 +101,7 @@ def test_every_trip_is_priced_once_and_settled_in_one_epoch_whatever_the_order(
     read = SqlReadModel(database)
     trips = read.trips()
     assert {t.trip_id for t in trips} == {"bike-1:1", "bike-2:1", "car-1:10"}
-    assert {t.epoch_id for t in trips} == {1} and {t.status for t in trips} == {"committed"}
+    assert {t.epoch_id for t in trips} == {1} and {t.status for t in trips} == {"final"}  # 1 confirmation later
     assert chain.totals().spent_total == sum(t.fare_micro or 0 for t in trips)
     with SqlUnitOfWork(database) as uow:
         earned = {str(o): e for o, (e, _) in uow.epochs.balances().items() if e and o != ZONE}

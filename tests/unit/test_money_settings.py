@@ -50,3 +50,12 @@ def test_the_money_settings_come_from_the_environment(monkeypatch: pytest.Monkey
     monkeypatch.setenv("SMARTZONE_WITHDRAW_DELAY_BLOCKS", "300")
     s = Settings()
     assert (s.fee_bps, s.challenge_blocks, s.withdraw_delay_blocks) == (250, 12, 300)
+
+
+def test_an_epoch_is_final_after_one_confirmation_on_the_embedded_chain_or_in_demo_mode_else_twelve() -> None:
+    assert Settings(_env_file=None).final_after() == 1  # the embedded chain
+    assert Settings(_env_file=None, chain_url="http://127.0.0.1:8545", demo=True).final_after() == 1
+    assert Settings(_env_file=None, chain_url="http://127.0.0.1:8545").final_after() == 12
+    assert Settings(_env_file=None, chain_url="http://127.0.0.1:8545", confirmations=3).final_after() == 3
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, confirmations=0)
