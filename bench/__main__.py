@@ -50,6 +50,7 @@ RUNNERS: dict[str, Callable[[Options], list[Section]]] = {
     "read_side": run_read_side,
     "simulate": run_simulate,
     "memory": run_module("memory", "Aggregator memory over a long run (RSS; flat is ≈ 1.00)"),
+    "settle": run_module("settle", "Settling: pricing and trees per trip; an epoch of trips from close to receipt"),
     "gas": run_module("gas", "Clearing gas: O(1) epoch commits against one ERC-20 transfer per trip"),
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from eth_utils import keccak
 
@@ -52,7 +53,9 @@ class Address:
         return f"Address({_eip55(self.raw)})"
 
 
+@lru_cache(maxsize=65536)
 def _eip55(raw: bytes) -> str:
+    """The EIP-55 form of ``raw``; kept, as a fleet's few thousand accounts are written again and again."""
     lower = raw.hex()
     digest = keccak(text=lower).hex()[:40]
     return "0x" + "".join(c.upper() if int(d, 16) >= 8 else c for c, d in zip(lower, digest, strict=True))
