@@ -24,25 +24,12 @@ holds the wire contract only; the rules that accept or refuse a consent or a vou
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any, TypeVar
-
-from eth_hash.auto import keccak
 
 from sensors.address import Address
 from sensors.errors import InvalidReading
-from sensors.signing import (
-    DOMAIN_NAME,
-    DOMAIN_VERSION,
-    EIP712_DOMAIN,
-    Domain,
-    encode_type,
-    recover,
-    separator,
-    sign_digest,
-)
+from sensors.signing import Domain, recover, sign_digest, struct_digest, struct_of, typed_struct
 from sensors.wire import MAX_SEQ
 
 __all__ = [
@@ -152,20 +139,7 @@ def _values(item: Signed) -> tuple[Any, ...]:
 def typed_data(item: Signed, domain: Domain) -> dict[str, Any]:
     """The full EIP-712 typed data of ``item``, as any EIP-712 library (eth_account, ethers, viem) takes it."""
     primary = _primary(item)
-    fields = TYPES[primary]
-    message = {
-        name: str(value) if isinstance(value, Address) else value
-        for (name, _), value in zip(fields, _values(item), strict=True)
-    }
-    return {
-        "types": {
-            "EIP712Domain": [{"name": n, "type": t} for n, t in EIP712_DOMAIN],
-            primary: [{"name": n, "type": t} for n, t in fields],
-        },
-        "primaryType": primary,
-        "domain": {"name": DOMAIN_NAME, "version": DOMAIN_VERSION, "chainId": domain.chain_id},
-        "message": message,
-    }
+    return typed_struct(primary, TYPES[primary], _values(item), domain)
 
 
 def digest(item: Signed, domain: Domain) -> bytes:
@@ -174,9 +148,7 @@ def digest(item: Signed, domain: Domain) -> bytes:
     It is also what a trip leaf binds (``consent_digest``, ``voucher_digest``).
     """
     primary = _primary(item)
-    type_hash, encoders = _struct(primary)
-    encoded = b"".join([type_hash, *(encode(value) for encode, value in zip(encoders, _values(item), strict=True))])
-    return keccak(b"\x19\x01" + separator(domain) + keccak(encoded))
+    return struct_digest(struct_of(primary, TYPES[primary]), _values(item), domain)
 
 
 def sign(item: S, key: bytes, domain: Domain) -> S:
@@ -193,20 +165,6 @@ def signer(item: Signed, domain: Domain) -> Address:
     if item.signature is None:
         raise InvalidReading(f"{_primary(item)} is not signed", code="missing_signature")
     return recover(item.signature, digest(item, domain))
-
-
-@cache
-def _struct(primary: str) -> tuple[bytes, tuple[Callable[[Any], bytes], ...]]:
-    fields = TYPES[primary]
-    return keccak(encode_type(primary, fields).encode()), tuple(_encoder(t) for _, t in fields)
-
-
-def _encoder(kind: str) -> Callable[[Any], bytes]:
-    if kind == "address":
-        return lambda value: b"\x00" * 12 + value.raw
-    if kind == "string":
-        return lambda value: keccak(value.encode())
-    return lambda value: value.to_bytes(32, "big")  # an unsigned integer, checked at construction
 
 
 def to_json(item: Signed) -> dict[str, Any]:

@@ -125,7 +125,13 @@ def canonical(item: Signable) -> tuple[str, tuple[Any, ...]]:
 def typed_data(item: Signable, domain: Domain) -> dict[str, Any]:
     """The full EIP-712 typed data of ``item`` (types with ``EIP712Domain``, primaryType, domain, message)."""
     primary, values = canonical(item)
-    fields = TYPES[primary]
+    return typed_struct(primary, TYPES[primary], values, domain)
+
+
+def typed_struct(
+    primary: str, fields: tuple[tuple[str, str], ...], values: tuple[Any, ...], domain: Domain
+) -> dict[str, Any]:
+    """EIP-712 typed data of one struct ``primary`` with ``fields`` and ``values`` (addresses as ``Address``)."""
     message = {
         name: str(value) if isinstance(value, Address) else value
         for (name, _), value in zip(fields, values, strict=True)
@@ -147,7 +153,14 @@ def digest(item: Signable, domain: Domain) -> bytes:
     Raises ``InvalidReading`` (code ``out_of_range``) when a value does not fit its field's type.
     """
     primary, values = canonical(item)
-    type_hash, encoders = _struct(primary)
+    return struct_digest(_struct(primary), values, domain)
+
+
+def struct_digest(
+    struct: tuple[bytes, tuple[Callable[[Any], bytes], ...]], values: tuple[Any, ...], domain: Domain
+) -> bytes:
+    """keccak(0x1901 ‖ domain separator ‖ hashStruct) of ``values`` under ``struct`` (type hash, field encoders)."""
+    type_hash, encoders = struct
     encoded = b"".join([type_hash, *(encode(value) for encode, value in zip(encoders, values, strict=True))])
     return keccak(b"\x19\x01" + separator(domain) + keccak(encoded))
 
@@ -217,10 +230,13 @@ def separator(domain: Domain) -> bytes:
     )
 
 
-@cache
 def _struct(primary: str) -> tuple[bytes, tuple[Callable[[Any], bytes], ...]]:
-    """The type hash of ``primary`` and one 32-byte encoder per field."""
-    fields = TYPES[primary]
+    return struct_of(primary, TYPES[primary])
+
+
+@cache
+def struct_of(primary: str, fields: tuple[tuple[str, str], ...]) -> tuple[bytes, tuple[Callable[[Any], bytes], ...]]:
+    """The type hash of the struct ``primary`` with ``fields`` and one 32-byte encoder per field."""
     return keccak(encode_type(primary, fields).encode()), tuple(_ENCODERS[t] for _, t in fields)
 
 
@@ -241,7 +257,7 @@ def _integer(bits: int, signed: bool) -> Callable[[Any], bytes]:
     def encode(value: Any) -> bytes:
         if type(value) is not int or not low <= value < high:
             raise InvalidReading(f"{value!r} does not fit {name}", code="out_of_range")
-        return value.to_bytes(32, "big", signed=True)
+        return value.to_bytes(32, "big", signed=signed)
 
     return encode
 
@@ -256,7 +272,9 @@ def _address(value: Any) -> bytes:
 
 _ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "string": _string,
+    "uint256": _integer(256, signed=False),
     "uint64": _integer(64, signed=False),
+    "uint32": _integer(32, signed=False),
     "int64": _integer(64, signed=True),
     "int32": _integer(32, signed=True),
     "bool": _boolean,

@@ -180,7 +180,7 @@ def mosquitto(
             )
         try:
             for listening in (port, tls_port):
-                if listening is not None and not _started(proc, listening):
+                if listening is not None and not started(proc, listening):
                     raise BrokerUnavailable(url, f"mosquitto did not start: {_last_line(log_path)}")
             tls_url = f"mqtts://127.0.0.1:{tls_port}" if tls_port is not None else None
             yield RunningBroker(url, "auto", "mosquitto", tls_url)
@@ -189,7 +189,8 @@ def mosquitto(
             proc.wait(timeout=10)
 
 
-def _started(proc: subprocess.Popen[bytes], port: int, seconds: float = 10.0) -> bool:
+def started(proc: subprocess.Popen[bytes], port: int, seconds: float = 10.0) -> bool:
+    """Whether the process ``proc`` opened the loopback ``port`` within ``seconds`` (False once it has exited)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -28,7 +28,7 @@ from typing import Any
 
 from sensors.errors import SmartZoneError
 from settlement.errors import ChainUnavailable
-from smartzone.broker import free_port, wait_open
+from smartzone.broker import free_port, started, wait_open
 
 PROJECT = Path(__file__).resolve().parent.parent
 STATE_FILE = "state.json"
@@ -91,7 +91,7 @@ def anvil(binary: str, state_dir: Path, port: int | None = None) -> Iterator[Run
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        if not _listening(proc, port):
+        if not started(proc, port, START_S):
             hint = f" (its saved chain may be unreadable: remove {state_dir} to start a new one)" if kept else ""
             raise ChainUnavailable(url, f"anvil did not start: {_last_line(log_path)}{hint}")
         loading.unlink(missing_ok=True)
@@ -107,16 +107,6 @@ def _with_parent() -> Callable[[], None] | None:
         return None
     prctl: Any = ctypes.CDLL(None, use_errno=True).prctl
     return lambda: prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _listening(proc: subprocess.Popen[bytes], port: int) -> bool:
-    deadline = time.monotonic() + START_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            return False
-        if wait_open(port, 0.2):
-            return True
-    return False
 
 
 def _stop(proc: subprocess.Popen[bytes], port: int) -> None:

@@ -21,16 +21,6 @@ from tests.signed import OPERATOR, RIDER, SignedFleet, key_of, payee_of
 T0 = 1_780_000_000_000
 
 
-@pytest.fixture()
-def state() -> MemoryState:
-    return MemoryState()
-
-
-@pytest.fixture()
-def fleet() -> SignedFleet:
-    return SignedFleet()
-
-
 def make(
     state: MemoryState, fleet: SignedFleet, *, fail_on: tuple[int, ...] = ()
 ) -> tuple[Aggregator, FakeClearing]:

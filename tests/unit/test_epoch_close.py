@@ -63,11 +63,6 @@ def test_an_epochs_balances_add_up_and_every_account_proves_its_balance_against_
     assert second.payouts == ((payee_of("bike-1"), 7),) and second.total_micro == 7
 
 
-@pytest.fixture()
-def state() -> MemoryState:
-    return MemoryState()
-
-
 def aggregator(state: MemoryState, fee_bps: int = 0) -> tuple[Aggregator, SignedFleet]:
     fleet = SignedFleet()
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731

@@ -81,16 +81,6 @@ def trip_statuses(state: MemoryState) -> set[str]:
     return {str(t.status) for t in state.trips.values()}
 
 
-@pytest.fixture()
-def state() -> MemoryState:
-    return MemoryState()
-
-
-@pytest.fixture()
-def fleet() -> SignedFleet:
-    return SignedFleet()
-
-
 def test_a_committed_epoch_becomes_final_after_n_confirmations_with_its_trips(
     state: MemoryState, fleet: SignedFleet
 ) -> None:
