@@ -103,12 +103,37 @@ class ReceiptTrip(BaseModel):
 
 
 class ReceiptFare(BaseModel):
-    """A fare's breakdown; the components add up to the total, which the leaf commits to."""
+    """A fare's breakdown: the metered components add up to the metered total; the rider is charged
+    `charged_micro` = min(metered total, last voucher, consent's cap), which the leaf commits to."""
 
     unlock_micro: int = Field(description=f"The unlock price. {MICRO}")
     time_micro: int = Field(description=f"The charge for the time. {MICRO}")
     distance_micro: int = Field(description=f"The charge for the distance. {MICRO}")
-    total_micro: int = Field(description=f"The fare. {MICRO}")
+    total_micro: int = Field(description=f"The metered fare. {MICRO}")
+    charged_micro: int = Field(description=f"What the rider paid. {MICRO}")
+    limited_by: str = Field(description="Which bound set the charge: metered, voucher or cap.")
+
+
+class ReceiptConsent(BaseModel):
+    """The rider's EIP-712 RideConsent, as the unlock carried it (docs/wire-format.md, "Consent and vouchers")."""
+
+    rider: str = Field(description="EIP-55 address of the rider who signed.")
+    vehicle_id: str
+    tariff_id: str = Field(description="The GBFS pricing plan id the rider agreed to.")
+    cap_micro: int = Field(description=f"The most the trip may cost. {MICRO}")
+    expiry_ms: int = Field(description="When the consent stops allowing payments (ms since the Unix epoch).")
+    nonce: int = Field(description="Single use per rider.")
+    sig: str = Field(description="The rider's EIP-712 signature, 0x + 130 hex.")
+
+
+class ReceiptVoucher(BaseModel):
+    """The rider's last EIP-712 Voucher for the trip: the cumulative amount the rider agreed to pay."""
+
+    rider: str = Field(description="EIP-55 address of the rider who signed.")
+    trip_id: str
+    cumulative_micro: int = Field(description=f"What the rider signed for, in all. {MICRO}")
+    seq: int = Field(description="The voucher's order within the trip.")
+    sig: str = Field(description="The rider's EIP-712 signature, 0x + 130 hex.")
 
 
 class TripReceipt(BaseModel):
@@ -121,6 +146,9 @@ class TripReceipt(BaseModel):
 
     trip: ReceiptTrip
     fare: ReceiptFare
+    consent: ReceiptConsent | None = Field(description="The rider's signed consent (None: settled without one).")
+    voucher: ReceiptVoucher | None = Field(description="The rider's last signed voucher (None: none was given).")
+    signing_chain_id: int = Field(description="Chain id of the EIP-712 domain (SmartZone, 1) the rider signed in.")
     epoch_id: int = Field(description="The epoch whose trips root holds the trip.")
     chain_id: int = Field(description="The chain the epoch was settled on.")
     contract: str = Field(description="EIP-55 address of the settlement contract.")
@@ -129,7 +157,7 @@ class TripReceipt(BaseModel):
     root: str = Field(description="The epoch's trips root, 0x-prefixed hex.")
     leaf_types: list[str] = Field(
         description="The leaf's ABI types: chainId, contract, epochId, tripId, owner, rider, startMs, endMs, "
-        "distanceM, fareMicro."
+        "distanceM, fareMicro (charged), consentDigest, voucherDigest (EIP-712 digests; zero where none)."
     )
     leaf_values: list[str] = Field(description="The leaf's values; integers as decimal strings, as OZ dumps them.")
     proof: list[str] = Field(description="Sibling hashes from the leaf to the root, 0x-prefixed hex.")

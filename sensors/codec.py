@@ -3,8 +3,10 @@
 Decoding checks, in order, and rejects with the code in brackets: the topic's layout [``bad_topic``], the size
 [``too_large``], UTF-8 JSON object [``malformed``], the channel's JSON Schema [``schema``; an integer below its
 minimum or above its maximum, which would not fit its column, ``out_of_range``], the payload's vehicle and
-operator against the topic's [``topic_mismatch``], and that a lock ends a trip started before it
-[``bad_pair``]. The schemas (``sensors/schemas/``) are compiled once, on first use, with fastjsonschema.
+operator against the topic's [``topic_mismatch``], that a lock ends a trip started before it [``bad_pair``], and
+the rider's consent or voucher an unlock, a lock or the ``voucher`` channel carries (``sensors.consent``: its
+fields [``schema``, ``out_of_range``] and rider [``bad_address``]; its signature is the aggregator's to check).
+The schemas (``sensors/schemas/``) are compiled once, on first use, with fastjsonschema.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import fastjsonschema
 
+from sensors.consent import consent_from_json, to_json, voucher_from_json
 from sensors.errors import InvalidReading
 from sensors.messages import (
     WIRE_VERSION,
@@ -24,6 +27,7 @@ from sensors.messages import (
     EventType,
     Message,
     Position,
+    RiderVoucher,
     Telemetry,
     VehicleKind,
     VehicleState,
@@ -35,6 +39,7 @@ _SCHEMA_FILES = {
     Channel.TELEMETRY: "telemetry.v1.json",
     Channel.EVENT: "event.v1.json",
     Channel.STATE: "state.v1.json",
+    Channel.VOUCHER: "voucher.v1.json",
 }
 _RANGE_RULES = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
 
@@ -66,6 +71,14 @@ def encode(message: Message) -> bytes:
             "kind": message.kind.value if message.kind is not None else None,
             "sig": message.signature,
         }
+    elif isinstance(message, RiderVoucher):
+        body = {
+            "v": WIRE_VERSION,
+            "vehicle_id": message.vehicle_id,
+            "operator": message.operator,
+            "timestamp": message.timestamp,
+            "voucher": to_json(message.voucher),
+        }
     else:
         position = message.position
         body = {
@@ -89,6 +102,8 @@ def encode(message: Message) -> bytes:
             body["rider"] = message.rider
             body["detail"] = message.detail
             body["trip_seq"] = message.trip_seq
+            body["consent"] = None if message.consent is None else to_json(message.consent)
+            body["voucher"] = None if message.voucher is None else to_json(message.voucher)
     return _ENCODE({k: v for k, v in body.items() if v is not None}).encode()  # fmt: skip
 
 
@@ -102,6 +117,8 @@ def channel_of(message: Message) -> Channel:
         return Channel.TELEMETRY
     if isinstance(message, Event):
         return Channel.EVENT
+    if isinstance(message, RiderVoucher):
+        return Channel.VOUCHER
     return Channel.STATE
 
 
@@ -169,6 +186,13 @@ def _build(channel: Channel, body: dict[str, Any]) -> Message:
             kind=VehicleKind(kind) if kind else None,
             signature=body.get("sig"),
         )
+    if channel is Channel.VOUCHER:
+        return RiderVoucher(
+            vehicle_id=body["vehicle_id"],
+            operator=body["operator"],
+            timestamp=int(body["timestamp"]),
+            voucher=voucher_from_json(body["voucher"]),
+        )
     common: dict[str, Any] = {
         "vehicle_id": body["vehicle_id"],
         "operator": body["operator"],
@@ -182,11 +206,13 @@ def _build(channel: Channel, body: dict[str, Any]) -> Message:
     }
     if channel is Channel.TELEMETRY:
         return Telemetry(**common, speed_mps=float(body["speed_mps"]), fuel_pct=body.get("fuel_pct"))
-    trip_seq = body.get("trip_seq")
+    trip_seq, consent, voucher = body.get("trip_seq"), body.get("consent"), body.get("voucher")
     return Event(
         **common,
         event_type=EventType(body["event_type"]),
         rider=body.get("rider"),
         detail=body.get("detail"),
         trip_seq=None if trip_seq is None else int(trip_seq),
+        consent=None if consent is None else consent_from_json(consent),
+        voucher=None if voucher is None else voucher_from_json(voucher),
     )

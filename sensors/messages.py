@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sensors.consent import RideConsent, Voucher
 
 WIRE_VERSION = 1
 
@@ -75,6 +79,9 @@ class Event:
     trip is paired exactly whatever order its events arrive in (MDS 2.0 events name their trips too).
     ``signature`` is the vehicle's EIP-712 signature (0x + 130 hex) over the canonical content
     (``sensors.signing``).
+    ``consent`` (an unlock's) is the rider's signed consent to pay for the trip, ``voucher`` (a lock's) the
+    rider's last cumulative voucher for it (``sensors.consent``); each carries the rider's own signature, which
+    the vehicle's does not cover.
     """
 
     vehicle_id: str
@@ -90,6 +97,22 @@ class Event:
     detail: str | None = None
     trip_seq: int | None = None
     signature: str | None = None
+    consent: RideConsent | None = None
+    voucher: Voucher | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RiderVoucher:
+    """A voucher the rider's app signed during a ride, relayed on the vehicle's ``voucher`` channel.
+
+    ``timestamp`` is when it was sent (milliseconds since the Unix epoch); the voucher's own ``trip_id`` names
+    the trip (of this vehicle) it pays for. Only the rider's signature, inside the voucher, authenticates it.
+    """
+
+    vehicle_id: str
+    operator: str
+    timestamp: int
+    voucher: Voucher
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,4 +136,4 @@ class VehicleState:
 
 FLEET_GATEWAY = "_fleet"
 
-Message = Telemetry | Event | VehicleState
+Message = Telemetry | Event | VehicleState | RiderVoucher

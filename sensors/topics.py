@@ -25,6 +25,7 @@ class Channel(enum.StrEnum):
     TELEMETRY = "telemetry"
     EVENT = "event"
     STATE = "state"
+    VOUCHER = "voucher"
 
 
 @dataclass(frozen=True, slots=True)

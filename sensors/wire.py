@@ -33,9 +33,14 @@ __all__ = [
     "trip_id_for",
 ]
 
-QOS: Final[dict[Channel, int]] = {Channel.TELEMETRY: 0, Channel.EVENT: 1, Channel.STATE: 1}
-"""MQTT QoS per channel: a lost reading is replaced by the next, an event or a state is not."""
-RETAIN: Final[dict[Channel, bool]] = {Channel.TELEMETRY: False, Channel.EVENT: False, Channel.STATE: True}
+QOS: Final[dict[Channel, int]] = {Channel.TELEMETRY: 0, Channel.EVENT: 1, Channel.STATE: 1, Channel.VOUCHER: 1}
+"""MQTT QoS per channel: a lost reading is replaced by the next, an event, a state or a voucher is not."""
+RETAIN: Final[dict[Channel, bool]] = {
+    Channel.TELEMETRY: False,
+    Channel.EVENT: False,
+    Channel.STATE: True,
+    Channel.VOUCHER: False,
+}
 """Whether the broker keeps the last message of a topic: only ``state`` (connectivity, and the last will)."""
 
 BIGINT_MAX: Final = 2**63 - 1

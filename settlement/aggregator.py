@@ -13,13 +13,13 @@ import queue
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from sensors.address import Address
 from sensors.codec import decode
 from sensors.errors import InvalidReading, ServiceUnavailable
-from sensors.messages import Event, EventType, Message, Telemetry, VehicleKind, VehicleState
+from sensors.messages import Event, EventType, Message, RiderVoucher, Telemetry, VehicleKind, VehicleState
 from sensors.ports import Received
 from sensors.signing import Domain
 from settlement.bounds import DEFAULT_BOUNDS, Bounds
@@ -43,7 +43,15 @@ from settlement.records import BatchResult, Reject
 from settlement.registry import Registry, registry_root
 from settlement.repositories import UnitOfWork
 from settlement.settler import SettlerLock
-from settlement.trips import derive, expire, trip_ids_named, vehicles_named
+from settlement.trips import (
+    ConsentRules,
+    TripRecord,
+    apply_vouchers,
+    derive,
+    expire,
+    trip_ids_named,
+    vehicles_named,
+)
 from settlement.vehicles import latest_updates
 from settlement.verification import Verifier
 
@@ -116,6 +124,7 @@ class Aggregator:
         tariffs: Mapping[VehicleKind, Tariff] = DEFAULT_TARIFFS,
         bounds: Bounds = DEFAULT_BOUNDS,
         sign_telemetry: bool = False,
+        require_consent: bool = True,
         max_clock_skew_ms: int | None = None,
         signing_chain_id: int | None = None,
         reject_sample_bytes: int = SAMPLE_BYTES,
@@ -127,7 +136,9 @@ class Aggregator:
         """``clearing`` is the clearing contract's port (deployed or attached by ``attach_contract``), ``token`` the
         euro token's (needed only to deploy one). An epoch closes every ``epoch_seconds`` with at most
         ``epoch_max_trips`` trips (several at once while a backlog remains) and is final after ``confirmations``
-        blocks. Only the holder of ``settler`` (None: this aggregator alone) closes and settles epochs. The
+        blocks. Only the holder of ``settler`` (None: this aggregator alone) closes and settles epochs. With
+        ``require_consent`` a trip is priced only under its rider's signed consent and charged what the rider's
+        vouchers allow (``settlement.consent``); without, at its metered fare (tests of other rules). The
         ``reject_*`` keywords bound the dead letters (``settlement.dead_letters``): samples' payload size, number
         and age, and how often rejects are logged."""
         self.uow = unit_of_work
@@ -143,6 +154,7 @@ class Aggregator:
         self._backlog = False  # the last epoch closed was full: more are due at once
         self.tariffs = tariffs
         self.bounds = bounds
+        self.require_consent = require_consent
         self.clock = clock
         self.counters = Counters()
         self._last_close = clock()
@@ -205,7 +217,7 @@ class Aggregator:
                 ) from None
             self._check_chain(address, url)
         self.verifier.domain = Domain(self.signing_chain_id or chain_id)
-        self.leaf_context = LeafContext(chain_id, Address.parse(address))
+        self.leaf_context = LeafContext(chain_id, Address.parse(address), self.signing_chain_id)
         with self.uow() as uow:
             self.verifier.marks = uow.readings.vehicle_marks()
             self.watermark_ms = uow.readings.watermark_ms()
@@ -281,7 +293,7 @@ class Aggregator:
             except InvalidReading as exc:
                 rejects.append(Reject(item.topic, item.payload, exc.code, exc.reason, int(item.received_at * 1000)))
         try:
-            result = self._store([m for _, m in accepted], rejects, now_ms)
+            result = self._store(accepted, rejects, now_ms)
         except StoreRefused as exc:
             log.warning("%s; storing the batch of %d one message at a time", exc, len(accepted))
             result = self._store_one_by_one(accepted, rejects, now_ms)
@@ -306,30 +318,47 @@ class Aggregator:
             self.verifier.check(message)
         return message
 
-    def _store(self, messages: Sequence[Message], rejects: Sequence[Reject], now_ms: int) -> BatchResult:
+    def _store(
+        self, accepted: Sequence[tuple[Received, Message]], rejects: Sequence[Reject], now_ms: int
+    ) -> BatchResult:
+        messages = [m for _, m in accepted]
         telemetry = [m for m in messages if isinstance(m, Telemetry)]
         events = [m for m in messages if isinstance(m, Event)]
         states = [m for m in messages if isinstance(m, VehicleState)]
-        result = BatchResult(rejected=len(rejects))
+        notes = [(item, m) for item, m in accepted if isinstance(m, RiderVoucher)]
+        rejects = list(rejects)
+        result = BatchResult()
         with self.uow() as uow:
             result.telemetry_new = uow.readings.add_telemetry(telemetry)
             new_events = uow.readings.add_events(events)
             result.events_new = len(new_events)
-            result.duplicates = len(telemetry) + len(events) - result.telemetry_new - result.events_new
+            repeated = len(telemetry) + len(events) - result.telemetry_new - result.events_new
             uow.readings.apply_states(states)
             uow.readings.update_vehicles(latest_updates([*telemetry, *new_events]))
             halves = [e for e in new_events if e.event_type in (EventType.UNLOCK, EventType.LOCK)]
+            changed: dict[str, TripRecord] = {}
             if halves:
                 known = uow.trips.get(trip_ids_named(halves))
                 known.update(uow.trips.unfinished_of(vehicles_named(halves)))
                 derivation = derive(
-                    halves, known, payee_of=self.registry.payee_at, tariffs=self.tariffs, bounds=self.bounds
+                    halves,
+                    known,
+                    payee_of=self.registry.payee_at,
+                    tariffs=self.tariffs,
+                    bounds=self.bounds,
+                    consent=self._consent_rules(uow, halves, known.values()),
                 )
-                uow.trips.save(derivation.changed)
-                result.trips_changed = len(derivation.changed)
+                changed.update((r.trip_id, r) for r in derivation.changed)
                 for event, code in derivation.anomalies:
                     log.info("trip anomaly %s on %s:%d", code, event.vehicle_id, event.seq)
                     result.rejects_by_code[str(code)] = result.rejects_by_code.get(str(code), 0) + 1
+            if notes:
+                taken, result.duplicates = self._vouchers(uow, notes, changed, rejects)
+                changed.update(taken)
+            uow.trips.save(list(changed.values()))
+            result.trips_changed = len(changed)
+            result.rejected = len(rejects)
+            result.duplicates += repeated
             uow.readings.add_rejects(rejects, self.samples.sample_bytes)
             uow.commit()
         for r in rejects:
@@ -338,6 +367,43 @@ class Aggregator:
             self.watermark_ms = max(self.watermark_ms, max(e.timestamp for e in new_events))
         return result
 
+    def _consent_rules(
+        self, uow: UnitOfWork, halves: Sequence[Event], known: Iterable[TripRecord]
+    ) -> ConsentRules | None:
+        """The consent rules for a batch's trip halves, with the used nonces of every rider whose consent it may
+        judge (the unlocks' and the stored trips'); None when consent is not required."""
+        if not self.require_consent:
+            return None
+        riders = {e.consent.rider for e in halves if e.consent is not None}
+        riders.update(r.consent.rider for r in known if r.consent is not None)
+        return ConsentRules(self.verifier.domain, uow.trips.used_nonces(riders) if riders else {})
+
+    def _vouchers(
+        self,
+        uow: UnitOfWork,
+        notes: Sequence[tuple[Received, RiderVoucher]],
+        changed: Mapping[str, TripRecord],
+        rejects: list[Reject],
+    ) -> tuple[dict[str, TripRecord], int]:
+        """Take the vouchers relayed during rides onto their trips (as this batch left them); the refused ones
+        are dead-lettered with their reason. The trips that changed, and how many vouchers were superseded."""
+        if not self.require_consent:
+            for item, _ in notes:
+                rejects.append(
+                    Reject(item.topic, item.payload, RejectCode.VOUCHER_NO_CONSENT, "consent is not required here",
+                           int(item.received_at * 1000))
+                )  # fmt: skip
+            return {}, 0
+        ids = {note.voucher.trip_id for _, note in notes}
+        known = uow.trips.get(ids - set(changed))
+        known.update((i, changed[i]) for i in ids & set(changed))
+        source = {id(note): item for item, note in notes}
+        outcome = apply_vouchers([n for _, n in notes], known, self.verifier.domain)
+        for note, code, reason in outcome.refused:
+            item = source[id(note)]
+            rejects.append(Reject(item.topic, item.payload, code, reason, int(item.received_at * 1000)))
+        return {r.trip_id: r for r in outcome.changed}, outcome.superseded
+
     def _store_one_by_one(
         self, accepted: Sequence[tuple[Received, Message]], rejects: list[Reject], now_ms: int
     ) -> BatchResult:
@@ -345,7 +411,7 @@ class Aggregator:
         total = BatchResult()
         for item, message in accepted:
             try:
-                part = self._store([message], [], now_ms)
+                part = self._store([(item, message)], [], now_ms)
             except StoreRefused as exc:
                 rejects.append(Reject(item.topic, item.payload, RejectCode.STORE_ERROR, str(exc), now_ms))
                 continue

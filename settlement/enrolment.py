@@ -74,4 +74,3 @@ def signing_domain(uow: Callable[[], UnitOfWork], configured: int | None) -> Dom
             "once (it deploys the contract) or set SMARTZONE_CHAIN_ID"
         )
     return Domain(found[0])
-

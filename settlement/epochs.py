@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from sensors.address import Address, InvalidAddress
+from sensors.consent import digest
+from sensors.signing import Domain
 from settlement.balances import BalanceTree, Posting, post
 from settlement.clearing import ClearingCommit
 from settlement.merkle import StandardMerkleTree
@@ -39,18 +41,33 @@ LEAF_TYPES: tuple[str, ...] = (
     "uint64",
     "uint64",
     "uint256",
+    "bytes32",
+    "bytes32",
 )
-"""chain id, contract, epoch id, trip id, owner, rider, start ms, end ms, distance m, fare micro-EUR."""
+"""chain id, contract, epoch id, trip id, owner, rider, start ms, end ms, distance m, fare micro-EUR charged, the
+EIP-712 digest of the rider's consent and of the last voucher (32 zero bytes where there is none)."""
+NO_DIGEST = bytes(32)
+"""The digest a leaf carries for a consent or voucher the trip does not have."""
 CONTEXT_FIELDS = 3
 """How many leading leaf values bind the leaf to its chain, contract and epoch."""
 
 
 @dataclass(frozen=True, slots=True)
 class LeafContext:
-    """Where an epoch's trips are committed: the chain's id and the settlement contract's address."""
+    """Where an epoch's trips are committed: the chain's id and the settlement contract's address.
+
+    ``signing_chain_id`` is the chain id of the EIP-712 domain riders sign their consents and vouchers in (None:
+    ``chain_id``).
+    """
 
     chain_id: int
     contract: Address
+    signing_chain_id: int | None = None
+
+    @property
+    def domain(self) -> Domain:
+        """The EIP-712 domain of the riders' signatures."""
+        return Domain(self.signing_chain_id or self.chain_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +81,8 @@ class PricedTrip:
     end_ms: int
     distance_m: int
     fare_micro: int
+    consent_digest: bytes = NO_DIGEST
+    voucher_digest: bytes = NO_DIGEST
 
     def leaf(self, context: LeafContext, epoch_id: int) -> list[object]:
         """The trip's row in the trips tree of epoch ``epoch_id`` under ``context`` (addresses in EIP-55 form)."""
@@ -78,11 +97,14 @@ class PricedTrip:
             self.end_ms,
             self.distance_m,
             self.fare_micro,
+            self.consent_digest,
+            self.voucher_digest,
         ]
 
 
-def priced(t: TripRecord) -> PricedTrip:
-    """What settlement commits to of a priced trip."""
+def priced(t: TripRecord, domain: Domain) -> PricedTrip:
+    """What settlement commits to of a priced trip: what its rider is charged, and the digests (in ``domain``) of
+    the consent and the last voucher that allowed it."""
     assert t.payee is not None and t.start is not None and t.end is not None and t.fare is not None
     return PricedTrip(
         t.trip_id,
@@ -91,7 +113,9 @@ def priced(t: TripRecord) -> PricedTrip:
         t.start.timestamp_ms,
         t.end.timestamp_ms,
         t.distance_m or 0,
-        t.fare.total_micro,
+        t.charged,
+        NO_DIGEST if t.consent is None else digest(t.consent, domain),
+        NO_DIGEST if t.voucher is None else digest(t.voucher, domain),
     )
 
 
@@ -210,7 +234,7 @@ def clear(candidates: Sequence[TripRecord], book: Book, unspent: Mapping[Address
     rejected: list[tuple[TripRecord, RejectCode]] = []
     for trip in candidates:
         assert trip.fare is not None, "only priced trips are cleared"
-        rider, fare = rider_account(trip.rider), trip.fare.total_micro
+        rider, fare = rider_account(trip.rider), trip.charged
         if rider is None:
             rejected.append((trip, RejectCode.NO_RIDER_ACCOUNT))
             continue
@@ -241,7 +265,7 @@ def close(
     if len(registry_root) != ROOT_BYTES:
         raise ValueError(f"a registry root has {ROOT_BYTES} bytes, not {len(registry_root)}")
     ordered = sorted(accepted, key=lambda pair: (_end_ms(pair[0]), pair[0].trip_id))  # the order of the leaves
-    trips = [priced(t) for t, _ in ordered]
+    trips = [priced(t, context.domain) for t, _ in ordered]
     postings = [Posting(s.rider, t.owner, t.fare_micro, s.owner_share, s.fee, t.trip_id) for t, (_, s) in
                 zip(trips, ordered, strict=True)]  # fmt: skip
     after = post(book, postings, zone)

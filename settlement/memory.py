@@ -213,6 +213,13 @@ class MemoryTrips:
     def open(self) -> list[TripRecord]:
         return [r for r in self.s.trips.values() if r.status is TripStatus.OPEN]
 
+    def used_nonces(self, riders: Collection[Address]) -> dict[Address, set[int]]:
+        wanted, found = set(riders), {}  # type: ignore[var-annotated]
+        for r in self.s.trips.values():
+            if r.consent is not None and r.charged_micro is not None and r.consent.rider in wanted:
+                found.setdefault(r.consent.rider, set()).add(r.consent.nonce)
+        return found
+
     def save(self, records: Sequence[TripRecord]) -> None:
         for r in records:
             self.s.trips[r.trip_id] = r

@@ -42,8 +42,10 @@ class SqlReadModel:
     """Read-only queries over the settlement database: keyset pages over indexed orders, and totals kept as the
     data changes (``owner_totals``, ``tallies``) rather than aggregated over every trip or reading."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, signing_chain_id: int | None = None) -> None:
+        """``signing_chain_id``: the chain id of the EIP-712 domain riders sign in (None: the settlement chain's)."""
         self._db = database
+        self._signing_chain_id = signing_chain_id
 
     def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
         v = table_of(VehicleRow)
@@ -99,7 +101,7 @@ class SqlReadModel:
         if deployment is None:
             raise NotCommitted(f"trip {trip_id}: no settlement contract is recorded in this database")
         chain_id, contract = deployment
-        context = LeafContext(chain_id, Address.parse(contract))
+        context = LeafContext(chain_id, Address.parse(contract), self._signing_chain_id)
         return build_receipt(trip, epoch_trips, context, tx_hash=epoch.tx_hash, status=epoch.status)
 
     def balance_proof(self, account: Address) -> dict[str, Any] | None:

@@ -48,3 +48,26 @@ class RejectCode(enum.StrEnum):
     # money (settlement.epochs): a trip nobody can be charged for
     NO_RIDER_ACCOUNT = "no_rider_account"  # the rider is not named by an address
     INSUFFICIENT_DEPOSIT = "insufficient_deposit"  # the rider's unspent deposit does not cover the fare
+    # the rider's consent carried by an unlock (settlement.consent): a refusal rejects the trip for good
+    NO_CONSENT = "no_consent"  # an unlock without a consent to pay
+    CONSENT_BAD_SIGNATURE = "consent_bad_signature"  # missing, malformed, or recovers no key
+    CONSENT_WRONG_SIGNER = "consent_wrong_signer"  # signed by another key than its rider's
+    CONSENT_OTHER_RIDER = "consent_other_rider"  # names another rider than the unlock's
+    CONSENT_OTHER_VEHICLE = "consent_other_vehicle"  # names another vehicle than the unlocked one
+    UNKNOWN_TARIFF = "unknown_tariff"  # a tariff id no pricing plan has
+    TARIFF_MISMATCH = "tariff_mismatch"  # a known tariff, but not the unlocked vehicle's
+    CONSENT_ZERO_CAP = "consent_zero_cap"
+    CONSENT_EXPIRED = "consent_expired"  # expiry at or before the unlock
+    NONCE_REUSED = "nonce_reused"  # the rider's nonce was used by an earlier accepted consent
+    CONSENT_TWICE = "consent_twice"  # another consent for a trip that already has one
+    # a rider's voucher (settlement.consent): a refusal drops the voucher, the trip keeps its last accepted one
+    VOUCHER_BAD_SIGNATURE = "voucher_bad_signature"
+    VOUCHER_WRONG_SIGNER = "voucher_wrong_signer"
+    VOUCHER_NO_CONSENT = "voucher_no_consent"  # for a trip without a consent (yet: an unlock not arrived)
+    VOUCHER_OTHER_RIDER = "voucher_other_rider"
+    VOUCHER_OTHER_TRIP = "voucher_other_trip"  # names a trip of another vehicle, or another trip than given for
+    VOUCHER_EXPIRED = "voucher_expired"  # sent at or after the consent's expiry
+    VOUCHER_ABOVE_CAP = "voucher_above_cap"
+    VOUCHER_REPLAYED = "voucher_replayed"  # seq not above the last accepted voucher's
+    VOUCHER_DECREASING = "voucher_decreasing"  # cumulative amount below the last accepted voucher's
+    VOUCHER_LATE = "voucher_late"  # for a trip already complete: its lock carried the last voucher

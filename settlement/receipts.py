@@ -1,13 +1,18 @@
 """Trip receipts: what a rider keeps to prove a trip was settled on chain, built and checked (pure).
 
-A receipt is JSON. ``trip`` and ``fare`` describe the trip and its fare breakdown (integer micro-EUR);
-``epoch_id``, ``chain_id``, ``contract``, ``tx_hash`` and ``status`` say where it was settled; and ``root``,
+A receipt is JSON. ``trip`` and ``fare`` describe the trip and its fare breakdown (integer micro-EUR: the metered
+components and total, and ``charged_micro``, what the rider paid); ``consent`` and ``voucher`` are the rider's
+signed consent and last voucher (``sensors.consent`` wire objects, None where the trip has none) in the EIP-712
+domain of ``signing_chain_id``; ``epoch_id``, ``chain_id``, ``contract``, ``tx_hash`` and ``status`` say where it
+was settled; and ``root``,
 ``leaf_types``, ``leaf_values`` and ``proof`` are exactly the arguments of OpenZeppelin's
 ``StandardMerkleTree.verify(root, leaf_types, leaf_values, proof)`` (``@openzeppelin/merkle-tree``): hex strings
 ``0x…``, addresses in EIP-55 form, integers of the leaf as decimal strings (as OZ's own dumps write uint256).
 
 ``verify_receipt`` trusts nothing but the root read from the chain: it hashes the leaf, folds in the proof,
-compares with ``root`` and with the chain's root, and checks that the receipt's fields say what the leaf says.
+compares with ``root`` and with the chain's root, checks that the receipt's fields say what the leaf says, and
+that the consent and the voucher the leaf binds (by their digests) are signed by the trip's rider, name its
+vehicle and trip, and allow what was charged (no more than the cap, nor than the voucher).
 Written forms are canonical (lowercase hex for hashes, EIP-55 for addresses, no leading zeros), so that a receipt
 edited in any byte is refused, not merely one whose meaning changed.
 """
@@ -21,7 +26,10 @@ from typing import Any
 from eth_abi.exceptions import EncodingError
 
 from sensors.address import Address, InvalidAddress
-from settlement.epochs import LEAF_TYPES, LeafContext, priced, trips_tree
+from sensors.consent import consent_from_json, digest, signer, to_json, voucher_from_json
+from sensors.errors import InvalidReading
+from sensors.signing import Domain
+from settlement.epochs import LEAF_TYPES, NO_DIGEST, LeafContext, priced, trips_tree
 from settlement.merkle import leaf_hash, process_proof
 from settlement.trips import TripRecord
 
@@ -33,13 +41,16 @@ RECEIPT_KEYS = (
     "contract",
     "tx_hash",
     "status",
+    "consent",
+    "voucher",
+    "signing_chain_id",
     "root",
     "leaf_types",
     "leaf_values",
     "proof",
 )
 TRIP_KEYS = ("trip_id", "vehicle_id", "owner", "rider", "start_ms", "end_ms", "duration_s", "distance_m")
-FARE_KEYS = ("unlock_micro", "time_micro", "distance_micro", "total_micro")
+FARE_KEYS = ("unlock_micro", "time_micro", "distance_micro", "total_micro", "charged_micro")
 _HASH = re.compile(r"0x[0-9a-f]{64}")
 _DECIMAL = re.compile(r"0|[1-9][0-9]*")
 
@@ -65,8 +76,9 @@ def build_receipt(
         raise ValueError(f"trip {trip.trip_id} is not priced into an epoch")
     if all(t.trip_id != trip.trip_id for t in epoch_trips):
         raise ValueError(f"trip {trip.trip_id} is not among the trips of epoch {trip.epoch_id}")
-    tree = trips_tree([priced(t) for t in epoch_trips], context, trip.epoch_id)
-    leaf = priced(trip).leaf(context, trip.epoch_id)
+    domain = context.domain
+    tree = trips_tree([priced(t, domain) for t in epoch_trips], context, trip.epoch_id)
+    leaf = priced(trip, domain).leaf(context, trip.epoch_id)
     return {
         "trip": {
             "trip_id": trip.trip_id,
@@ -83,7 +95,12 @@ def build_receipt(
             "time_micro": trip.fare.time_micro,
             "distance_micro": trip.fare.distance_micro,
             "total_micro": trip.fare.total_micro,
+            "charged_micro": trip.charged,
+            "limited_by": trip.limited_by or "metered",
         },
+        "consent": None if trip.consent is None else to_json(trip.consent),
+        "voucher": None if trip.voucher is None else to_json(trip.voucher),
+        "signing_chain_id": domain.chain_id,
         "epoch_id": trip.epoch_id,
         "chain_id": context.chain_id,
         "contract": str(context.contract),
@@ -91,9 +108,18 @@ def build_receipt(
         "status": status,
         "root": _hex(tree.root),
         "leaf_types": list(LEAF_TYPES),
-        "leaf_values": [str(v) if isinstance(v, int) else v for v in leaf],
+        "leaf_values": [_written(v) for v in leaf],
         "proof": [_hex(node) for node in tree.proof(leaf)],
     }
+
+
+def _written(value: object) -> object:
+    """A leaf value as OZ's dumps write it: integers as decimal strings, bytes as 0x-hex."""
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, bytes):
+        return _hex(value)
+    return value
 
 
 class _Refused(Exception):
@@ -143,6 +169,8 @@ def _leaf(raw: object) -> list[Any]:
             if not _DECIMAL.fullmatch(value):
                 raise _Refused(f"leaf_values[{i}] is not a decimal integer: {value!r}")
             values.append(int(value))
+        elif kind == "bytes32":
+            values.append(_hash(value, f"leaf_values[{i}]"))
         elif kind == "address":
             try:
                 canonical = str(Address.parse(value))
@@ -160,6 +188,13 @@ def _leaf(raw: object) -> list[Any]:
     return values
 
 
+def _same_rider(rider: str, account: Address) -> bool:
+    try:
+        return Address.parse(rider) == account
+    except InvalidAddress:
+        return False
+
+
 def _hash(value: object, name: str) -> bytes:
     if not isinstance(value, str) or not _HASH.fullmatch(value):
         raise _Refused(f"{name} is not 0x and 64 lowercase hex digits")
@@ -168,7 +203,7 @@ def _hash(value: object, name: str) -> bytes:
 
 def _same_as_leaf(receipt: Mapping[str, Any], values: Sequence[Any]) -> None:
     """Refuse a receipt whose fields say something else than the proved leaf."""
-    chain_id, contract, epoch_id, trip_id, owner, rider, start_ms, end_ms, distance_m, fare = values
+    chain_id, contract, epoch_id, trip_id, owner, rider, start_ms, end_ms, distance_m, fare, _, _ = values
     for name, leaf_value in (("chain_id", chain_id), ("contract", contract), ("epoch_id", epoch_id)):
         if receipt[name] != leaf_value or isinstance(receipt[name], bool):
             raise _Refused(f"the receipt's {name} {receipt[name]!r} is not the leaf's {leaf_value!r}")
@@ -195,7 +230,51 @@ def _same_as_leaf(receipt: Mapping[str, Any], values: Sequence[Any]) -> None:
     parts = [money[k] for k in FARE_KEYS]
     if any(not isinstance(p, int) or isinstance(p, bool) or p < 0 for p in parts):
         raise _Refused("fare components must be non-negative integers of micro-EUR")
-    if money["total_micro"] != fare:
-        raise _Refused(f"the fare's total_micro {money['total_micro']} is not the leaf's {fare}")
-    if sum(parts[:3]) != fare:
-        raise _Refused(f"the fare's components do not add up to its total {fare}")
+    if money["charged_micro"] != fare:
+        raise _Refused(f"the fare's charged_micro {money['charged_micro']} is not the leaf's {fare}")
+    if sum(parts[:3]) != money["total_micro"]:
+        raise _Refused(f"the fare's components do not add up to its total {money['total_micro']}")
+    if fare > money["total_micro"]:
+        raise _Refused(f"the rider was charged {fare}, more than the metered fare {money['total_micro']}")
+    _consented(receipt, values)
+
+
+def _consented(receipt: Mapping[str, Any], values: Sequence[Any]) -> None:
+    """Refuse a receipt whose consent or voucher is not what the leaf binds, not the rider's, or allows less than
+    was charged."""
+    trip_id, rider, fare, consent_digest, voucher_digest = values[3], values[5], values[9], values[10], values[11]
+    raw_consent, raw_voucher, chain = receipt["consent"], receipt["voucher"], receipt["signing_chain_id"]
+    if not isinstance(chain, int) or isinstance(chain, bool) or not 0 < chain < 2**256:
+        raise _Refused(f"signing_chain_id {chain!r} is not a chain id")
+    domain = Domain(chain)
+    if raw_consent is None:
+        if consent_digest != NO_DIGEST or voucher_digest != NO_DIGEST or raw_voucher is not None:
+            raise _Refused("the receipt has no consent, but its leaf binds one")
+        return  # a trip settled where consent was not required (the leaf says so)
+    try:
+        consent = consent_from_json(raw_consent)
+        voucher = None if raw_voucher is None else voucher_from_json(raw_voucher)
+        if digest(consent, domain) != consent_digest:
+            raise _Refused("the consent is not the one the leaf binds")
+        if signer(consent, domain) != consent.rider:
+            raise _Refused(f"the consent is not signed by its rider {consent.rider}")
+        if not _same_rider(rider, consent.rider):
+            raise _Refused(f"the consent is {consent.rider}'s, the trip's rider is {rider}")
+        if voucher is not None and digest(voucher, domain) != voucher_digest:
+            raise _Refused("the voucher is not the one the leaf binds")
+        if voucher is not None and signer(voucher, domain) != consent.rider:
+            raise _Refused(f"the voucher is not signed by the consent's rider {consent.rider}")
+    except InvalidReading as exc:
+        raise _Refused(f"the rider's signature does not hold: {exc.reason}") from None
+    if consent.vehicle_id != trip_id.rpartition(":")[0]:
+        raise _Refused(f"the consent is for {consent.vehicle_id}, not the trip's vehicle")
+    if fare > consent.cap_micro:
+        raise _Refused(f"the rider was charged {fare}, above the consent's cap {consent.cap_micro}")
+    if voucher is None:
+        if voucher_digest != NO_DIGEST or fare:
+            raise _Refused(f"the rider was charged {fare} without a voucher")
+        return
+    if voucher.trip_id != trip_id:
+        raise _Refused(f"the voucher is for trip {voucher.trip_id}, not {trip_id}")
+    if fare > voucher.cumulative_micro:
+        raise _Refused(f"the rider was charged {fare}, above the voucher's {voucher.cumulative_micro}")

@@ -109,6 +109,10 @@ class TripRepository(Protocol):
         """Insert or replace each record by its trip id."""
         ...
 
+    def used_nonces(self, riders: Collection[Address]) -> dict[Address, set[int]]:
+        """The consent nonces of ``riders`` that trips priced under consent have used (single use per rider)."""
+        ...
+
     def priced_unbatched(self, limit: int) -> list[TripRecord]:
         """Priced trips in no epoch yet, oldest end first."""
         ...

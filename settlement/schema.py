@@ -190,6 +190,8 @@ class TripRow(Base):
         Index(None, "vehicle_id", "end_ms", "trip_id"),
         Index(None, "status", "end_ms", "trip_id"),
         Index(None, "epoch_id"),
+        # a rider's consent nonce is used once: set only on a trip priced under that consent (migration 0005)
+        Index(None, "consent_rider", "consent_nonce", unique=True),
     )
     trip_id: Mapped[str] = mapped_column(String(96), primary_key=True)
     vehicle_id: Mapped[str] = mapped_column(ID)
@@ -221,6 +223,13 @@ class TripRow(Base):
     owner_share: Mapped[int | None] = mapped_column(BigInteger)
     fee: Mapped[int | None] = mapped_column(BigInteger)
     rider_account: Mapped[Address | None] = mapped_column(AddressType)
+    # the rider's consent and last voucher (JSON wire objects of sensors.consent) and what they let be charged
+    consent: Mapped[str | None] = mapped_column(Text)
+    voucher: Mapped[str | None] = mapped_column(Text)
+    consent_rider: Mapped[Address | None] = mapped_column(AddressType)
+    consent_nonce: Mapped[int | None] = mapped_column(BigInteger)
+    charged_micro: Mapped[int | None] = mapped_column(BigInteger)
+    limited_by: Mapped[str | None] = mapped_column(String(16))
 
 
 class PayoutRow(Base):

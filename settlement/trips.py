@@ -12,25 +12,31 @@ the same events ends in the same trips.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from sensors.address import Address
-from sensors.messages import Event, EventType, VehicleKind
+from sensors.consent import RideConsent, Voucher
+from sensors.messages import Event, EventType, RiderVoucher, VehicleKind
+from sensors.signing import Domain
 from sensors.wire import trip_id_for
 from settlement import bounds as plausibility
 from settlement import lifecycle
 from settlement.bounds import Bounds
+from settlement.consent import TripConsent, chargeable, check_consent, check_voucher
 from settlement.lifecycle import HELD_REASONS, TripStatus
 from settlement.pricing import FareBreakdown, PricingPlan, price
 from settlement.reasons import RejectCode
 
 __all__ = [
+    "ConsentRules",
     "Derivation",
     "Mark",
     "PayeeLookup",
     "TripRecord",
     "TripSplit",
+    "VoucherOutcome",
+    "apply_vouchers",
     "derive",
     "expire",
     "trip_id_for",
@@ -68,6 +74,11 @@ class TripRecord:
     ``rejected``; ``payee`` (from the registry at the unlock time), ``distance_m`` and ``duration_s`` are
     set once both halves are there, ``fare`` once it is priced, ``epoch_id`` once it is batched, with the fare's
     split (``owner_share`` + ``fee``) and the ``rider_account`` that paid it.
+
+    ``consent`` is the rider's consent the unlock carried, ``voucher`` the last voucher accepted for the trip;
+    once priced under consent, ``charged_micro`` is what the rider pays (``min(metered, voucher, cap)``) and
+    ``limited_by`` which of the three set it. Without consent rules (``derive``'s ``consent`` None) both stay
+    None and the metered fare is charged.
     """
 
     trip_id: str
@@ -87,6 +98,18 @@ class TripRecord:
     owner_share: int | None = None
     fee: int | None = None
     rider_account: Address | None = None
+    consent: RideConsent | None = None
+    voucher: Voucher | None = None
+    charged_micro: int | None = None
+    limited_by: str | None = None
+
+    @property
+    def charged(self) -> int:
+        """What the rider is charged for the priced trip: the consented amount, else the metered fare."""
+        if self.charged_micro is not None:
+            return self.charged_micro
+        assert self.fare is not None, f"trip {self.trip_id} is not priced"
+        return self.fare.total_micro
 
     @property
     def unlock_seq(self) -> int:
@@ -126,6 +149,19 @@ class TripSplit:
     fee: int
 
 
+@dataclass
+class ConsentRules:
+    """What judging a trip's consent needs beyond the trip: the EIP-712 domain riders sign in and the nonces each
+    rider has used in accepted consents (those of the riders the batch names; ``derive`` adds what it accepts).
+
+    A trip priced under these rules is charged ``min(metered, last voucher, cap)``; one whose consent is refused
+    is rejected with the consent's reason, for good.
+    """
+
+    domain: Domain
+    used_nonces: dict[Address, set[int]] = field(default_factory=dict)
+
+
 @dataclass(frozen=True, slots=True)
 class Derivation:
     """What one batch of events did to the trips.
@@ -162,6 +198,7 @@ def derive(
     payee_of: PayeeLookup,
     tariffs: Mapping[VehicleKind, PricingPlan],
     bounds: Bounds,
+    consent: ConsentRules | None = None,
 ) -> Derivation:
     """The trips created or changed by ``events``, the new unlocks and locks of one batch in any order.
 
@@ -175,6 +212,10 @@ def derive(
     lock for a trip that has one is ``LOCK_TWICE``, a lock naming no earlier unlock ``BAD_PAIR`` (anomalies).
     An unlock-only record of a vehicle that has the lock of a later trip is held as ``UNLOCK_TWICE``.
     A trip that is priced or further on is never changed.
+
+    With ``consent`` rules, an unlock's consent and a lock's voucher are kept on the trip: a lock's voucher is
+    checked against the consent when both are there (a refused one is an anomaly with its reason and is dropped),
+    the consent itself when the trip is judged (``_settle``).
     """
     records = dict(known)
     anomalies: list[tuple[Event, RejectCode]] = []
@@ -184,7 +225,7 @@ def derive(
         if event.event_type is EventType.LOCK and not _pairs(event):
             anomalies.append((event, RejectCode.BAD_PAIR))
             continue
-        trip_id, code = _attach(records, event)
+        trip_id, code = _attach(records, event, consent)
         if code is not None:
             anomalies.append((event, code))
         elif trip_id is not None:
@@ -192,7 +233,7 @@ def derive(
     for trip_id in grown:
         record = records[trip_id]
         if record.start is not None and record.end is not None:
-            records[trip_id] = _settle(record, payee_of, tariffs, bounds)
+            records[trip_id] = _settle(record, payee_of, tariffs, bounds, consent)
     _hold_superseded(records)
     changed = sorted(
         (r for trip_id, r in records.items() if known.get(trip_id) != r),
@@ -226,7 +267,9 @@ def _pairs(lock: Event) -> bool:
     return lock.trip_seq is not None and 0 <= lock.trip_seq < lock.seq
 
 
-def _attach(records: dict[str, TripRecord], event: Event) -> tuple[str | None, RejectCode | None]:
+def _attach(
+    records: dict[str, TripRecord], event: Event, rules: ConsentRules | None = None
+) -> tuple[str | None, RejectCode | None]:
     """Add ``event``'s half to its trip in ``records``: (the trip id if its record grew, an anomaly)."""
     is_unlock = event.event_type is EventType.UNLOCK
     unlock_seq = event.seq if is_unlock else event.trip_seq
@@ -239,7 +282,7 @@ def _attach(records: dict[str, TripRecord], event: Event) -> tuple[str | None, R
             trip_id, event.vehicle_id, event.operator, event.kind, TripStatus.OPEN, rider=event.rider or None
         )
         records[trip_id] = replace(record, start=mark) if is_unlock else replace(record, end=mark)
-        return trip_id, None
+        return trip_id, _carry(records, trip_id, event, rules)
     half = record.start if is_unlock else record.end
     if half is not None:
         if is_unlock or half.seq == event.seq:
@@ -251,17 +294,107 @@ def _attach(records: dict[str, TripRecord], event: Event) -> tuple[str | None, R
         records[trip_id] = replace(record, start=mark, rider=event.rider or record.rider)
     else:
         records[trip_id] = replace(record, end=mark, rider=record.rider or event.rider or None)
-    return trip_id, None
+    return trip_id, _carry(records, trip_id, event, rules)
+
+
+def _carry(records: dict[str, TripRecord], trip_id: str, event: Event, rules: ConsentRules | None) -> RejectCode | None:
+    """Keep the consent an unlock carries and the voucher a lock carries on the trip (with consent rules only).
+
+    A lock's voucher is checked against the trip's consent once both are there (at the lock, or at an unlock
+    that arrives after its lock), sent at the lock's time; a refused one is dropped and its code returned.
+    """
+    if rules is None:
+        return None
+    record = records[trip_id]
+    if event.event_type is EventType.UNLOCK:
+        record = replace(record, consent=event.consent)
+        pending, record = record.voucher, replace(record, voucher=None)
+    else:
+        pending = event.voucher
+    code = None
+    if pending is not None:
+        if record.consent is None and event.event_type is EventType.LOCK:
+            record = replace(record, voucher=pending)  # the unlock with the consent has not arrived: judged then
+        else:
+            assert record.end is not None
+            record, code = _with_voucher(record, pending, record.end.timestamp_ms, rules.domain)
+    records[trip_id] = record
+    return code
+
+
+def _with_voucher(
+    record: TripRecord, voucher: Voucher, at_ms: int, domain: Domain
+) -> tuple[TripRecord, RejectCode | None]:
+    """``record`` with ``voucher`` as its last if the voucher may follow the record's consent and last voucher."""
+    if record.consent is None:
+        return record, RejectCode.VOUCHER_NO_CONSENT
+    state = TripConsent(record.trip_id, record.consent, b"", record.voucher)
+    verdict = check_voucher(voucher, record.trip_id, state, at_ms=at_ms, domain=domain)
+    if not verdict.ok:
+        assert verdict.code is not None
+        return record, RejectCode(verdict.code)
+    return replace(record, voucher=voucher), None
+
+
+@dataclass(frozen=True, slots=True)
+class VoucherOutcome:
+    """What the vouchers of one batch did: the trips they moved on, the notes refused (with code and reason) and
+    how many were superseded (not above the trip's last voucher: a redelivery or a late, older one)."""
+
+    changed: tuple[TripRecord, ...] = ()
+    refused: tuple[tuple[RiderVoucher, RejectCode, str], ...] = ()
+    superseded: int = 0
+
+
+def apply_vouchers(notes: Sequence[RiderVoucher], known: Mapping[str, TripRecord], domain: Domain) -> VoucherOutcome:
+    """Take the vouchers relayed during rides (``notes``, in arrival order) onto the trips ``known`` holds (the stored
+    records of the trips they name, as the batch left them).
+
+    Only the last voucher of a trip counts (µRaiden): one whose ``seq`` is not above the trip's last accepted one is
+    superseded and dropped, whatever its amount — an older voucher delivered late, or the same one again. Else it is
+    refused with its code and a one-line reason when its trip is unknown or has no consent yet
+    (``voucher_no_consent``: the unlock has not arrived), has ended (``voucher_late``: after the lock's voucher), or
+    when it breaks a rule of ``check_voucher`` at the note's time; otherwise it becomes the trip's last voucher.
+    """
+    records = dict(known)
+    refused: list[tuple[RiderVoucher, RejectCode, str]] = []
+    changed: dict[str, None] = {}
+    superseded = 0
+    for note in notes:
+        trip_id = note.voucher.trip_id
+        record = records.get(trip_id)
+        if record is None or record.consent is None:
+            refused.append((note, RejectCode.VOUCHER_NO_CONSENT, f"trip {trip_id} has no consent (yet)"))
+            continue
+        if record.voucher is not None and note.voucher.seq <= record.voucher.seq:
+            superseded += 1
+            continue
+        if record.end is not None or not record.awaiting:
+            refused.append((note, RejectCode.VOUCHER_LATE, f"trip {trip_id} has ended: its lock's voucher stands"))
+            continue
+        updated, code = _with_voucher(record, note.voucher, note.timestamp, domain)
+        if code is not None:
+            refused.append((note, code, f"voucher {note.voucher.seq} of trip {trip_id} refused: {code}"))
+            continue
+        records[trip_id] = updated
+        changed[trip_id] = None
+    return VoucherOutcome(tuple(records[t] for t in changed), tuple(refused), superseded)
 
 
 def _settle(
-    record: TripRecord, payee_of: PayeeLookup, tariffs: Mapping[VehicleKind, PricingPlan], bounds: Bounds
+    record: TripRecord,
+    payee_of: PayeeLookup,
+    tariffs: Mapping[VehicleKind, PricingPlan],
+    bounds: Bounds,
+    rules: ConsentRules | None = None,
 ) -> TripRecord:
     """A trip with both halves, judged and priced: ``priced``, or ``rejected`` with the first rule it breaks.
 
     Distance is the odometer's (lock minus unlock), duration the started seconds between the two; a lock
     before its unlock in time is ``BAD_PAIR``, an odometer going back ``ODOMETER_BACKWARDS``; then the
-    kind's bounds, then its fare cap (``FARE_CAP``), then the registry (``NOT_REGISTERED_THEN``).
+    kind's bounds, then its fare cap (``FARE_CAP``), then the registry (``NOT_REGISTERED_THEN``). With consent
+    rules the rider's consent is judged first (``check_consent``: its code rejects the trip), its nonce counted as
+    used once accepted, and the priced trip is charged ``min(metered, last voucher, cap)``.
     """
     start, end = record.start, record.end
     assert start is not None and end is not None
@@ -282,15 +415,45 @@ def _settle(
         code = RejectCode.ODOMETER_BACKWARDS
     else:
         code = plausibility.check_trip(record.kind, start, end, complete.distance_m, complete.duration_s, bounds)
+    plan = tariffs[record.kind]
+    if code is None and rules is not None:
+        code = _consent_code(record, plan, tariffs, rules)
     if code is None:
-        fare = price(tariffs[record.kind], complete.distance_m, complete.duration_s)
+        fare = price(plan, complete.distance_m, complete.duration_s)
         if fare.total_micro > bounds.of(record.kind).max_fare_micro:
             code = RejectCode.FARE_CAP
         elif complete.payee is None:
             code = RejectCode.NOT_REGISTERED_THEN
     if code is not None:
         return complete.with_status(TripStatus.REJECTED, code)
-    return replace(complete.with_status(TripStatus.PRICED), fare=fare)
+    assert fare is not None
+    priced_trip = replace(complete.with_status(TripStatus.PRICED), fare=fare)
+    if rules is None:
+        return priced_trip
+    assert record.consent is not None
+    rules.used_nonces.setdefault(record.consent.rider, set()).add(record.consent.nonce)
+    state = TripConsent(record.trip_id, record.consent, b"", record.voucher)
+    charge = chargeable(state, fare.total_micro)
+    return replace(priced_trip, charged_micro=charge.fare_micro, limited_by=charge.limited_by)
+
+
+def _consent_code(
+    record: TripRecord, plan: PricingPlan, tariffs: Mapping[VehicleKind, PricingPlan], rules: ConsentRules
+) -> RejectCode | None:
+    """The first consent rule the trip's unlock breaks (``check_consent`` at the unlock's time), or None."""
+    assert record.start is not None
+    consent = record.consent
+    verdict = check_consent(
+        consent,
+        rider=record.rider or "",
+        vehicle_id=record.vehicle_id,
+        unlock_ms=record.start.timestamp_ms,
+        tariffs={p.plan_id for p in tariffs.values()},
+        used_nonces=rules.used_nonces.get(consent.rider, set()) if consent is not None else set(),
+        domain=rules.domain,
+        vehicle_tariff=plan.plan_id,
+    )
+    return None if verdict.ok else RejectCode(str(verdict.code))
 
 
 def _hold_superseded(records: dict[str, TripRecord]) -> None:

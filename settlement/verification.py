@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sensors import consent
 from sensors.errors import InvalidReading
-from sensors.messages import Event, Message, Telemetry, VehicleState
+from sensors.messages import Event, Message, RiderVoucher, Telemetry, VehicleState
 from sensors.signing import Domain, signer
 from settlement.bounds import Bounds, check_reading, check_step
 from settlement.reasons import RejectCode
@@ -60,6 +61,9 @@ class Verifier:
         if isinstance(message, VehicleState):
             self._check_state(message)
             return
+        if isinstance(message, RiderVoucher):
+            self._check_voucher(message)
+            return
         entry = self.registry.entry_at(message.vehicle_id, message.timestamp)
         if entry is None:
             latest = self.registry.latest(message.vehicle_id)
@@ -105,8 +109,9 @@ class Verifier:
             code = check_step(previous, message, self.bounds)
             if code is not None:
                 raise rejected(
-                    code, f"{message.vehicle_id}:{message.seq} moved faster than a {message.kind.value} can "
-                    f"since {previous.seq}"
+                    code,
+                    f"{message.vehicle_id}:{message.seq} moved faster than a {message.kind.value} can "
+                    f"since {previous.seq}",
                 )
         if newer:
             self.latest[message.vehicle_id] = message
@@ -122,6 +127,28 @@ class Verifier:
                 f"{message.vehicle_id}:{message.seq} is more than {self.seq_window} below the last accepted "
                 f"seq {mark.last_seq}: a replay",
             )
+
+    def _check_voucher(self, note: RiderVoucher) -> None:
+        """A voucher relayed by a registered vehicle of its operator, for a trip of that vehicle, signed by its rider.
+
+        Whether it may follow the trip's consent and earlier vouchers is the trip's rule (``settlement.trips``).
+        """
+        entry = self.registry.latest(note.vehicle_id)
+        if entry is None:
+            raise rejected(RejectCode.UNKNOWN_VEHICLE, f"vehicle {note.vehicle_id} is not in the registry")
+        if entry.registration.operator != note.operator:
+            raise rejected(RejectCode.OPERATOR_MISMATCH, f"{note.vehicle_id} is not of {note.operator}")
+        voucher = note.voucher
+        if voucher.trip_id.rpartition(":")[0] != note.vehicle_id:
+            raise rejected(
+                RejectCode.VOUCHER_OTHER_TRIP, f"voucher for trip {voucher.trip_id}, relayed by {note.vehicle_id}"
+            )
+        try:
+            by = consent.signer(voucher, self.domain)
+        except InvalidReading as exc:
+            raise rejected(RejectCode.VOUCHER_BAD_SIGNATURE, exc.reason) from None
+        if by != voucher.rider:
+            raise rejected(RejectCode.VOUCHER_WRONG_SIGNER, f"voucher signed by {by}, not by its rider {voucher.rider}")
 
     def _check_state(self, state: VehicleState) -> None:
         if is_gateway(state):

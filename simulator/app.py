@@ -10,9 +10,11 @@ simulator does not import the settlement package.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from sensors.consent import RideConsent, Voucher, sign
+from sensors.messages import VehicleKind
 from sensors.signing import Domain, address_of
 
 DEFAULT_CAP_MICRO = 20_000_000
@@ -63,6 +65,30 @@ def next_voucher(
     amount = min(max(running_fare_micro, floor), consent.cap_micro)
     seq = 1 if previous is None else previous.seq + 1
     return sign(Voucher(consent.rider, trip_id, amount, seq), key, domain)
+
+
+@dataclass(frozen=True, slots=True)
+class Metering:
+    """How the simulated riders' app meters a ride: the tariff (pricing plan id) of each vehicle kind, the running
+    fare ``fare_of(kind, distance_m, duration_ms)`` (the composition root prices it with the plans the aggregator
+    uses), the spending cap each consent sets and how often a voucher is signed."""
+
+    tariff_of: Callable[[VehicleKind], str]
+    fare_of: Callable[[VehicleKind, int, int], int]
+    cap_micro: int = DEFAULT_CAP_MICRO
+    interval_ms: int = DEFAULT_INTERVAL_MS
+    valid_ms: int = DEFAULT_VALID_MS
+
+    def __post_init__(self) -> None:
+        if self.cap_micro <= 0 or self.interval_ms <= 0 or self.valid_ms <= 0:
+            raise ValueError("need a positive cap, metering interval and validity")
+
+
+def nonce_at(now_ms: int, count: int) -> int:
+    """A consent nonce that no earlier ride of the rider used, also across runs: the unlock's time in ms and the
+    rider's ride count (mod 1000), so that runs of the same seed at another start never collide, and the same run
+    gives the same nonces (deterministic payloads)."""
+    return now_ms * 1000 + count % 1000
 
 
 class Metered(NamedTuple):

@@ -3,21 +3,32 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import NamedTuple, TypeVar
 
 from sensors.address import Address
+from sensors.consent import RideConsent, Voucher
 from sensors.errors import InvalidReading
-from sensors.messages import FLEET_GATEWAY, Event, EventType, Message, Telemetry, VehicleKind, VehicleState
+from sensors.messages import (
+    FLEET_GATEWAY,
+    Event,
+    EventType,
+    Message,
+    RiderVoucher,
+    Telemetry,
+    VehicleKind,
+    VehicleState,
+)
 from sensors.registration import Registration
 from sensors.signing import Domain, address_of, sign
 from sensors.topics import check_id
 from sensors.wire import MAX_SEQ, trip_id_for
+from simulator.app import Metering, next_voucher, nonce_at, ride_consent
 from simulator.keys import device_key, operator_key, owner_key, rider_key
 from simulator.vehicle import PROFILES, Status, Vehicle
 from simulator.zone import Zone, distance_m, load_zone, step_toward
 
-M = TypeVar("M", bound=Message)
+M = TypeVar("M", Telemetry, Event, VehicleState)
 NEVER = 2**62
 """A schedule time that never comes (milliseconds since the start)."""
 FAULTS = ("lock_sensor", "gps_module", "brakes", "tyre")
@@ -97,6 +108,18 @@ class OpenTrip(NamedTuple):
     rider: str
 
 
+@dataclass
+class _Ride:
+    """What the rider's app keeps during a ride: the consent it signed, where the meter started, the last voucher."""
+
+    consent: RideConsent
+    trip_id: str
+    start_ms: int
+    start_odometer_m: int
+    next_voucher_ms: int
+    voucher: Voucher | None = None
+
+
 class Fleet:
     """Vehicles, owners and riders drawn from ``config.seed``, advanced by ``step``.
 
@@ -105,9 +128,13 @@ class Fleet:
     gateway's state. Owners (payees) and riders are addresses; a rider's id on the wire is its EIP-55 address.
     The fleet reads no clock: every call names the simulated time (ms since the Unix epoch), which
     must not go backwards. The first call (``birth_messages`` or ``step``) fixes the start.
+
+    With ``metering`` the fleet also plays each rider's app (``simulator.app``): the unlock carries the rider's
+    signed consent, a voucher of the running fare goes out on the vehicle's ``voucher`` channel every metering
+    interval, and the lock carries the last one (the whole fare, up to the cap).
     """
 
-    def __init__(self, config: FleetConfig, zone: Zone | None = None) -> None:
+    def __init__(self, config: FleetConfig, zone: Zone | None = None, metering: Metering | None = None) -> None:
         self.config = config
         self.zone = zone if zone is not None else load_zone()
         self.domain = Domain(config.chain_id)
@@ -116,7 +143,11 @@ class Fleet:
         self.operator_address = address_of(self._operator_key)
         self.owners: tuple[Address, ...] = tuple(address_of(owner_key(config.seed, i)) for i in range(config.owners))
         self.riders: tuple[str, ...] = tuple(str(address_of(rider_key(config.seed, i))) for i in range(config.riders))
+        self._rider_keys = {address: rider_key(config.seed, i) for i, address in enumerate(self.riders)}
         self._free_riders = list(self.riders)
+        self.metering = metering
+        self._rides: dict[str, _Ride] = {}
+        self._rides_of: dict[str, int] = {}
         kinds = _kinds(config, self._rng)
         self.vehicles = tuple(self._new_vehicle(i, kind) for i, kind in enumerate(kinds, start=1))
         self._device_keys = {
@@ -166,7 +197,7 @@ class Fleet:
             if t >= v.next_telemetry_at:
                 out.append(v.telemetry(now_ms))
                 v.next_telemetry_at = t + self._telemetry_interval_ms(v)
-        return [self._signed(m) for m in out]
+        return [self._signed_any(m) for m in out]
 
     def finish(self, now_ms: int) -> list[Event]:
         """Lock every vehicle still on a trip where it stands, so that no trip stays open."""
@@ -183,6 +214,14 @@ class Fleet:
 
     def _signed(self, message: M) -> M:
         """``message`` signed by its vehicle's device key (telemetry only with ``sign_telemetry``)."""
+        if isinstance(message, Telemetry) and not self.config.sign_telemetry:
+            return message
+        return sign(message, self._device_keys[message.vehicle_id], self.domain)
+
+    def _signed_any(self, message: Message) -> Message:
+        """A vehicle's message signed (``_signed``); a rider's voucher carries the rider's signature already."""
+        if isinstance(message, RiderVoucher):
+            return message
         if isinstance(message, Telemetry) and not self.config.sign_telemetry:
             return message
         return sign(message, self._device_keys[message.vehicle_id], self.domain)
@@ -208,6 +247,10 @@ class Fleet:
             out.append(v.event(now_ms, EventType.BATTERY_LOW))
         if v.position == v.destination:
             out.append(self._lock(v, now_ms, t))
+        elif (ride := self._rides.get(v.vehicle_id)) is not None and now_ms >= ride.next_voucher_ms:
+            assert self.metering is not None
+            ride.next_voucher_ms = now_ms + self.metering.interval_ms
+            out.append(RiderVoucher(v.vehicle_id, v.operator, now_ms, self._voucher(v, ride, now_ms)))
 
     def _park(self, v: Vehicle, now_ms: int, t: int, dt: float, out: list[Message]) -> None:
         v.charge(dt)
@@ -237,12 +280,45 @@ class Fleet:
         event = v.event(now_ms, EventType.UNLOCK)
         v.unlock_seq = event.seq
         v.next_telemetry_at = t + self._telemetry_interval_ms(v)
+        if self.metering is not None:
+            event = replace(event, consent=self._consent(v, event, now_ms))
         out.append(event)
+
+    def _consent(self, v: Vehicle, unlock: Event, now_ms: int) -> RideConsent:
+        """The consent the rider's app signs at the unlock; the ride's meter starts."""
+        assert self.metering is not None and v.rider is not None
+        count = self._rides_of.get(v.rider, 0)
+        self._rides_of[v.rider] = count + 1
+        consent = ride_consent(
+            self._rider_keys[v.rider],
+            self.domain,
+            vehicle_id=v.vehicle_id,
+            tariff_id=self.metering.tariff_of(v.kind),
+            nonce=nonce_at(now_ms, count),
+            now_ms=now_ms,
+            cap_micro=self.metering.cap_micro,
+            valid_ms=self.metering.valid_ms,
+        )
+        trip_id = trip_id_for(v.vehicle_id, unlock.seq)
+        next_ms = now_ms + self.metering.interval_ms
+        self._rides[v.vehicle_id] = _Ride(consent, trip_id, now_ms, unlock.odometer_m, next_ms)
+        return consent
+
+    def _voucher(self, v: Vehicle, ride: _Ride, now_ms: int) -> Voucher:
+        """The app's next voucher: the running fare so far, from the vehicle's odometer and the time ridden."""
+        assert self.metering is not None and v.rider is not None
+        running = self.metering.fare_of(v.kind, int(v.odometer) - ride.start_odometer_m, now_ms - ride.start_ms)
+        key = self._rider_keys[v.rider]
+        ride.voucher = next_voucher(key, self.domain, ride.consent, ride.trip_id, running, ride.voucher)
+        return ride.voucher
 
     def _lock(self, v: Vehicle, now_ms: int, t: int) -> Event:
         assert v.rider is not None
         v.speed_mps = 0.0
         event = v.event(now_ms, EventType.LOCK, trip_seq=v.unlock_seq)
+        ride = self._rides.pop(v.vehicle_id, None)
+        if ride is not None and now_ms < ride.consent.expiry_ms:
+            event = replace(event, voucher=self._voucher(v, ride, now_ms))
         self.completed_trips.append(CompletedTrip(v.vehicle_id, v.unlock_seq, event.seq, v.rider))
         self._free_riders.append(v.rider)
         v.rider, v.destination, v.status = None, None, Status.PARKED

@@ -201,7 +201,7 @@ def _server(settings: Settings, database: Any, label: str, broker: Any = None, c
     if broker is not None:
         checks.append(broker_check(lambda: bool(broker.connected), broker.url))  # its url is redacted already
     app = create_app(
-        read_model(database),
+        read_model(database, settings.chain_id),
         chain_label=label,
         source_url=settings.source_url,
         readiness=checks,

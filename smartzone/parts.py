@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sensors.codec import encode
 from sensors.errors import SmartZoneError
+from sensors.messages import VehicleKind
 from sensors.mqtt import MqttClient, Will
 from sensors.ports import Received
 from sensors.redaction import redact_url
@@ -21,6 +22,7 @@ from settlement.bounds import DEFAULT_BOUNDS, Bounds
 from settlement.db import Database
 from settlement.enrolment import enrol, signing_domain, trust_operator
 from settlement.sql import SqlUnitOfWork
+from simulator.app import Metering
 from simulator.fleet import Fleet, FleetConfig
 from simulator.run import RunSummary, run_simulation
 from smartzone.settings import Settings
@@ -163,7 +165,7 @@ def build_aggregator(
     # Every aggregator takes every event and state, stored once by (vehicle, seq): an event queued for a member
     # that died is in the others' queues too (a shared share dies with its session), and retained states are
     # not delivered to shared subscriptions at all. Events are a few per trip; telemetry is the volume.
-    whole = [subscription(Channel.EVENT, root), subscription(Channel.STATE, root)]
+    whole = [subscription(c, root) for c in (Channel.EVENT, Channel.STATE, Channel.VOUCHER)]
     client.subscribe([(f, 1) for f in load], inbox.put)
     client.subscribe([(f, 1) for f in whole], inbox.put)
     client.connect()  # returns after the SUBACKs
@@ -210,8 +212,21 @@ def make_fleet(settings: Settings, chain_id: int, first_seq: int | None = None) 
             chain_id=chain_id,
             sign_telemetry=settings.sign_telemetry,
             first_seq=first_seq if first_seq is not None else int(time.time() * 1000),
-        )
+        ),
+        metering=rider_metering(),
     )
+
+
+def rider_metering() -> Metering:
+    """How the simulated riders' app meters rides: under the plans the aggregator prices with, so that the last
+    voucher of a ride is its whole fare (up to the consent's cap)."""
+    from settlement.fares import DEFAULT_PLANS
+    from settlement.pricing import price
+
+    def fare_of(kind: VehicleKind, distance_m: int, duration_ms: int) -> int:
+        return price(DEFAULT_PLANS[kind], max(distance_m, 0), -(-max(duration_ms, 0) // 1000)).total_micro
+
+    return Metering(tariff_of=lambda kind: DEFAULT_PLANS[kind].plan_id, fare_of=fare_of)
 
 
 def fleet_registrations(fleet: Fleet) -> list[Registration]:
@@ -282,10 +297,10 @@ def run_simulator(
         client.close()
 
 
-def read_model(database: Database) -> SqlReadModel:
+def read_model(database: Database, signing_chain_id: int | None = None) -> SqlReadModel:
     from settlement.queries import SqlReadModel
 
-    return SqlReadModel(database)
+    return SqlReadModel(database, signing_chain_id)
 
 
 def fund_simulated_riders(settings: Settings, part: AggregatorPart) -> int:

@@ -8,11 +8,14 @@ from eth_utils import keccak
 
 from sensors.address import Address
 from sensors.codec import channel_of, encode
+from sensors.consent import RideConsent, Voucher
+from sensors.consent import sign as sign_as_rider
 from sensors.messages import Event, EventType, Message, Position, Telemetry, VehicleKind, VehicleState
 from sensors.ports import Received
 from sensors.registration import Registration
 from sensors.signing import Domain, address_of, sign
 from sensors.topics import topic_for
+from sensors.wire import trip_id_for
 
 DOMAIN = Domain(31337)
 OPERATOR = "op-test"
@@ -23,6 +26,31 @@ HERE = Position(51.2105, 4.3925)
 RIDER_KEY = keccak(text="test rider key 1")
 RIDER = address_of(RIDER_KEY).checksum
 """The rider of the fleet's trips unless a test names another: an account (see ``tests.money`` to fund it)."""
+CAP_MICRO = 10**9
+"""The spending cap of the test riders' consents, and the voucher their locks carry: €1,000, above any test fare,
+so that a trip is charged its metered fare unless a test says otherwise."""
+
+
+def rider_key(n: int) -> bytes:
+    """The key of test rider ``n`` (1: ``RIDER``)."""
+    return keccak(text=f"test rider key {n}")
+
+
+RIDER_KEYS = {address_of(rider_key(n)).checksum.lower(): rider_key(n) for n in range(1, 33)}
+"""The riders whose wallets the tests hold (by lower-case address): their unlocks carry a consent, their locks a
+voucher."""
+
+
+def consent_for(vehicle: str, kind: VehicleKind, seq: int, ts: int, key: bytes, domain: Domain) -> RideConsent:
+    """A test rider's consent for the trip unlocked at ``seq``: the kind's tariff, ``CAP_MICRO``, valid 12 hours."""
+    nonce = int.from_bytes(keccak(text=f"{vehicle}:{seq}")[:6], "big")
+    consent = RideConsent(address_of(key), vehicle, kind.value, CAP_MICRO, ts + 12 * 3_600_000, nonce)
+    return sign_as_rider(consent, key, domain)
+
+
+def voucher_for(trip_id: str, amount: int, key: bytes, domain: Domain, seq: int = 1_000) -> Voucher:
+    """A test rider's voucher of ``amount`` for ``trip_id`` (``seq`` 1000: after any a test sends during a ride)."""
+    return sign_as_rider(Voucher(address_of(key), trip_id, amount, seq), key, domain)
 
 
 def key_of(name: str) -> bytes:
@@ -81,13 +109,23 @@ class SignedFleet:
         rider: str | None = RIDER,
         key: bytes | None = None,
         position: Position = HERE,
+        pay: bool = True,
     ) -> Event:
+        """An event signed by the vehicle's device (or ``key``). With ``pay``, the unlock of a rider whose wallet the
+        tests hold (``RIDER_KEYS``) carries the rider's consent, and its lock a voucher of ``CAP_MICRO``."""
         if event_type is EventType.LOCK and trip_seq is None:
             raise ValueError("a lock names its unlock")
+        kind = self.vehicles.get(vehicle, VehicleKind.BIKE)
+        wallet = RIDER_KEYS.get((rider or "").lower()) if pay else None
+        consent = voucher = None
+        if wallet is not None and event_type is EventType.UNLOCK:
+            consent = consent_for(vehicle, kind, seq, ts, wallet, self.domain)
+        if wallet is not None and event_type is EventType.LOCK and trip_seq is not None:
+            voucher = voucher_for(trip_id_for(vehicle, trip_seq), CAP_MICRO, wallet, self.domain)
         event = Event(
             vehicle_id=vehicle,
             operator=self.operator,
-            kind=self.vehicles.get(vehicle, VehicleKind.BIKE),
+            kind=kind,
             seq=seq,
             timestamp=ts,
             event_type=event_type,
@@ -95,6 +133,8 @@ class SignedFleet:
             odometer_m=odometer,
             rider=rider if event_type in (EventType.UNLOCK, EventType.LOCK) else None,
             trip_seq=trip_seq,
+            consent=consent,
+            voucher=voucher,
         )
         return sign(event, key or key_of(vehicle), self.domain)
 

@@ -349,4 +349,3 @@ def _outbids(new: Fees, old: Fees) -> bool:
     if new.priority_fee is not None and old.priority_fee is not None:
         pairs.append((new.priority_fee, old.priority_fee))
     return all(n * 100 >= o * (100 + NODE_MIN_BUMP_PERCENT) and n > o for n, o in pairs)
-

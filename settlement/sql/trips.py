@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
 
+from sensors.address import Address
+from sensors.consent import consent_from_json, to_json, voucher_from_json
 from sensors.messages import VehicleKind
 from settlement.fares import Fare
 from settlement.lifecycle import HELD_REASONS, TripStatus, check_trip
@@ -55,6 +58,15 @@ class SqlTrips:
         if not vehicle_ids:
             return []
         return list(self._conn.execute(_latest_ended_query(self._conn.dialect.name), {"ids": vehicle_ids}))
+
+    def used_nonces(self, riders: Collection[Address]) -> dict[Address, set[int]]:
+        t, found = self._t, {}  # type: ignore[var-annotated]
+        wanted = sorted(set(riders), key=lambda a: a.raw)
+        for i in range(0, len(wanted), _CHUNK):
+            query = sa.select(t.c.consent_rider, t.c.consent_nonce).where(t.c.consent_rider.in_(wanted[i : i + _CHUNK]))
+            for rider, nonce in self._conn.execute(query):
+                found.setdefault(rider, set()).add(nonce)
+        return found
 
     def open(self) -> list[TripRecord]:
         query = sa.select(self._t).where(self._t.c.status == TripStatus.OPEN.value)
@@ -170,6 +182,12 @@ def row_of(r: TripRecord) -> dict[str, object]:
         "owner_share": r.owner_share,
         "fee": r.fee,
         "rider_account": r.rider_account,
+        "consent": None if r.consent is None else _JSON(to_json(r.consent)),
+        "voucher": None if r.voucher is None else _JSON(to_json(r.voucher)),
+        "consent_rider": r.consent.rider if r.consent is not None and r.charged_micro is not None else None,
+        "consent_nonce": r.consent.nonce if r.consent is not None and r.charged_micro is not None else None,
+        "charged_micro": r.charged_micro,
+        "limited_by": r.limited_by,
     }
     for prefix, mark in (("start", r.start), ("end", r.end)):
         row[f"{prefix}_seq"] = mark.seq if mark else None
@@ -216,4 +234,11 @@ def record_of(r: sa.Row) -> TripRecord:
         owner_share=r.owner_share,
         fee=r.fee,
         rider_account=r.rider_account,
+        consent=None if r.consent is None else consent_from_json(json.loads(r.consent)),
+        voucher=None if r.voucher is None else voucher_from_json(json.loads(r.voucher)),
+        charged_micro=r.charged_micro,
+        limited_by=r.limited_by,
     )
+
+
+_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True).encode

@@ -53,9 +53,7 @@ class SqlUnitOfWork:
         except (OperationalError, InterfaceError) as exc:
             raise StoreUnavailable(self.url, first_line(exc)) from None
 
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         conn, tx = self._conn, self._tx
         self._conn = self._tx = None
         if conn is None:
@@ -70,4 +68,3 @@ class SqlUnitOfWork:
             raise StoreUnavailable(self.url, first_line(exc)) from None
         if isinstance(exc, SQLAlchemyError | OverflowError):  # the SQLite driver raises OverflowError itself
             raise StoreRefused(f"the database {self.url} refused it: {first_line(exc)}") from None
-

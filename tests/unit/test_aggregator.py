@@ -21,9 +21,7 @@ from tests.signed import OPERATOR, RIDER, SignedFleet, key_of, payee_of
 T0 = 1_780_000_000_000
 
 
-def make(
-    state: MemoryState, fleet: SignedFleet, *, fail_on: tuple[int, ...] = ()
-) -> tuple[Aggregator, FakeClearing]:
+def make(state: MemoryState, fleet: SignedFleet, *, fail_on: tuple[int, ...] = ()) -> tuple[Aggregator, FakeClearing]:
     uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state, fail_on)  # noqa: E731
     chain, money = fake_money()
     trust_operator(uow, OPERATOR, fleet.operator_address, T0)
@@ -261,9 +259,11 @@ def test_a_second_run_of_the_same_seeded_fleet_is_not_taken_for_a_replay(state: 
     from sensors.ports import Received
     from sensors.topics import topic_for
     from simulator.fleet import Fleet, FleetConfig
+    from smartzone.parts import rider_metering
 
     def run(first_seq: int, start_ms: int) -> tuple[list[Received], set[str]]:
-        fleet = Fleet(FleetConfig(vehicles=4, seed=3, operator=OPERATOR, first_seq=first_seq, faults_per_hour=0))
+        config = FleetConfig(vehicles=4, seed=3, operator=OPERATOR, first_seq=first_seq, faults_per_hour=0)
+        fleet = Fleet(config, metering=rider_metering())
         messages: list[Message] = [*fleet.birth_messages(start_ms)]
         for minute in range(1, 61):
             messages += fleet.step(start_ms + minute * 60_000)
@@ -459,10 +459,11 @@ def test_epochs_bind_their_leaves_to_the_chain_and_contract_attached_and_a_confi
     from settlement.epochs import LeafContext, priced, trips_tree
 
     aggregator, chain = make(state, fleet)
-    assert aggregator.leaf_context == LeafContext(31337, Address.parse(chain.address or ""))
+    context = aggregator.leaf_context
+    assert context == LeafContext(31337, Address.parse(chain.address or ""))
     aggregator.handle([fleet.received(e) for e in fleet.trip("bike-1", 1, T0, minutes=10, metres=2000)])
     assert aggregator.settle_due(force=True) == [1]
-    assert chain.trips_root(1) == trips_tree([priced(state.trips["bike-1:1"])], aggregator.leaf_context, 1).root
+    assert chain.trips_root(1) == trips_tree([priced(state.trips["bike-1:1"], context.domain)], context, 1).root
     assert chain.trips_root(2) == bytes(32)
 
     elsewhere = MemoryState()  # another database told to settle on the same contract

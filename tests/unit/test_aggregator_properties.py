@@ -23,6 +23,7 @@ from settlement.enrolment import enrol, trust_operator
 from settlement.lifecycle import SETTLED, TripStatus
 from settlement.memory import MemoryState, MemoryUnitOfWork
 from simulator.fleet import Fleet, FleetConfig
+from smartzone.parts import rider_metering
 from tests.money import fake_money, fund_fake
 
 T0 = 1_790_000_000_000
@@ -31,7 +32,7 @@ T0 = 1_790_000_000_000
 @functools.cache
 def seeded_run(seed: int) -> tuple[Fleet, tuple[Received, ...]]:
     """A fleet of 6 for 30 simulated minutes: its events, as the broker would deliver them in order."""
-    fleet = Fleet(FleetConfig(vehicles=6, seed=seed, faults_per_hour=1.0, mean_idle_s=120.0))
+    fleet = Fleet(FleetConfig(vehicles=6, seed=seed, faults_per_hour=1.0, mean_idle_s=120.0), metering=rider_metering())
     events: list[Event] = []
     for second in range(0, 30 * 60 + 1, 5):
         events += (m for m in fleet.step(T0 + second * 1000) if isinstance(m, Event))

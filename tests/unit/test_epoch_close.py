@@ -80,8 +80,19 @@ def ride(agg: Aggregator, fleet: SignedFleet, vehicle: str, seq: int, rider: str
                                            trip_seq=e.trip_seq, rider=rider)) for e in halves])  # fmt: skip
 
 
-def test_a_trip_whose_rider_is_not_an_address_is_rejected_and_nothing_moves(state: MemoryState) -> None:
+def test_a_trip_whose_rider_has_no_wallet_cannot_consent_and_is_rejected(state: MemoryState) -> None:
     agg, fleet = aggregator(state)
+    ride(agg, fleet, "bike-1", 1, "rider-1")
+    assert agg.settle_due(force=True) == []
+    assert (state.trips["bike-1:1"].status, state.trips["bike-1:1"].reason) == (TripStatus.REJECTED, "no_consent")
+    assert state.epochs == {} and agg.clearing.totals().spent_total == 0
+
+
+def test_without_consent_rules_a_trip_whose_rider_is_not_an_address_is_rejected_and_nothing_moves(
+    state: MemoryState,
+) -> None:
+    agg, fleet = aggregator(state)
+    agg.require_consent = False
     ride(agg, fleet, "bike-1", 1, "rider-1")
     assert agg.settle_due(force=True) == []
     trip = state.trips["bike-1:1"]

@@ -6,7 +6,7 @@ import pytest
 
 from sensors.address import Address
 from settlement import epochs
-from settlement.epochs import LEAF_TYPES, LeafContext, PricedTrip, plan_epoch, trips_tree
+from settlement.epochs import LEAF_TYPES, NO_DIGEST, LeafContext, PricedTrip, plan_epoch, trips_tree
 from settlement.merkle import EMPTY_ROOT, StandardMerkleTree, leaf_hash, node_hash, process_proof, verify
 from settlement.ports import MAX_OWNERS_PER_EPOCH
 
@@ -147,7 +147,7 @@ def test_a_trips_leaf_opens_with_the_chain_the_contract_and_the_epoch() -> None:
     owned = trip(1, Address.parse(MIXED))
 
     assert owned.leaf(CONTEXT, 9)[:3] == [31337, str(CONTEXT.contract), 9]
-    assert owned.leaf(CONTEXT, 9)[3:] == ["bike-1:1", MIXED, "rider-1", 1_000, 1_500, 300, 1_000]
+    assert owned.leaf(CONTEXT, 9)[3:] == ["bike-1:1", MIXED, "rider-1", 1_000, 1_500, 300, 1_000, NO_DIGEST, NO_DIGEST]
     roots = {
         trips_tree([owned], context, epoch_id).root
         for context, epoch_id in [

@@ -97,7 +97,12 @@ def test_the_payloads_do_not_depend_on_the_speed() -> None:
 def test_states_are_retained_at_qos_1_events_at_qos_1_and_telemetry_at_qos_0() -> None:
     publisher = FakePublisher()
     summary = run_simulation(small_fleet(), publisher, start_ms=START_MS, duration_s=600, speed=0, root="sz-test")
-    expected = {Channel.STATE: (1, True), Channel.EVENT: (1, False), Channel.TELEMETRY: (0, False)}
+    expected = {
+        Channel.STATE: (1, True),
+        Channel.EVENT: (1, False),
+        Channel.TELEMETRY: (0, False),
+        Channel.VOUCHER: (1, False),
+    }
     assert expected == {channel: (QOS[channel], RETAIN[channel]) for channel in Channel}
     seen = dict.fromkeys(Channel, 0)
     for topic, _, qos, retain in publisher.sent:
@@ -154,7 +159,7 @@ def test_a_stop_callable_before_the_first_tick_still_publishes_births_and_offlin
     publisher = FakePublisher()
     summary = run_simulation(small_fleet(), publisher, start_ms=START_MS, duration_s=600, speed=0, stop=lambda: True)
     assert summary.stopped_early and summary.sim_seconds == 0
-    assert summary.published == {Channel.TELEMETRY: 0, Channel.EVENT: 0, Channel.STATE: 10}
+    assert summary.published == {Channel.TELEMETRY: 0, Channel.EVENT: 0, Channel.STATE: 10, Channel.VOUCHER: 0}
 
 
 @pytest.mark.parametrize(

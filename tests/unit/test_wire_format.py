@@ -274,8 +274,8 @@ def test_the_compiled_validators_agree_with_jsonschema_on_valid_and_invalid_payl
 
 
 def test_the_wire_constants_name_qos_and_retain_per_channel() -> None:
-    assert QOS == {Channel.TELEMETRY: 0, Channel.EVENT: 1, Channel.STATE: 1}
-    assert RETAIN == {Channel.TELEMETRY: False, Channel.EVENT: False, Channel.STATE: True}
+    assert QOS == {Channel.TELEMETRY: 0, Channel.EVENT: 1, Channel.STATE: 1, Channel.VOUCHER: 1}
+    assert RETAIN == {Channel.TELEMETRY: False, Channel.EVENT: False, Channel.STATE: True, Channel.VOUCHER: False}
 
 
 def test_a_trip_is_named_by_its_vehicle_and_the_seq_of_its_unlock() -> None:

@@ -28,14 +28,10 @@ def upgrade() -> None:
         sa.Column("account", sa.String(length=42), nullable=False),
         sa.Column("earned", sa.BigInteger(), nullable=False),
         sa.Column("spent", sa.BigInteger(), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["epoch_id"], ["epochs.epoch_id"], name=op.f("fk_epoch_balances_epoch_id_epochs")
-        ),
+        sa.ForeignKeyConstraint(["epoch_id"], ["epochs.epoch_id"], name=op.f("fk_epoch_balances_epoch_id_epochs")),
         sa.PrimaryKeyConstraint("epoch_id", "account", name=op.f("pk_epoch_balances")),
     )
-    op.create_index(
-        op.f("ix_epoch_balances_account_epoch_id"), "epoch_balances", ["account", "epoch_id"], unique=False
-    )
+    op.create_index(op.f("ix_epoch_balances_account_epoch_id"), "epoch_balances", ["account", "epoch_id"], unique=False)
     # nullable columns: added in place on SQLite and PostgreSQL, whatever the size of the table
     op.add_column("epochs", sa.Column("balances_root", sa.String(length=66), nullable=True))
     op.add_column("epochs", sa.Column("spent_total", sa.BigInteger(), nullable=True))
