@@ -12,7 +12,7 @@ from eth_utils import keccak
 
 from sensors.address import Address
 from sensors.messages import VehicleKind
-from settlement.epochs import LEAF_TYPES, LeafContext, plan_epoch, priced
+from settlement.epochs import LEAF_TYPES, LeafContext, priced, trips_tree
 from settlement.fares import Fare
 from settlement.lifecycle import TripStatus
 from settlement.receipts import build_receipt, verify_receipt
@@ -34,7 +34,7 @@ def trip(n: int, epoch_id: int = 3) -> TripRecord:
 
 
 EPOCH = [trip(n) for n in range(1, 6)]
-ROOT = plan_epoch(3, [priced(t) for t in EPOCH], bytes(32), context=CONTEXT).trips_root
+ROOT = trips_tree([priced(t) for t in EPOCH], CONTEXT, 3).root
 
 
 def receipt(n: int = 2) -> dict[str, Any]:
@@ -169,8 +169,8 @@ def test_a_trip_or_fare_that_says_otherwise_than_the_leaf_is_refused(part: str, 
 
 
 def test_a_receipt_checked_against_another_epochs_root_is_refused() -> None:
-    other = plan_epoch(4, [priced(trip(n, 4)) for n in range(6, 9)], bytes(32), context=CONTEXT).trips_root
-    same_trips_next_epoch = plan_epoch(4, [priced(t) for t in EPOCH], bytes(32), context=CONTEXT).trips_root
+    other = trips_tree([priced(trip(n, 4)) for n in range(6, 9)], CONTEXT, 4).root
+    same_trips_next_epoch = trips_tree([priced(t) for t in EPOCH], CONTEXT, 4).root
 
     assert verify_receipt(receipt(), other) == "the receipt's root is not the trips root of epoch 3 on chain"
     assert verify_receipt(receipt(), same_trips_next_epoch) is not None
@@ -180,7 +180,7 @@ def test_a_receipt_with_its_leaf_moved_to_another_epoch_does_not_prove_against_t
     moved = receipt()
     moved["epoch_id"] = 4
     moved["leaf_values"][2] = "4"
-    same_trips_next_epoch = plan_epoch(4, [priced(t) for t in EPOCH], bytes(32), context=CONTEXT).trips_root
+    same_trips_next_epoch = trips_tree([priced(t) for t in EPOCH], CONTEXT, 4).root
 
     assert verify_receipt(moved, same_trips_next_epoch) is not None
 
