@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 CONTRACTS = Path(__file__).resolve().parent / "contracts"
-SOURCE = CONTRACTS / "settlement.vy"
-"""The settlement contract's source."""
 
 
 class CompiledContract(NamedTuple):
@@ -21,7 +19,7 @@ class CompiledContract(NamedTuple):
 
 
 def source(name: str) -> Path:
-    """The source of contract ``name`` (``"settlement"``, ``"euro_token"``); ``ValueError`` if there is none."""
+    """The source of contract ``name`` (``"clearing"``, ``"euro_token"``); ``ValueError`` if there is none."""
     path = CONTRACTS / f"{name}.vy"
     if not name.isidentifier() or not path.is_file():
         raise ValueError(f"no contract {name!r} in {CONTRACTS}")
@@ -42,7 +40,7 @@ def search_paths() -> list[Path]:
 
 
 @functools.cache
-def compiled(name: str = "settlement") -> CompiledContract:
+def compiled(name: str) -> CompiledContract:
     """Compile ``contracts/<name>.vy`` once per process (a few hundred milliseconds, offline)."""
     import vyper
     from vyper.compiler.input_bundle import FilesystemInputBundle

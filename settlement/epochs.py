@@ -15,9 +15,8 @@ the payees (``settlement.registry``), the trip count and the book's cumulative t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 from sensors.address import Address, InvalidAddress
 from sensors.consent import digest
@@ -25,7 +24,7 @@ from sensors.signing import Domain
 from settlement.balances import BalanceTree, Posting, post
 from settlement.clearing import ClearingCommit
 from settlement.merkle import StandardMerkleTree
-from settlement.ports import MAX_OWNERS_PER_EPOCH, ROOT_BYTES, EpochCommit
+from settlement.ports import ROOT_BYTES
 from settlement.pricing import split
 from settlement.reasons import RejectCode
 from settlement.trips import TripRecord, TripSplit
@@ -119,63 +118,9 @@ def priced(t: TripRecord, domain: Domain) -> PricedTrip:
     )
 
 
-def payouts(trips: Sequence[PricedTrip]) -> tuple[tuple[Address, int], ...]:
-    """Sum of fares per owner, one pair per owner's 20 bytes, in ascending order of those bytes."""
-    totals: dict[Address, int] = {}
-    for trip in trips:
-        totals[trip.owner] = totals.get(trip.owner, 0) + trip.fare_micro
-    return tuple(sorted(totals.items()))
-
-
 def trips_tree(trips: Sequence[PricedTrip], context: LeafContext, epoch_id: int) -> StandardMerkleTree:
     """The Merkle tree of epoch ``epoch_id``'s trips under ``context``."""
     return StandardMerkleTree.of([t.leaf(context, epoch_id) for t in trips], list(LEAF_TYPES))
-
-
-def plan_epoch(
-    epoch_id: int, trips: Sequence[PricedTrip], registry_root: bytes, *, context: LeafContext
-) -> EpochCommit:
-    """The commit of epoch ``epoch_id`` holding ``trips`` on ``context``'s contract, attributed with the registry
-    of ``registry_root``.
-
-    Raises ``ValueError`` for no trips, more than ``MAX_OWNERS_PER_EPOCH`` owners, or a root that is not 32 bytes.
-    """
-    if not trips:
-        raise ValueError("an epoch holds at least one trip")
-    if len(registry_root) != ROOT_BYTES:
-        raise ValueError(f"a registry root has {ROOT_BYTES} bytes, not {len(registry_root)}")
-    split = payouts(trips)
-    if len(split) > MAX_OWNERS_PER_EPOCH:
-        raise ValueError(f"{len(split)} owners; an epoch credits at most {MAX_OWNERS_PER_EPOCH}")
-    return EpochCommit(
-        epoch_id=epoch_id,
-        trips_root=trips_tree(trips, context, epoch_id).root,
-        trip_count=len(trips),
-        total_micro=sum(amount for _, amount in split),
-        payouts=split,
-        registry_root=registry_root,
-    )
-
-
-T = TypeVar("T")
-
-
-def select_for_epoch(
-    candidates: Sequence[T], owner_of: Callable[[T], object], max_owners: int = MAX_OWNERS_PER_EPOCH
-) -> list[T]:
-    """The leading candidates (oldest first) whose owners number at most ``max_owners`` (the contract's cap).
-
-    A trip of a further owner waits for the next epoch; the order of the others is kept.
-    """
-    owners: set[object] = set()
-    kept = []
-    for candidate in candidates:
-        owner = owner_of(candidate)
-        if owner not in owners and len(owners) == max_owners:
-            continue
-        owners.add(owner)
-        kept.append(candidate)
-    return kept
 
 
 Book = Mapping[Address, tuple[int, int]]

@@ -150,9 +150,9 @@ def embedded_chain(prefer: str = "auto", *, data_dir: Path) -> Iterator[RunningC
 def chain_reader(chain: object) -> Any | None:
     """The read-only JSON-RPC methods of ``chain`` (the aggregator's) when it is the embedded py-evm chain, else
     None (a node answers JSON-RPC itself)."""
-    from settlement.chain import EMBEDDED_URL, Web3Chain, Web3Clearing
+    from settlement.chain import EMBEDDED_URL, Web3Clearing
     from settlement.chain.rpc import EmbeddedRpc
 
-    if isinstance(chain, Web3Chain | Web3Clearing) and chain.url == EMBEDDED_URL:
+    if isinstance(chain, Web3Clearing) and chain.url == EMBEDDED_URL:
         return EmbeddedRpc(chain.sender.w3)
     return None

@@ -20,7 +20,7 @@ The rules, as ``send_until_mined`` applies them to one transaction:
 - The receipt is asked for at once, then after ``poll`` seconds, doubling up to ``max_poll``.
 - No send waits longer than ``timeout`` seconds: then ``NotMined``. The transaction is abandoned: it may still be
   mined later, or be replaced by the next transaction sent, so the caller re-checks the chain's state before
-  trying again (as ``Web3Chain.settle`` does with the epoch sequence).
+  trying again (as the aggregator does with the clearing contract's last epoch).
 
 One sender per ``NonceManager`` at a time (no locking here): share a ``Sender`` between threads only under a lock.
 """

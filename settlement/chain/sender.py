@@ -33,11 +33,6 @@ from settlement.ports import (
 )
 
 EMBEDDED_URL = "embedded://py-evm"
-DEPLOY_GAS = 3_000_000
-# Measured on anvil: the first epoch ever ~186k with one owner; a later one ~128k plus ~23.4k per owner credited
-# for the first time (~5.8k per owner credited before), so 256 new owners take ~6.0M; see settle_gas.
-SETTLE_BASE_GAS = 200_000
-SETTLE_GAS_PER_PAYOUT = 30_000
 OWNERSHIP_GAS = 100_000
 # Measured on anvil: deploying the euro token ~1.55M; a mint to a new holder ~70.3k, to a holder ~36.1k, a faucet
 # call to a new holder ~50.7k, a transfer ~34.1k (~51.2k to a new holder), a burn ~33.5k (test_euro_token.py).
@@ -48,11 +43,6 @@ POLL_SECONDS, MAX_POLL_SECONDS = 0.05, 1.0  # a send asks for its receipt after 
 _NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced", "nonce too small", "invalid nonce")
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction")
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
-
-
-def settle_gas(payouts: int) -> int:
-    """The gas limit sent with a commit of ``payouts`` owners."""
-    return SETTLE_BASE_GAS + SETTLE_GAS_PER_PAYOUT * payouts
 
 
 def short_error(exc: BaseException) -> str:

@@ -1,14 +1,14 @@
-"""The chains the chain tests run against, their funded keys, and a sample epoch commit."""
+"""The chains the chain tests run against, their funded keys, and a clearing contract with a sample commit."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sensors.address import Address
-from settlement.ports import EpochCommit
+from settlement.chain import Web3Clearing, Web3Token
+from settlement.clearing import ClearingCommit
 
-OWNERS = tuple(Address(bytes([n] * 20)) for n in (0x11, 0x22, 0x33))  # in ascending order
 ROOT = bytes.fromhex("ab" * 32)
+BALANCES_ROOT = bytes.fromhex("ba" * 32)
 REGISTRY_ROOT = bytes.fromhex("cd" * 32)
 
 
@@ -30,6 +30,15 @@ ANVIL_KEYS = (
 )
 
 
-def commit(epoch_id: int, amounts: tuple[int, ...] = (1_500_000, 250_000, 2_000)) -> EpochCommit:
-    payouts = tuple(zip(OWNERS, amounts, strict=False))
-    return EpochCommit(epoch_id, ROOT, 7, sum(amounts), payouts, REGISTRY_ROOT)
+def deployed_clearing(url: str | None, private_key: str | None = None) -> tuple[Web3Clearing, Web3Token]:
+    """A clearing contract over a fresh euro token, both deployed by one account on one sender (as the aggregator
+    has them); ``private_key`` None: the node's first unlocked account."""
+    clearing = Web3Clearing.connect(url, private_key, timeout=10)
+    token = Web3Token(clearing.sender)
+    clearing.deploy(token.deploy(), 0, 0)
+    return clearing, token
+
+
+def commit(epoch_id: int, registry_root: bytes = REGISTRY_ROOT) -> ClearingCommit:
+    """A commit of epoch ``epoch_id`` that moves no money, so a contract without deposits takes it."""
+    return ClearingCommit(epoch_id, ROOT, BALANCES_ROOT, registry_root, 7, 0, 0)

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import pytest
 
 from sensors.address import Address
-from settlement.chain import TOKEN_CALL_GAS, TOKEN_DEPLOY_GAS, Web3Chain, Web3Token
+from settlement.chain import TOKEN_CALL_GAS, TOKEN_DEPLOY_GAS, Web3Token
 from settlement.contract import compiled
 from settlement.errors import ChainError
 from settlement.ports import MAX_UINT256, FakeToken, TokenPort
-from tests.integration.nodes import ANVIL_KEYS, Node, commit
+from tests.integration.nodes import ANVIL_KEYS, Node, commit, deployed_clearing
 
 RIDER = Address(bytes([0x42] * 20))
 ZERO = Address(bytes(20))
@@ -134,23 +134,20 @@ def test_token_ownership_and_its_minter_role_move_only_when_the_new_owner_accept
     assert owner.balance_of(RIDER) == 3
 
 
-def test_a_chain_and_its_token_send_from_one_account_with_one_nonce_counter(node: Node) -> None:
-    chain = Web3Chain.connect(node.url, private_key=node.first_key, timeout=10)
-    chain.deploy()
-    token = chain.token()
-    token.deploy()
+def test_the_clearing_contract_and_the_token_send_from_one_account_with_one_nonce_counter(node: Node) -> None:
+    clearing, token = deployed_clearing(node.url, private_key=node.first_key)
 
-    chain.settle(commit(1))
+    clearing.commit(commit(1))
     token.mint(RIDER, 5)
-    chain.settle(commit(2))
+    clearing.commit(commit(2))
     token.mint(RIDER, 6)
 
-    assert token.account == Address.parse(chain.account)
-    assert (chain.last_epoch(), token.balance_of(RIDER)) == (2, 11)
+    assert token.account == clearing.account
+    assert (clearing.last_epoch(), token.balance_of(RIDER)) == (2, 11)
 
 
 def test_neither_contract_can_renounce_its_ownership() -> None:
-    for name in ("settlement", "euro_token"):
+    for name in ("clearing", "euro_token"):
         functions = {entry["name"] for entry in compiled(name).abi if entry["type"] == "function"}
 
         assert {"owner", "pending_owner", "transfer_ownership", "accept_ownership"} <= functions, name

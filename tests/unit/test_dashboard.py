@@ -442,7 +442,7 @@ def test_the_app_offers_its_own_source_code_with_the_licence() -> None:
         licence = tar.extractfile("smartzone-source/LICENSE")
         assert licence is not None and b"GNU AFFERO GENERAL PUBLIC LICENSE" in licence.read()
     assert "smartzone-source/dashboard/app.py" in names
-    assert "smartzone-source/settlement/contracts/settlement.vy" in names
+    assert "smartzone-source/settlement/contracts/clearing.vy" in names
 
 
 def test_a_balance_proof_is_served_by_address_in_any_case_404_for_none_and_422_for_no_address() -> None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from sensors.address import Address
-from settlement import epochs
-from settlement.epochs import LEAF_TYPES, NO_DIGEST, LeafContext, PricedTrip, plan_epoch, trips_tree
+from sensors.messages import VehicleKind
+from settlement.epochs import LEAF_TYPES, NO_DIGEST, LeafContext, PricedTrip, priced, trips_tree
+from settlement.fares import Fare
+from settlement.lifecycle import TripStatus
 from settlement.merkle import EMPTY_ROOT, StandardMerkleTree, leaf_hash, node_hash, process_proof, verify
-from settlement.ports import MAX_OWNERS_PER_EPOCH
+from settlement.trips import Mark, TripRecord
+from tests.money import closed
 
 TYPES = ("address", "uint256")
 
@@ -120,17 +123,23 @@ def trip(n: int, owner: Address, fare: int = 1_000) -> PricedTrip:
     return PricedTrip(f"bike-{n}:1", owner, "rider-1", 1_000 * n, 1_000 * n + 500, 300, fare)
 
 
-def test_an_owner_written_in_lower_and_in_mixed_case_gets_one_payout() -> None:
-    trips = [trip(1, Address.parse(MIXED.lower()), 100), trip(2, Address.parse(MIXED), 250)]
+def record(n: int, owner: Address, fare: int = 1_000) -> TripRecord:
+    """``trip(n, owner, fare)`` as the aggregator holds it, priced."""
+    return TripRecord(f"bike-{n}:1", f"bike-{n}", "acme", VehicleKind.BIKE, TripStatus.PRICED,
+                      start=Mark(1, 1_000 * n, 51.2, 4.39, 0), end=Mark(2, 1_000 * n + 500, 51.21, 4.4, 300),
+                      rider="rider-1", payee=owner, distance_m=300, duration_s=1, fare=Fare(fare, 0, 0))  # fmt: skip
 
-    assert epochs.payouts(trips) == ((Address.parse(MIXED), 350),)
-    assert plan_epoch(1, trips, REGISTRY_ROOT, context=CONTEXT).payouts == ((Address.parse(MIXED), 350),)
+
+def test_an_owner_written_in_lower_and_in_mixed_case_gets_one_payout() -> None:
+    trips = [record(1, Address.parse(MIXED.lower()), 100), record(2, Address.parse(MIXED), 250)]
+
+    assert closed(1, trips, CONTEXT, REGISTRY_ROOT).payouts == ((Address.parse(MIXED), 350),)
 
 
 def test_payouts_are_in_ascending_order_of_the_owners_bytes() -> None:
     owners = [Address(bytes([b] * 20)) for b in (0xF0, 0x0A, 0xA0, 0x0A)]
 
-    split = epochs.payouts([trip(i, owner) for i, owner in enumerate(owners)])
+    split = closed(1, [record(i, owner) for i, owner in enumerate(owners, 1)], CONTEXT, REGISTRY_ROOT).payouts
 
     assert [owner.raw[0] for owner, _ in split] == [0x0A, 0xA0, 0xF0]
     assert [amount for _, amount in split] == [2_000, 1_000, 1_000]
@@ -162,32 +171,22 @@ def test_a_trips_leaf_opens_with_the_chain_the_contract_and_the_epoch() -> None:
 
 def test_an_epoch_commits_its_trips_root_totals_and_the_registry_root() -> None:
     alice, bob = Address(b"\x0a" * 20), Address(b"\x0b" * 20)
-    trips = [trip(1, bob, 300), trip(2, alice, 200), trip(3, bob, 1)]
+    trips = [record(1, bob, 300), record(2, alice, 200), record(3, bob, 1)]
 
-    commit = plan_epoch(4, trips, REGISTRY_ROOT, context=CONTEXT)
+    epoch = closed(4, trips, CONTEXT, REGISTRY_ROOT)
 
-    assert (commit.epoch_id, commit.trip_count, commit.total_micro) == (4, 3, 501)
-    assert commit.payouts == ((alice, 200), (bob, 301))
-    assert commit.trips_root == trips_tree(trips, CONTEXT, 4).root != EMPTY_ROOT
+    commit = epoch.commit
+    assert (commit.epoch_id, commit.trip_count, epoch.total_micro) == (4, 3, 501)
+    assert epoch.payouts == ((alice, 200), (bob, 301))
+    assert commit.trips_root == trips_tree([priced(t, CONTEXT.domain) for t in trips], CONTEXT, 4).root != EMPTY_ROOT
     assert commit.registry_root == REGISTRY_ROOT
 
 
-def test_an_epoch_needs_trips_a_32_byte_registry_root_and_at_most_the_owner_cap() -> None:
-    over = [trip(i, Address((i + 1).to_bytes(20, "big"))) for i in range(MAX_OWNERS_PER_EPOCH + 1)]
+def test_an_epoch_needs_trips_and_a_32_byte_registry_root_but_takes_any_number_of_owners() -> None:
+    over = [record(i, Address(i.to_bytes(20, "big"))) for i in range(1, 258)]
 
     with pytest.raises(ValueError, match="at least one trip"):
-        plan_epoch(1, [], REGISTRY_ROOT, context=CONTEXT)
+        closed(1, [], CONTEXT, REGISTRY_ROOT)
     with pytest.raises(ValueError, match="32 bytes"):
-        plan_epoch(1, over[:1], b"\x07" * 31, context=CONTEXT)
-    with pytest.raises(ValueError, match=f"at most {MAX_OWNERS_PER_EPOCH}"):
-        plan_epoch(1, over, REGISTRY_ROOT, context=CONTEXT)
-    assert len(plan_epoch(1, over[:-1], REGISTRY_ROOT, context=CONTEXT).payouts) == MAX_OWNERS_PER_EPOCH
-
-
-def test_an_epoch_takes_the_oldest_trips_of_at_most_the_owner_cap_and_keeps_their_order() -> None:
-    from settlement.epochs import select_for_epoch
-
-    trips = [("t1", "a"), ("t2", "b"), ("t3", "c"), ("t4", "a"), ("t5", "d"), ("t6", "b")]
-    chosen = select_for_epoch(trips, lambda t: t[1], max_owners=2)
-    assert chosen == [("t1", "a"), ("t2", "b"), ("t4", "a"), ("t6", "b")]
-    assert select_for_epoch([], lambda t: t) == []
+        closed(1, over[:1], CONTEXT, b"\x07" * 31)
+    assert len(closed(1, over, CONTEXT, REGISTRY_ROOT).payouts) == 257  # the clearing contract has no owner cap

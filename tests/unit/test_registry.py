@@ -12,9 +12,9 @@ from sensors.address import Address
 from sensors.messages import VehicleKind
 from sensors.registration import Registration
 from sensors.signing import Domain, address_of, sign
-from settlement.epochs import LeafContext, PricedTrip, plan_epoch
+from settlement.clearing import ClearingCommit, deployed_fake
+from settlement.epochs import LeafContext, PricedTrip, trips_tree
 from settlement.merkle import EMPTY_ROOT
-from settlement.ports import FakeChain
 from settlement.registry import (
     REGISTRY_LEAF_TYPES,
     Registry,
@@ -110,10 +110,13 @@ def test_a_proof_does_not_hold_for_another_payee_another_root_or_an_unrevoked_co
 def test_an_owner_checks_who_was_paid_for_a_vehicle_against_the_root_read_from_the_chain() -> None:
     registry, first, _ = handover()
     trip = PricedTrip("bike-1:3", first.registration.payee, "rider-9", 2 * DAY, 2 * DAY + 60_000, 800, 1_250_000)
-    chain = FakeChain()
-    chain.settle(plan_epoch(1, [trip], registry.root, context=LeafContext(31337, Address(b"\x5a" * 20))))
+    clearing = deployed_fake()
+    trips_root = trips_tree([trip], LeafContext(31337, Address.parse(str(clearing.address))), 1).root
+    clearing.commit(ClearingCommit(1, trips_root, b"\x0b" * 32, registry.root, 1, 0, 0))
 
-    on_chain = chain.epoch(1).registry_root
+    assert clearing.state is not None
+    [on_chain] = [args["registry_root"] for name, args in clearing.state.events if name == "EpochCommitted"]
+    assert isinstance(on_chain, bytes)  # the root lives in the commit's event, not in the contract's storage
     paid = registry.entry_at("bike-1", trip.start_ms)
 
     assert paid is not None and paid.registration.payee == trip.owner
