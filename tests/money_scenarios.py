@@ -63,7 +63,6 @@ MAX_RIDERS, MAX_OWNERS = 4, 3
 
 Action = tuple[str, int, int, int, int]  # kind, who, how many epochs back, percent (or edge), sender
 Outcome = int | str  # what a transaction must pay, or the end of the revert reason it must be refused with
-REPLAY_PASSED = "the replay did not revert; the state has moved on)"  # settlement.chain.sender's reason text then
 
 
 class Balances(Protocol):
@@ -95,13 +94,6 @@ class Ledger(Protocol):
 
     @property
     def owners(self) -> Sequence[Address]: ...
-
-    @property
-    def reasons_a_block_early(self) -> bool:
-        """The revert reason of a refused transaction is found by replaying it as if in the block before the one
-        it was mined in (``Sender.revert_reason`` does), so a rule that turns on the block number may be
-        misreported."""
-        ...
 
     @property
     def token(self) -> Balances: ...
@@ -136,7 +128,6 @@ class FakeLedger:
     stranger = Address(bytes([0x5E] * 20))
     riders = tuple(Address(bytes([0x40 + i] * 20)) for i in range(MAX_RIDERS))
     owners = tuple(Address(bytes([0x80 + i] * 20)) for i in range(MAX_OWNERS))
-    reasons_a_block_early = False
 
     def __init__(self) -> None:
         self._token = FakeToken(self.aggregator)
@@ -240,7 +231,6 @@ class World:
     requests: dict[Address, tuple[int, int]] = field(default_factory=dict)  # amount, ready block
     trips: int = 0
     outcomes: list[Outcome] = field(default_factory=list)  # of every transaction ``attempt`` sent, in order
-    misreported: list[tuple[str, str]] = field(default_factory=list)  # (the reason, the one reported a block early)
 
     @property
     def token(self) -> Balances:
@@ -297,16 +287,9 @@ class World:
     def solvent(self, amount: int) -> bool:
         return self.paid_out() + amount <= sum(self.deposited.values())
 
-    def expect(self, oracle: Callable[[int], Outcome]) -> tuple[Outcome, str | None]:
-        """What ``oracle`` says of the next transaction, in the block it is mined in; and with a ledger that tells
-        reasons a block early, the reason it may report instead (None: none other)."""
-        block = self.clearing.block_number() + 1
-        expected = oracle(block)
-        if isinstance(expected, int) or not self.ledger.reasons_a_block_early:
-            return expected, None
-        early = oracle(block - 1)
-        other = REPLAY_PASSED if isinstance(early, int) else early
-        return expected, None if other == expected else other
+    def expect(self, oracle: Callable[[int], Outcome]) -> Outcome:
+        """What ``oracle`` says of the next transaction, in the block it is mined in."""
+        return oracle(self.clearing.block_number() + 1)
 
     def expected_claim(self, proof: BalanceProof, genuine: bool, block: int) -> Outcome:
         """What a claim with ``proof`` mined in ``block`` pays, or why it is refused."""
@@ -441,21 +424,15 @@ def proof_of(world: World, account: Address, back: int) -> BalanceProof | None:
     return tree.proof(account, epoch_id) if account in tree.book else None
 
 
-def attempt(
-    world: World, send: Callable[[], object], paid: Address, expected: Outcome, early: str | None = None
-) -> None:
+def attempt(world: World, send: Callable[[], object], paid: Address, expected: Outcome) -> None:
     """Send ``send`` and check the chain against the oracle: it pays ``paid`` exactly ``expected`` (an amount),
-    or is refused with a reason ending in ``expected`` (a text; or in ``early``, the reason the rules give a block
-    before, when the ledger reports reasons a block early) and moves nothing."""
+    or is refused with a reason ending in ``expected`` (a text) and moves nothing."""
     before = world.balances()
     try:
         send()
     except ChainError as exc:
         assert isinstance(expected, str), f"refused ({exc}), but it should have paid {expected}"
-        if early is not None and str(exc).endswith(early):
-            world.misreported.append((expected, early))
-        else:
-            assert str(exc).endswith(expected), f"refused with {str(exc)!r}, expected {expected!r}"
+        assert str(exc).endswith(expected), f"refused with {str(exc)!r}, expected {expected!r}"
         assert world.balances() == before
         world.outcomes.append(expected)
         return
@@ -480,8 +457,8 @@ def claim(world: World, action: Action, forge: bool) -> None:
         not forge and root != bytes(32)
     )
     port = world.ledger.port(world.accounts[sender % len(world.accounts)])  # anyone may send a claim
-    expected, early = world.expect(partial(world.expected_claim, proof, not forge))
-    attempt(world, partial(port.claim, proof), proof.account, expected, early)
+    expected = world.expect(partial(world.expected_claim, proof, not forge))
+    attempt(world, partial(port.claim, proof), proof.account, expected)
     if isinstance(expected, int):
         world.claimed[proof.account] = proof.earned
         attempt(world, partial(port.claim, proof), proof.account, NOTHING_TO_CLAIM)  # a replay pays nothing
@@ -520,9 +497,9 @@ def withdraw(world: World, action: Action) -> None:
     if proof is None:
         return
     amount = withdrawal_amount(world, proof, percent)
-    expected, early = world.expect(partial(world.expected_withdrawal, proof, amount))
+    expected = world.expect(partial(world.expected_withdrawal, proof, amount))
     port = world.ledger.port(rider)
-    attempt(world, partial(port.withdraw, proof, amount), rider, expected, early)
+    attempt(world, partial(port.withdraw, proof, amount), rider, expected)
     if isinstance(expected, int):
         world.withdrawn[rider] = world.withdrawn.get(rider, 0) + amount
         requested, ready = world.requests[rider]

@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import requests
+from eth_abi import abi
+from eth_abi.exceptions import DecodingError
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import EthereumTesterProvider, HTTPProvider, Web3
@@ -23,7 +25,7 @@ from web3.exceptions import (
     Web3Exception,
     Web3RPCError,
 )
-from web3.types import TxReceipt
+from web3.types import CallTrace, TxReceipt
 
 from settlement.chain.nonces import Fees, NonceManager, NonceTaken, NotMined, SendPolicy, send_until_mined
 from settlement.contract import compiled
@@ -42,6 +44,9 @@ POLL_SECONDS, MAX_POLL_SECONDS = 0.05, 1.0  # a send asks for its receipt after 
 # What nodes say when a nonce is used (geth, anvil, eth-tester) or the very transaction is already in the pool.
 _NONCE_TAKEN = ("nonce too low", "replacement transaction underpriced", "nonce too small", "invalid nonce")
 _ALREADY_KNOWN = ("already known", "already imported", "known transaction")
+_REVERTED = "execution reverted"
+_NO_DATA = "b''"  # how eth-tester words a revert without data
+_ERROR_STRING = bytes.fromhex("08c379a0")  # the selector of Error(string), which a revert with a reason returns
 _ERRNO = re.compile(r"\[Errno -?\d+\][^'\")]*")
 
 
@@ -51,6 +56,30 @@ def short_error(exc: BaseException) -> str:
     found = _ERRNO.search(text)
     line = found.group(0).strip() if found else (text.splitlines() or [type(exc).__name__])[0]
     return line[:160]
+
+
+def failure_text(error: str, output: bytes, reason: str | None = None) -> str:
+    """What stopped a call, from a node's ``error`` (e.g. "execution reverted", "out of gas"), its revert data
+    ``output`` and the ``reason`` the node decoded, if any: the ``Error(string)`` text, else the node's reason."""
+    if output[:4] == _ERROR_STRING:
+        try:
+            return str(abi.decode(["string"], output[4:])[0]) or "no reason given"
+        except DecodingError:
+            pass
+    if reason:
+        return reason
+    if output:
+        return f"{error} with data 0x{output.hex()}"
+    return "no reason given" if error.startswith(_REVERTED) else error
+
+
+def rpc_message(exc: Web3RPCError) -> str:
+    """The node's own message in a JSON-RPC error."""
+    response = exc.rpc_response or {}
+    error = response.get("error")
+    if isinstance(error, dict) and error.get("message"):
+        return str(error["message"])
+    return short_error(exc)
 
 
 def revert_errors() -> tuple[type[Exception], ...]:
@@ -177,7 +206,7 @@ class Sender:
         """Send ``call``, wait for it to be mined; ``ChainError`` ``"<what> reverted: <reason>"`` if it reverts."""
         receipt = self.transact(call, gas)
         if receipt["status"] != 1:
-            raise ChainError(f"{what} reverted: {self.revert_reason(call, receipt['blockNumber'])}")
+            raise ChainError(f"{what} reverted: {self.revert_reason(receipt['transactionHash'].to_0x_hex())}")
         return receipt_of(receipt)
 
     @contextmanager
@@ -206,15 +235,51 @@ class Sender:
         except NotMined as exc:
             raise NotMined(f"{exc} on {self.url}") from None
 
-    def revert_reason(self, call: ContractFunction, block_number: int) -> str:
-        """Why ``call`` reverted: replay it on the state it was mined on."""
+    def revert_reason(self, tx_hash: str) -> str:
+        """Why the mined transaction ``tx_hash`` reverted: its revert reason, or what else stopped it.
+
+        Where the node traces transactions (anvil; geth with its ``debug`` API), the very transaction's own
+        outcome, from its trace. Elsewhere (py-evm has no tracer, public nodes seldom offer one) the transaction
+        is replayed with ``eth_call`` on the state its block ends with, so with that block's number and time: a
+        reverted transaction changes nothing but its sender's nonce and ether, so the replay is exact when the
+        transaction is the last one of its block, as on a chain that mines each transaction in a block of its
+        own (the embedded py-evm chain, anvil by default); otherwise the replay sees the block's later
+        transactions too, and may give another reason or none.
+        """
+        with self.rpc():
+            traced = self._traced_reason(tx_hash)
+            return self._replayed_reason(tx_hash) if traced is None else traced
+
+    def _traced_reason(self, tx_hash: str) -> str | None:
+        """The reason in the node's call trace of ``tx_hash``; None if the node traces nothing or its trace shows
+        no failure (the transaction is no longer in that block)."""
         try:
-            with self.rpc():
-                call.call({"from": self.account}, block_identifier=block_number - 1)
+            found = self.w3.geth.debug.trace_transaction(tx_hash, {"tracer": "callTracer"})
+        except Web3RPCError:  # no debug API (py-evm, most public nodes), or the node cannot trace that far back
+            return None
+        trace = cast(CallTrace, found)  # the call tracer's form
+        error = trace.get("error")
+        if not error:
+            return None
+        return failure_text(error, bytes(trace.get("output") or b""), trace.get("revertReason"))
+
+    def _replayed_reason(self, tx_hash: str) -> str:
+        """The reason ``eth_call`` gives for the transaction ``tx_hash`` replayed at the end of its block."""
+        tx = self.w3.eth.get_transaction(tx_hash)  # type: ignore[arg-type]
+        replay: dict[str, Any] = {"from": tx["from"], "data": tx["input"], "value": tx["value"], "gas": tx["gas"]}
+        if tx.get("to") is not None:
+            replay["to"] = tx["to"]
+        try:
+            self.w3.eth.call(replay, block_identifier=tx["blockNumber"])  # type: ignore[arg-type]
         except revert_errors() as exc:
             text = str(exc.args[0] if exc.args else exc)
-            return text.removeprefix("execution reverted: ") or "no reason given"
-        return "reverted (the replay did not revert; the state has moved on)"
+            reason = text.removeprefix(_REVERTED).removeprefix(":").strip()
+            data = getattr(exc, "data", None)  # web3's error carries the revert data, eth-tester's does not
+            output = bytes.fromhex(data[2:]) if isinstance(data, str) and data.startswith("0x") else b""
+            return failure_text(text, output, None if reason == _NO_DATA else reason)
+        except Web3RPCError as exc:  # anvil refuses an out-of-gas call, for one
+            return f"unknown (the replay failed: {rpc_message(exc)})"
+        return "reverted (its replay at the end of its block did not revert)"
 
     def top_up(self, to: str, wei: int) -> bool:
         """Send ``to`` enough ether for its own transactions: ``wei`` unless it holds half of that already (a

@@ -9,10 +9,8 @@ anvil, which is shared by the session, each example runs between ``evm_snapshot`
 2 to 10 funded from anvil's first account. Few and small examples: each sends tens of transactions and reads
 the chain a few hundred times (about 3 s an example on py-evm).
 
-The adapter reports a refused transaction's reason by replaying it on the state before it, which a node runs
-as the block before (``block.number`` one less): where a rule turns on the block number (an epoch becoming
-final in that very block) it reports the rule of the block before. The oracle accepts that reason too, only
-then, and the property prints each case; the funds moved are checked exactly all the same.
+A refused transaction's reason is the one it was refused with in its own block, also where a rule turns on the
+block number (an epoch becoming final, a withdrawal becoming ready in that very block): the oracle takes no other.
 """
 
 from __future__ import annotations
@@ -61,8 +59,6 @@ KEYS = ["0x" + f"{n:064x}" for n in range(2, 2 + 2 + MAX_RIDERS + MAX_OWNERS)]  
 
 class ChainLedger:
     """The euro token and the clearing contract on ``node``, and one key per account of the scenario."""
-
-    reasons_a_block_early = True  # Sender.revert_reason replays a refused transaction at the block before
 
     def __init__(self, node: Node) -> None:
         self.url = node.url
@@ -180,8 +176,6 @@ def test_on_chain_claims_and_withdrawals_never_pay_out_more_than_was_deposited(n
         world = run_scenario(s, ledger)
         assert ledger.clearing.last_epoch() == len(s.epochs)
         assert ledger.token.balance_of(world.contract()) == STRAY
-    for reason, reported in world.misreported:  # see Ledger.reasons_a_block_early
-        print(f"refused for {reason!r} in its block, reported as {reported!r} (the rule a block earlier)")
 
 
 def test_around_the_ring_the_chain_pays_and_refuses_as_the_fake_does(node: Node) -> None:
@@ -190,7 +184,7 @@ def test_around_the_ring_the_chain_pays_and_refuses_as_the_fake_does(node: Node)
         on_chain = run_scenario(scenario, ledger)
     in_memory = run_scenario(scenario, FakeLedger())
 
-    assert on_chain.outcomes == in_memory.outcomes and not on_chain.misreported
+    assert on_chain.outcomes == in_memory.outcomes
     refusals = {outcome for outcome in on_chain.outcomes if isinstance(outcome, str)}
     assert refusals == {
         NOT_FINAL, FORGOTTEN, NOT_LATEST_FINAL, WRONG_PROOF, NOTHING_TO_CLAIM, ABOVE_REQUESTED, ABOVE_UNSPENT
