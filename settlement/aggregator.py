@@ -516,13 +516,7 @@ class Aggregator:
 
     def _unspent(self, riders: Sequence[Address]) -> dict[Address, int]:
         """Each rider's deposit on chain less what was withdrawn or asked back (before what the book spent)."""
-        found = {}
-        for rider in riders:
-            deposited = self.clearing.deposited(rider)
-            if deposited:  # a rider who never deposited (most of those a bad input names) costs one call
-                deposited -= self.clearing.withdrawn(rider) + self.clearing.requested(rider)[0]
-            found[rider] = deposited
-        return found
+        return self.clearing.unspent(riders)
 
     def settle_due(self, force: bool = False) -> list[int]:
         """If this aggregator is the settler: look at the epochs awaiting finality, close epochs when due (every

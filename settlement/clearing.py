@@ -10,6 +10,7 @@ what they did not spend, each with a proof of their balance leaf. ``FakeClearing
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -203,6 +204,11 @@ class ClearingPort(Protocol):
 
     def requested(self, account: Address) -> tuple[int, int]:
         """What ``account`` asked to withdraw and has not withdrawn yet, and the block from which it may."""
+        ...
+
+    def unspent(self, riders: Sequence[Address]) -> dict[Address, int]:
+        """Each of ``riders``' deposit less what it withdrew and what it asked back and has not withdrawn yet (what
+        an epoch may still charge it, before the trips the book already holds), all read at one block."""
         ...
 
     def commit_receipt(self, epoch_id: int) -> ChainReceipt:
@@ -525,6 +531,10 @@ class FakeClearing:
 
     def requested(self, account: Address) -> tuple[int, int]:
         return self._state().requests.get(account, (0, 0))
+
+    def unspent(self, riders: Sequence[Address]) -> dict[Address, int]:
+        s = self._state()
+        return {r: s.deposited.get(r, 0) - s.withdrawn.get(r, 0) - s.requests.get(r, (0, 0))[0] for r in riders}
 
     def commit_receipt(self, epoch_id: int) -> ChainReceipt:
         found = self._state().commits.get(epoch_id)

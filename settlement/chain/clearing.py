@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from web3.contract import Contract
@@ -9,6 +10,7 @@ from web3.contract.contract import ContractFunction
 
 from sensors.address import Address
 from settlement.chain.sender import OWNERSHIP_GAS, TOKEN_CALL_GAS, Sender, receipt_of
+from settlement.chain.views import read_views
 from settlement.clearing import (
     BalanceProof,
     ClearingCommit,
@@ -172,6 +174,22 @@ class Web3Clearing:
         """What ``account`` asked to withdraw and has not withdrawn yet, and the block from which it may."""
         amount, ready = self._read("requested", account.checksum)
         return int(amount), int(ready)
+
+    def unspent(self, riders: Sequence[Address]) -> dict[Address, int]:
+        """Each rider's deposit less what it withdrew and what it asked back, all read at the node's head block: one
+        call per rider who never deposited, two more per rider who did, sent in JSON-RPC batches (``read_views``)."""
+        unique = list(dict.fromkeys(riders))
+        if not unique:
+            return {}
+        block = self.sender.head()
+        deposits = read_views(self.sender, self._deployed, [("deposited", (r.checksum,)) for r in unique], block)
+        found = {rider: int(deposit) for rider, deposit in zip(unique, deposits, strict=True)}
+        paying = [rider for rider in unique if found[rider]]
+        calls = [(view, (r.checksum,)) for r in paying for view in ("withdrawn", "requested")]
+        taken = read_views(self.sender, self._deployed, calls, block)
+        for rider, withdrawn, (requested, _) in zip(paying, taken[::2], taken[1::2], strict=True):
+            found[rider] -= int(withdrawn) + int(requested)
+        return found
 
     def commit_receipt(self, epoch_id: int) -> ChainReceipt:
         """The receipt of the last commit of ``epoch_id`` (found by its ``EpochCommitted`` event); ``ChainError``

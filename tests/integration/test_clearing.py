@@ -12,10 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from web3 import Web3
 
 from sensors.address import Address
 from settlement.chain.clearing import COMMIT_GAS, Web3Clearing
 from settlement.chain.token import Web3Token
+from settlement.chain.views import read_views
 from settlement.clearing import (
     BALANCE_LEAF_TYPES,
     RING,
@@ -27,9 +29,10 @@ from settlement.clearing import (
     balance_values,
 )
 from settlement.contract import compiled
-from settlement.errors import ChainError
+from settlement.errors import ChainError, ChainUnavailable
 from settlement.merkle import StandardMerkleTree
 from settlement.ports import FakeToken, TokenPort
+from tests import services
 from tests.integration.nodes import ANVIL_KEYS, EMBEDDED, Node
 
 OWNER = Address(bytes([0x11] * 20))
@@ -327,3 +330,66 @@ def test_a_commit_costs_the_same_every_epoch_and_the_ring_forgets_only_final_bal
     assert aggregator.is_final(1) and not aggregator.is_final(3) and aggregator.last_epoch() == RING + 2
     with pytest.raises(ChainError, match="claim reverted: clearing: epoch forgotten"):
         aggregator.claim(BalanceProof(1, OWNER, 1, 0, ()))
+
+
+# Each active rider's deposits, what it asks back, what it then withdraws of that, and its unspent deposit after.
+ACTIVE: list[tuple[tuple[int, ...], int, int, int]] = [
+    ((10 * EUR,), 4 * EUR, 3 * EUR, 6 * EUR),  # 1 EUR asked for is still to come
+    ((2 * EUR, 3 * EUR), 0, 0, 5 * EUR),
+    ((5 * EUR,), 5 * EUR, 0, 0),
+    ((5 * EUR,), 2 * EUR, 2 * EUR, 3 * EUR),
+    ((EUR,), EUR, EUR, 0),
+]
+
+
+def test_unspent_deposits_read_in_batches_equal_the_deposits_read_one_by_one(euro: Web3Token, chain: Node) -> None:
+    sides = on_chain(euro, chain, challenge=0, delay=0)
+    aggregator = sides.aggregator
+    assert isinstance(aggregator, Web3Clearing)
+    keys = ["0x" + (0x5EED00 + i).to_bytes(32, "big").hex() for i in range(len(ACTIVE))]
+    riders = [(aggregator.with_key(key), euro.with_key(key)) for key in keys]
+    for (port, token), (deposits, _, _, _) in zip(riders, ACTIVE, strict=True):
+        aggregator.sender.top_up(port.account.checksum, 10**17)
+        token.faucet(sum(deposits))
+        port.approve(sum(deposits))
+        for amount in deposits:
+            port.deposit(amount)
+    actives = [port.account for port, _ in riders]
+    balances = dict.fromkeys(actives, (0, 0))
+    aggregator.commit(commit_of(aggregator, 1, balances))
+    for (port, _), (_, asked, withdrawn, _) in zip(riders, ACTIVE, strict=True):
+        if asked:
+            port.request_withdrawal(asked)
+        if withdrawn:
+            port.withdraw(proof(tree(aggregator, balances), 1, port.account), withdrawn)
+    strangers = [Address((0xF000 + i).to_bytes(20, "big")) for i in range(295)]  # never deposited
+    asked_for = strangers[:100] + actives[:3] + strangers[100:200] + actives[3:] + strangers[200:] + actives[:1]
+
+    found = aggregator.unspent(asked_for)
+
+    assert len(asked_for) == 301 and list(found) == list(dict.fromkeys(asked_for))  # each rider once, in order
+    assert found == {r: aggregator.deposited(r) - aggregator.withdrawn(r) - aggregator.requested(r)[0] for r in found}
+    assert [found[account] for account in actives] == [unspent for *_, unspent in ACTIVE]
+    assert not any(found[stranger] for stranger in strangers)
+    assert aggregator.unspent([]) == {}
+
+
+@pytest.mark.services
+def test_batched_reads_that_a_node_refuses_are_chain_errors_and_a_node_gone_is_unavailable() -> None:
+    calls = [("deposited", (OWNER.checksum,)), ("requested", (ZONE.checksum,))]
+    with services.anvil() as url:
+        clearing = Web3Clearing.connect(url, ANVIL_KEYS[0], timeout=5)
+        clearing.deploy(str(OWNER), 0, 0)  # the token is not called by what this test reads
+        head = clearing.block_number()
+        nothing_there = clearing.sender.w3.eth.contract(
+            address=Web3.to_checksum_address(ZONE.checksum), abi=clearing._deployed.abi
+        )
+
+        assert read_views(clearing.sender, clearing._deployed, calls, head) == [0, (0, 0)]
+        with pytest.raises(ChainError, match=f"the node at {url} refused deposited"):
+            read_views(clearing.sender, clearing._deployed, calls, head + 100)  # a block it does not have
+        with pytest.raises(ChainError, match="deposited on .* answered what is not its result"):
+            read_views(clearing.sender, nothing_there, calls, head)
+
+    with pytest.raises(ChainUnavailable, match=url):
+        read_views(clearing.sender, clearing._deployed, calls, head)

@@ -354,6 +354,36 @@ def test_claims_and_withdrawals_paid_never_exceed_the_deposits(
     assert clearing.token.balance_of(Address.parse(str(clearing.address))) == sum(deposits) - paid
 
 
+def test_unspent_is_each_deposit_less_what_was_withdrawn_and_what_is_asked_back_but_not_yet_withdrawn() -> None:
+    clearing, rider = deployed(deposit=10 * EUR)
+    others = {name: Address(bytes([0xB1 + i] * 20)) for i, name in enumerate(("twice", "all asked", "part", "none"))}
+    ports = {name: clearing.as_account(account) for name, account in others.items()}
+    for name, amounts in (("twice", (2 * EUR, 3 * EUR)), ("all asked", (5 * EUR,)), ("part", (5 * EUR,))):
+        clearing.token.as_account(others[name]).faucet(sum(amounts))
+        ports[name].approve(sum(amounts))
+        for amount in amounts:
+            ports[name].deposit(amount)
+    balances = commit(clearing, 1, {RIDER: (0, EUR), OWNER: (EUR, 0), others["part"]: (0, 0)})
+    rider.request_withdrawal(4 * EUR)
+    rider.withdraw(proof(balances, 1, RIDER), 3 * EUR)  # 1 EUR asked for is still to come
+    ports["all asked"].request_withdrawal(5 * EUR)
+    ports["part"].request_withdrawal(2 * EUR)
+    ports["part"].withdraw(proof(balances, 1, others["part"]), 2 * EUR)
+
+    riders = [others["none"], RIDER, others["twice"], others["all asked"], others["part"], RIDER]
+    found = clearing.unspent(riders)
+
+    assert found == {
+        others["none"]: 0,
+        RIDER: 10 * EUR - 3 * EUR - EUR,  # what the book spent (1 EUR) is not taken off here
+        others["twice"]: 5 * EUR,
+        others["all asked"]: 0,
+        others["part"]: 3 * EUR,
+    }
+    assert found == {r: clearing.deposited(r) - clearing.withdrawn(r) - clearing.requested(r)[0] for r in riders}
+    assert rider.unspent([]) == {}
+
+
 def test_the_fake_knows_the_contracts_ring_proof_bound_and_every_revert_reason_word_for_word() -> None:
     text = source("clearing").read_text(encoding="utf-8")
     in_contract = set(re.findall(r'"(clearing: [^"]+)"', text))
