@@ -227,8 +227,8 @@ def derive(
             continue
         trip_id, code = _attach(records, event, consent)
         if code is not None:
-            anomalies.append((event, code))
-        elif trip_id is not None:
+            anomalies.append((event, code))  # a refused voucher: the half it came with still counts
+        if trip_id is not None:
             grown[trip_id] = None
     for trip_id in grown:
         record = records[trip_id]
