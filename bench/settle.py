@@ -33,9 +33,11 @@ from pathlib import Path
 
 from bench.gas import KEYS, node
 from sensors.address import Address
+from sensors.consent import RideConsent, Voucher, sign
 from sensors.messages import VehicleKind
-from sensors.signing import address_of
+from sensors.signing import Domain, address_of
 from settlement.clearing import ClearingCommit
+from settlement.consent import TripConsent, chargeable
 from settlement.epochs import LEAF_TYPES, LeafContext, PricedTrip, clear, close, riders_of
 from settlement.lifecycle import TripStatus
 from settlement.merkle import leaf_hash
@@ -64,8 +66,11 @@ def payee(i: int) -> Address:
     return Address((0xA000 + i).to_bytes(20, "big"))
 
 
-def completed(n: int, riders: Sequence[str], first: int = 0) -> list[TripRecord]:
-    """``n`` completed (not yet priced) trips, ``first`` onwards, of ``riders`` in turn on ``PAYEES`` vehicles."""
+def completed(n: int, riders: Sequence[str], first: int = 0, chain_id: int = 31337) -> list[TripRecord]:
+    """``n`` completed (not yet priced) trips, ``first`` onwards, of ``riders`` in turn on ``PAYEES`` vehicles, each
+    with its rider's signed consent and last voucher (signed here, before any timing: a wallet's work)."""
+    keys = {address_of(rider_key(i)).checksum: rider_key(i) for i in range(max(len(riders), 100))}
+    domain = Domain(chain_id)
     trips = []
     for i in range(first, first + n):
         vehicle = i % PAYEES
@@ -87,6 +92,13 @@ def completed(n: int, riders: Sequence[str], first: int = 0) -> list[TripRecord]
                 duration_s=duration_s,
             )
         )
+        rider = riders[i % len(riders)]
+        key = keys[rider]
+        trip_id = trips[-1].trip_id
+        consent = sign(RideConsent(address_of(key), f"v{vehicle}", PLAN.plan_id, 20 * EUR, start_ms + 43_200_000, i),
+                       key, domain)  # fmt: skip
+        voucher = sign(Voucher(address_of(key), trip_id, 20 * EUR, 1 + duration_s // 60), key, domain)
+        trips[-1] = replace(trips[-1], consent=consent, voucher=voucher)
     return trips
 
 
@@ -95,7 +107,11 @@ def priced_trips(trips: Sequence[TripRecord], plan: PricingPlan = PLAN) -> list[
     out = []
     for t in trips:
         assert t.distance_m is not None and t.duration_s is not None
-        out.append(replace(t, status=TripStatus.PRICED, fare=price(plan, t.distance_m, t.duration_s)))
+        fare = price(plan, t.distance_m, t.duration_s)
+        charge = chargeable(TripConsent(t.trip_id, t.consent, b"", t.voucher), fare.total_micro) if t.consent else None
+        charged = None if charge is None else charge.fare_micro
+        limited_by = None if charge is None else charge.limited_by
+        out.append(replace(t, status=TripStatus.PRICED, fare=fare, charged_micro=charged, limited_by=limited_by))
     return out
 
 
@@ -120,7 +136,7 @@ def keccak_once(trips: Sequence[TripRecord], context: LeafContext) -> float:
         assert t.start and t.end and t.payee and t.fare
         trip = PricedTrip(
             t.trip_id, t.payee, t.rider or "", t.start.timestamp_ms, t.end.timestamp_ms, t.distance_m or 0,
-            t.fare.total_micro,
+            t.charged, bytes([0xC0] * 32), bytes([0xF0] * 32),
         )  # fmt: skip
         rows.append(trip.leaf(context, 1))
     started = time.perf_counter()
@@ -145,7 +161,8 @@ def core(sizes: Sequence[int], rounds: int) -> list[tuple[str, list[float], list
         for _ in range(rounds):
             ours.append(n / core_once(trips, context, zone))
             base.append(n / keccak_once(trips, context))
-        rows.append((f"core: price + split + trips tree + book + balance tree, {n:,} trips", ours, base, "trips/s"))
+        what = f"core: price + cap + split + trips tree (consent digests) + book + balance tree, {n:,} trips"
+        rows.append((what, ours, base, "trips/s"))
     return rows
 
 
@@ -234,8 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, help="rounds per figure (default 5; 1 with --quick)")
     parser.add_argument("--url", help="an anvil (or other dev node) to use instead of starting one")
     parser.add_argument(
-        "--riders", type=int, help="distinct riders of the on-chain epoch (default 20; 4 with --quick): each costs "
-        "the close its deposit reads from the chain"
+        "--riders",
+        type=int,
+        help="distinct riders of the on-chain epoch (default 20; 4 with --quick): each costs "
+        "the close its deposit reads from the chain",
     )
     args = parser.parse_args(argv)
     rounds = args.rounds or (1 if args.quick else 5)

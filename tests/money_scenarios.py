@@ -26,7 +26,9 @@ from eth_utils import keccak
 from hypothesis import strategies as st
 
 from sensors.address import Address
+from sensors.consent import RideConsent, Voucher, sign
 from sensors.messages import VehicleKind
+from sensors.signing import Domain, address_of
 from settlement.balances import BalanceTree, Posting, open_accounts, post, verify_balance
 from settlement.clearing import (
     ABOVE_REQUESTED,
@@ -119,15 +121,24 @@ class Ledger(Protocol):
 
     def transfer(self, sender: Address, to: Address, amount: int) -> None: ...
 
+    def wallet(self, rider: Address) -> bytes:
+        """The private key of ``rider``: it signs the rider's consents and vouchers."""
+        ...
+
 
 class FakeLedger:
-    """``FakeClearing`` over ``FakeToken``: accounts need no keys, so they are fixed addresses."""
+    """``FakeClearing`` over ``FakeToken``: accounts send without keys, so they are fixed addresses; only the riders
+    have keys, to sign their consents and vouchers."""
 
     aggregator = Address(bytes([0xAA] * 20))
     zone = Address(bytes([0x20] * 20))
     stranger = Address(bytes([0x5E] * 20))
-    riders = tuple(Address(bytes([0x40 + i] * 20)) for i in range(MAX_RIDERS))
+    WALLETS = {address_of(bytes([0x40 + i] * 32)): bytes([0x40 + i] * 32) for i in range(MAX_RIDERS)}
+    riders = tuple(WALLETS)
     owners = tuple(Address(bytes([0x80 + i] * 20)) for i in range(MAX_OWNERS))
+
+    def wallet(self, rider: Address) -> bytes:
+        return self.WALLETS[rider]
 
     def __init__(self) -> None:
         self._token = FakeToken(self.aggregator)
@@ -359,13 +370,18 @@ def build(s: Scenario, ledger: Ledger) -> World:
 
 
 def trip_record(world: World, epoch_id: int, rider: Address, owner_index: int, fare: int) -> TripRecord:
+    """A trip the rider consented to (a cap twice the fare) and paid with one voucher of exactly the fare."""
     world.trips += 1
     vehicle = f"bike-{owner_index}"
     start = T0 + 600_000 * world.trips
+    trip_id, key, domain = f"{vehicle}:{world.trips}", world.ledger.wallet(rider), Domain(world.clearing.chain_id())
+    consent = sign(RideConsent(rider, vehicle, "bike", 2 * fare + 1, start + 3_600_000, world.trips), key, domain)
+    voucher = sign(Voucher(rider, trip_id, fare, 1), key, domain)
     return TripRecord(
-        f"{vehicle}:{world.trips}", vehicle, "smartzone", VehicleKind.BIKE, TripStatus.COMMITTED,
+        trip_id, vehicle, "smartzone", VehicleKind.BIKE, TripStatus.COMMITTED,
         Mark(world.trips, start, 51.2, 4.4, 0), Mark(world.trips + 1, start + 90_500, 51.21, 4.41, 300),
         str(rider), world.owners[owner_index], None, 300, 91, Fare(fare, 0, 0), epoch_id,
+        consent=consent, voucher=voucher, charged_micro=fare, limited_by="metered",
     )  # fmt: skip
 
 
@@ -453,9 +469,7 @@ def claim(world: World, action: Action, forge: bool) -> None:
     if forge:  # one micro-EUR more than the leaf says, or someone else's balance: never a valid proof
         proof = replace(proof, earned=proof.earned + 1) if who % 2 else replace(proof, account=world.ledger.stranger)
     root = world.clearing.balances_root(proof.epoch_id)
-    assert verify_balance(root, world.clearing.chain_id(), world.contract(), proof) == (
-        not forge and root != bytes(32)
-    )
+    assert verify_balance(root, world.clearing.chain_id(), world.contract(), proof) == (not forge and root != bytes(32))
     port = world.ledger.port(world.accounts[sender % len(world.accounts)])  # anyone may send a claim
     expected = world.expect(partial(world.expected_claim, proof, not forge))
     attempt(world, partial(port.claim, proof), proof.account, expected)

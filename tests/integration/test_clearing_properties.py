@@ -126,6 +126,9 @@ class ChainLedger:
     def transfer(self, sender: Address, to: Address, amount: int) -> None:
         self._token.with_key(self._keys[sender]).transfer(to, amount)
 
+    def wallet(self, rider: Address) -> bytes:
+        return bytes.fromhex(self._keys[rider].removeprefix("0x"))
+
 
 @contextmanager
 def ledger_on(node: Node) -> Iterator[ChainLedger]:

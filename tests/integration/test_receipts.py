@@ -67,8 +67,8 @@ def settle_rides(database: Database, chain: Web3Clearing) -> TestClient:
 def edited(receipt: dict[str, Any]) -> dict[str, Any]:
     """The receipt with one byte of its fare changed in the leaf."""
     changed = json.loads(json.dumps(receipt))
-    fare = changed["leaf_values"][-1]
-    changed["leaf_values"][-1] = fare[:-1] + ("1" if fare[-1] != "1" else "2")
+    fare = changed["leaf_values"][9]
+    changed["leaf_values"][9] = fare[:-1] + ("1" if fare[-1] != "1" else "2")
     return changed
 
 
@@ -91,6 +91,10 @@ def test_a_settled_trips_receipt_from_the_api_verifies_against_the_chain_alone(
     assert check_receipt(receipt, reader) is None
     assert check_receipt(edited(receipt), reader) == "the proof does not lead from the leaf to the receipt's root"
     assert check_receipt({**receipt, "epoch_id": 2}, reader) is not None
+    assert receipt["consent"]["rider"] == receipt["trip"]["rider"] and receipt["voucher"]["trip_id"] == "bike-2:1"
+    raised = json.loads(json.dumps(receipt))
+    raised["voucher"]["cumulative_micro"] += 1
+    assert check_receipt(raised, reader) == "the voucher is not the one the leaf binds"
     assert (check_receipt({**receipt, "contract": "0x" + "00" * 19 + "01"}, reader) or "").startswith(
         "no clearing contract to ask"
     )

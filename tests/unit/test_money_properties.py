@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sensors.address import Address
 from tests.money_scenarios import ROGUE_BOOKS, FakeLedger, Scenario, run_rogue_operator, run_scenario, scenarios
 
-ROGUE_ACCOUNTS = [Address(bytes([0x40 + i] * 20)) for i in range(6)]  # FakeLedger's riders, and two more
+ROGUE_ACCOUNTS = [*FakeLedger.riders, *(Address(bytes([0x44 + i] * 20)) for i in range(2))]  # and two more
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
