@@ -44,12 +44,18 @@ class Trip(_View):
     end_ms: int | None
     duration_s: int | None
     distance_m: int | None
-    fare_micro: int | None = Field(description=f"The fare. {MICRO}")
+    fare_micro: int | None = Field(description=f"The metered fare. {MICRO}")
     status: str = Field(
         description="Life cycle: open, complete, priced, batched, committed, final, rejected or adjusted."
     )
     epoch_id: int | None = Field(description="The epoch that batches the trip, once batched.")
     reason: str | None = Field(None, description="Why a rejected trip was rejected (a reason code).")
+    charged_micro: int | None = Field(
+        None, description=f"What the rider pays: min(metered fare, last voucher, consent's cap). {MICRO}"
+    )
+    signed_micro: int | None = Field(
+        None, description=f"What the rider's last voucher signed for: the running cost of a trip in progress. {MICRO}"
+    )
 
 
 class Epoch(_View):

@@ -141,6 +141,8 @@ class ClosedEpoch:
     payouts: tuple[tuple[Address, int], ...]
     balances: dict[Address, tuple[int, int]]
     splits: tuple[TripSplit, ...]
+    signing_chain_id: int | None = None
+    """The chain id of the EIP-712 domain the leaves' consent and voucher digests were taken in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +237,7 @@ def close(
         tuple(sorted(earnings.items())),
         {a: after[a] for a in sorted(changed)},
         tuple(s for _, s in ordered),
+        context.domain.chain_id,
     )
 
 

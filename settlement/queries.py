@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from typing import Any
 
@@ -101,7 +102,8 @@ class SqlReadModel:
         if deployment is None:
             raise NotCommitted(f"trip {trip_id}: no settlement contract is recorded in this database")
         chain_id, contract = deployment
-        context = LeafContext(chain_id, Address.parse(contract), self._signing_chain_id)
+        signing = epoch.signing_chain_id or self._signing_chain_id  # the epoch's own, recorded when it closed
+        context = LeafContext(chain_id, Address.parse(contract), signing)
         return build_receipt(trip, epoch_trips, context, tx_hash=epoch.tx_hash, status=epoch.status)
 
     def balance_proof(self, account: Address) -> dict[str, Any] | None:
@@ -355,4 +357,14 @@ def _trip(r: sa.Row) -> TripView:
         r.status,
         r.epoch_id,
         r.reason,
+        r.charged_micro if r.charged_micro is not None else r.fare_micro,
+        _signed(r.voucher),
     )
+
+
+def _signed(voucher: str | None) -> int | None:
+    """The cumulative amount of a stored voucher (its wire object as JSON), None without one."""
+    if voucher is None:
+        return None
+    amount = json.loads(voucher).get("cumulative_micro")
+    return amount if isinstance(amount, int) else None

@@ -160,6 +160,8 @@ class EpochRow(Base):
     balances_root: Mapped[str | None] = mapped_column(String(66))
     spent_total: Mapped[int | None] = mapped_column(BigInteger)
     earned_total: Mapped[int | None] = mapped_column(BigInteger)
+    # the EIP-712 domain's chain id of its leaves' consent and voucher digests (migration 0005)
+    signing_chain_id: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class EpochBalanceRow(Base):

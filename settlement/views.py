@@ -45,7 +45,9 @@ class TripView:
     """A trip with its fare and where it stands in its life cycle (``settlement.lifecycle.TripStatus``).
 
     A rejected trip has ``reason`` (a ``RejectCode``) and may miss a half: then its times, distance and fare
-    are None.
+    are None. ``fare_micro`` is the metered fare, ``charged_micro`` what the rider pays under consent
+    (``min(metered, last voucher, cap)``), ``signed_micro`` what the rider's last voucher signed for so far: the
+    running cost of a trip in progress.
     """
 
     trip_id: str
@@ -61,6 +63,8 @@ class TripView:
     status: str
     epoch_id: int | None
     reason: str | None = None
+    charged_micro: int | None = None
+    signed_micro: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,7 +101,7 @@
     trips: (t) => [
       cell(t.trip_id, "mono"), cell(t.vehicle_id, "mono"), cell(short(t.rider), "mono", t.rider),
       cell(duration(t.duration_s), "num"), cell(distance(t.distance_m), "num"),
-      cell(eur(t.fare_micro), "num money"), badge(t.status, "status"), cell(orDash(t.epoch_id), "num"),
+      cell(eur(t.charged_micro ?? t.fare_micro), "num money"), badge(t.status, "status"), cell(orDash(t.epoch_id), "num"),
     ],
   };
   const EMPTY = {

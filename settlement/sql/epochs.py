@@ -44,6 +44,7 @@ class SqlEpochs:
                     "balances_root": _hex(commit.balances_root),
                     "spent_total": commit.spent_total,
                     "earned_total": commit.earned_total,
+                    "signing_chain_id": epoch.signing_chain_id,
                     "status": EpochStatus.CLOSED.value,
                     "closed_ms": now_ms,
                 }

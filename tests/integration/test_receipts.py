@@ -95,6 +95,9 @@ def test_a_settled_trips_receipt_from_the_api_verifies_against_the_chain_alone(
     raised = json.loads(json.dumps(receipt))
     raised["voucher"]["cumulative_micro"] += 1
     assert check_receipt(raised, reader) == "the voucher is not the one the leaf binds"
+    listed = client.get("/api/v1/trips/bike-2:1").json()
+    assert listed["charged_micro"] == receipt["fare"]["charged_micro"] == receipt["fare"]["total_micro"]
+    assert listed["signed_micro"] == receipt["voucher"]["cumulative_micro"]
     assert (check_receipt({**receipt, "contract": "0x" + "00" * 19 + "01"}, reader) or "").startswith(
         "no clearing contract to ask"
     )

@@ -7,7 +7,8 @@ Create Date: 2026-11-30
 ``trips`` gains the rider's consent (the unlock's) and last voucher as their JSON wire objects, the consented
 charge and which bound set it (the metered fare, the voucher or the cap), and the consent's rider and nonce,
 set only once a trip is priced under that consent: a unique index makes each nonce single-use per rider, even
-across aggregators sharing the database.
+across aggregators sharing the database. ``epochs`` gains the chain id of the EIP-712 domain its leaves' consent
+and voucher digests were taken in, so that a receipt is rebuilt in the same domain.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_trips_consent_rider_consent_nonce"), "trips", ["consent_rider", "consent_nonce"], unique=True
     )
+    op.add_column("epochs", sa.Column("signing_chain_id", sa.BigInteger(), nullable=True))
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE epochs DROP COLUMN signing_chain_id")
     op.drop_index(op.f("ix_trips_consent_rider_consent_nonce"), table_name="trips")
     for name, _ in reversed(_COLUMNS):
         op.execute(f"ALTER TABLE trips DROP COLUMN {name}")  # in place on PostgreSQL and SQLite >= 3.35
