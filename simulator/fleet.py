@@ -26,7 +26,7 @@ from sensors.wire import MAX_SEQ, trip_id_for
 from simulator.app import Metering, next_voucher, nonce_at, ride_consent
 from simulator.keys import device_key, operator_key, owner_key, rider_key
 from simulator.vehicle import PROFILES, Status, Vehicle
-from simulator.zone import Zone, distance_m, load_zone, step_toward
+from simulator.zone import Zone, load_zone, walk
 
 M = TypeVar("M", Telemetry, Event, VehicleState)
 NEVER = 2**62
@@ -239,13 +239,11 @@ class Fleet:
 
     def _ride(self, v: Vehicle, now_ms: int, t: int, dt: float, out: list[Message]) -> None:
         assert v.destination is not None
-        moved_to = step_toward(v.position, v.destination, v.speed_mps * dt)
-        metres = distance_m(v.position, moved_to)
-        v.position = moved_to
+        v.position, v.route, metres = walk(v.position, v.route, v.speed_mps * dt)
         v.odometer += metres
         if v.drain(metres):
             out.append(v.event(now_ms, EventType.BATTERY_LOW))
-        if v.position == v.destination:
+        if not v.route:
             out.append(self._lock(v, now_ms, t))
         elif (ride := self._rides.get(v.vehicle_id)) is not None and now_ms >= ride.next_voucher_ms:
             assert self.metering is not None
@@ -275,7 +273,8 @@ class Fleet:
             return
         v.rider = self._free_riders.pop(self._rng.randrange(len(self._free_riders)))
         v.status = Status.RIDING
-        v.destination = self.zone.random_destination(v.position, self._rng)
+        v.route = tuple(self.zone.route(v.position, self.zone.random_destination(v.position, self._rng)))
+        v.destination = v.route[-1]
         v.speed_mps = PROFILES[v.kind].speed_mps * self._rng.uniform(0.85, 1.15)
         event = v.event(now_ms, EventType.UNLOCK)
         v.unlock_seq = event.seq

@@ -61,6 +61,9 @@ class Vehicle:
     rider: str | None = None
     unlock_seq: int = 0
     destination: Position | None = None
+    route: tuple[Position, ...] = ()
+    """The current ride's way along the streets from the start of the leg the vehicle is on; its last point is the
+    ``destination`` (``zone.walk`` follows it; only read while riding)."""
     speed_mps: float = 0.0
     fault_until: int = 0
     fault: str | None = None
