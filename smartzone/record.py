@@ -38,6 +38,7 @@ def add_record_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "even a killed recorder leaves every flushed message readable. `smartzone replay OUT` plays it back.",
     )
     record.add_argument("out", type=Path, metavar="OUT", help="the recording to write (e.g. run.jsonl.gz)")
+    record.add_argument("--force", action="store_true", help="replace OUT if it exists")
     record.add_argument("--root", help="topic root to record (default SMARTZONE_TOPIC_ROOT)")
     record.add_argument("--seconds", type=float, metavar="N", help="stop after this many seconds")
     record.add_argument("--count", type=int, metavar="N", help="stop after this many messages")
@@ -111,6 +112,8 @@ def run_record(settings: Settings, args: argparse.Namespace) -> int:
     """Record until stopped; 0, or 2 (one line) when the file cannot be written or the broker not reached."""
     if args.count is not None and args.count < 1 or args.seconds is not None and args.seconds <= 0:
         raise SmartZoneError("--count and --seconds must be positive")
+    if args.out.exists() and not args.force:
+        raise SmartZoneError(f"{args.out} exists already; choose another name, or pass --force to replace it")
     root = args.root or settings.topic_root
     url = settings.broker_url()
     header = RecordingHeader(root, redact_url(url), int(time.time() * 1000), scenario_of(args))

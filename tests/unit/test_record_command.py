@@ -11,7 +11,8 @@ import pytest
 from sensors.errors import SmartZoneError
 from sensors.ports import Received
 from simulator.recording import RecordingHeader, RecordingWriter, read_recording
-from smartzone.record import Recorder, scenario_of
+from smartzone.record import Recorder, run_record, scenario_of
+from smartzone.settings import Settings
 
 
 def options(name: str | None = None, seed: int | None = None, *meta: str) -> argparse.Namespace:
@@ -50,3 +51,12 @@ def test_the_handler_writes_and_acknowledges_each_message_and_stops_at_the_count
         (3500, "sz/v1/o/v2/event", 1, False),
     ]
     assert acked == [0, 1, 2]  # past the count nothing is taken
+
+
+def test_an_existing_recording_is_not_replaced_without_force(tmp_path: Path) -> None:
+    out = tmp_path / "yesterday.jsonl.gz"
+    out.write_bytes(b"precious")
+    args = argparse.Namespace(out=out, force=False, count=None, seconds=None, root=None)
+    with pytest.raises(SmartZoneError, match="exists already; choose another name, or pass --force"):
+        run_record(Settings(data_dir=tmp_path), args)
+    assert out.read_bytes() == b"precious"
