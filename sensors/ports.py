@@ -11,13 +11,16 @@ from typing import Protocol
 class Received:
     """One message as it came off the broker, before decoding.
 
-    ``ack`` confirms it to the broker (QoS 1); call it once the message is safely stored.
+    ``ack`` confirms it to the broker (QoS 1); call it once the message is safely stored. ``qos`` and ``retain``
+    are as delivered (a recorder keeps them).
     """
 
     topic: str
     payload: bytes
     received_at: float
     ack: Callable[[], None] = field(default=lambda: None, compare=False, repr=False)
+    qos: int = field(default=0, compare=False)
+    retain: bool = field(default=False, compare=False)
 
 
 class Publisher(Protocol):

@@ -25,6 +25,8 @@ from sensors.redaction import redact_url
 from smartzone.accounts import add_account_commands
 from smartzone.admin import add_commands
 from smartzone.console import invalid_setting, mask_logs, masked, protect
+from smartzone.record import add_record_command
+from smartzone.replay import add_replay_command
 from smartzone.retention import add_retention_command
 from smartzone.riders import add_riders_command
 from smartzone.settings import Settings
@@ -78,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     add_commands(sub)
     add_retention_command(sub)
     add_verify_command(sub)
+    add_record_command(sub)
+    add_replay_command(sub)
     add_riders_command(sub)
     add_account_commands(sub)
     for p in (up, serve):

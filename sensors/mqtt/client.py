@@ -14,6 +14,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from sensors.errors import BrokerUnavailable, SmartZoneError
 from sensors.mqtt.address import BrokerAddress, Will
@@ -81,12 +82,14 @@ class MqttClient:
         max_pending: int = 20_000,
         ca_file: str | None = None,
         redeliver_unmatched_s: float = 0.0,
+        retain_as_published: bool = False,
     ) -> None:
         """``ca_file``: the PEM CA that signed the broker's certificate, for ``mqtts://`` (else the system's CAs).
 
         ``session_expiry_s``: how long the broker keeps a ``persistent_session`` after the connection ends (MQTT 5).
         ``redeliver_unmatched_s``: how long to keep publishing again a QoS 1 message routed to no subscriber
-        (0: never; retained messages never are).
+        (0: never; retained messages never are). ``retain_as_published``: messages arrive with the retain flag
+        their publisher set (MQTT 5; else only messages retained before the subscription arrive flagged).
         """
         if protocol not in ("auto", *PROTOCOLS):
             raise SmartZoneError(f"MQTT protocol {protocol!r} must be auto, 5 or 3.1.1")
@@ -103,6 +106,7 @@ class MqttClient:
             raise SmartZoneError("session_expiry_s and redeliver_unmatched_s must not be negative")
         self._session_expiry_s = session_expiry_s
         self._ca_file = ca_file
+        self._retain_as_published = retain_as_published
         self._subscriptions: list[tuple[str, int]] = []
         self._routes: list[tuple[str, Handler]] = []  # (filter without $share/<group>/, handler)
         self._matcher = MQTTMatcher()  # filter -> its handlers; rebuilt by each subscribe
@@ -201,7 +205,7 @@ class MqttClient:
             if client.protocol == paho.MQTTv5:  # 65,535 where the broker does not say
                 self._flow.receive_maximum = getattr(props, "ReceiveMaximum", 65_535)
         if self._subscriptions:
-            self._expect_suback(client.subscribe(self._subscriptions)[1])
+            self._expect_suback(client.subscribe(self._options(client, self._subscriptions))[1])
         self._connected.set()
         self._outcome = "ok"
 
@@ -397,8 +401,14 @@ class MqttClient:
         self._set_routes([*self._routes, *((_match_filter(f), handler) for f, _ in filters)])
         self._subscriptions.extend(filters)
         if self._client is not None:
-            self._expect_suback(self._client.subscribe(filters)[1])
+            self._expect_suback(self._client.subscribe(self._options(self._client, filters))[1])
             self._wait_subacks(10.0)
+
+    def _options(self, client: paho.Client, filters: list[tuple[str, int]]) -> list[tuple[str, Any]]:
+        """The filters as paho subscribes them: with MQTT 5 subscription options where retain is kept as published."""
+        if not self._retain_as_published or client.protocol != paho.MQTTv5:
+            return list(filters)
+        return [(f, SubscribeOptions(qos=qos, retainAsPublished=True)) for f, qos in filters]
 
     def _set_routes(self, routes: list[tuple[str, Handler]]) -> None:
         matcher = MQTTMatcher()
@@ -472,7 +482,7 @@ class MqttClient:
                     "no subscription of %s matches %s; dropped (counted in unrouted)", self.client_id, msg.topic
                 )
             return
-        received = Received(msg.topic, bytes(msg.payload), time.time(), ack)
+        received = Received(msg.topic, bytes(msg.payload), time.time(), ack, msg.qos, bool(msg.retain))
         for handler in handlers:
             try:
                 handler(received)
