@@ -24,6 +24,7 @@ from sensors.errors import SmartZoneError
 from sensors.redaction import redact_url
 from smartzone.accounts import add_account_commands
 from smartzone.admin import add_commands
+from smartzone.analyse import add_analyse_command
 from smartzone.console import invalid_setting, mask_logs, masked, protect
 from smartzone.retention import add_retention_command
 from smartzone.riders import add_riders_command
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     add_verify_command(sub)
     add_riders_command(sub)
     add_account_commands(sub)
+    add_analyse_command(sub)
     for p in (up, serve):
         p.add_argument("--port", dest="http_port", type=int, help="HTTP port (default 8000)")
     return parser
