@@ -43,14 +43,14 @@ def add_analyse_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]
         "Spark read whole; with --plots, PNG charts too.",
     )
     analyse.add_argument("source", nargs="?", metavar="SOURCE", help="database URL, SQLite file or recording")
-    analyse.add_argument("--out", type=Path, help="directory for the exports and plots (new or empty parts)")
+    analyse.add_argument("--out", type=Path, metavar="DIR", help="where to write exports and plots")
     analyse.add_argument("--format", dest="fmt", choices=("parquet", "csv"), default="parquet", help="export format")
     analyse.add_argument("--plots", action="store_true", help="also write PNG charts into OUT/plots")
     analyse.add_argument("--readings", action="store_true", help="also export the raw telemetry (can be large)")
-    analyse.add_argument("--since", help="only trips from this time (ISO 8601, UTC unless it says otherwise)")
-    analyse.add_argument("--until", help="only trips before this time")
+    analyse.add_argument("--since", metavar="TIME", help="only trips from TIME (ISO 8601; UTC if no offset)")
+    analyse.add_argument("--until", metavar="TIME", help="only trips before this time")
     analyse.add_argument("--freq", default="h", help="utilisation period (default h; e.g. 15min, D)")
-    analyse.add_argument("--streets", type=Path, help="street GeoJSON for the origins map (default: the package's)")
+    analyse.add_argument("--streets", type=Path, metavar="FILE", help="streets to draw (GeoJSON; default the zone's)")
     analyse.add_argument("--registrations", type=Path, metavar="FILE", help="a recording's fleet: its signed "
                          "registrations (JSON lines; default: rebuilt from the recording's scenario seed)")  # fmt: skip
     analyse.set_defaults(command=run_analyse)

@@ -16,6 +16,7 @@ from sensors.messages import Message
 from sensors.topics import topic_for
 from sensors.wire import QOS, RETAIN
 from settlement.db import Database
+from smartzone.analyse import zone_map
 from smartzone.cli import main
 from tests.research_example import build
 
@@ -140,3 +141,15 @@ def _record_a_simulated_run(path: Path, *, seed: int, vehicles: int, minutes: in
                         "retain": RETAIN[channel], "payload": encode(m).decode("utf-8")}  # fmt: skip
                 file.write(json.dumps(line) + "\n")
     return path, len(fleet.completed_trips)
+
+
+def test_the_map_draws_the_streets_given_and_the_zones_boundary(tmp_path: Path) -> None:
+    line = {"type": "LineString", "coordinates": [[4.39, 51.21], [4.4, 51.22]]}
+    parts = [[[4.391, 51.211], [4.392, 51.212]], [[4.393, 51.213], [4.394, 51.214], [4.395, 51.215]]]
+    shapes = [line, {"type": "MultiLineString", "coordinates": parts}, {"type": "Point", "coordinates": [4.39, 51.21]}]
+    streets = {"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": g} for g in shapes]}
+    (tmp_path / "streets.geojson").write_text(json.dumps(streets))
+    zone = zone_map(tmp_path / "streets.geojson")
+    assert [len(line) for line in zone.streets] == [2, 2, 3] and zone.streets[0][0] == (4.39, 51.21)
+    assert len(zone.boundary) > 10 and zone.bbox() is not None
+    assert "Stad Antwerpen" in zone.attribution and zone.notes == []
