@@ -123,30 +123,22 @@ def utilisation(
 
     A trip counts from its start to its end whatever its status (a trip the bounds rejected still took the
     vehicle), split across the periods it spans; a trip with a missing half counts nothing. Every vehicle of the
-    registry and of the trips gets a row for every period from the first trip's start to the last one's end, 0 where
-    it stood still, so that means over rows are means over time. Ordered by vehicle, then period.
+    registry and of the trips gets a row for every period from the first trip's start to the last one's end (or of
+    the window ``since`` to ``until``, clipping the trips), 0 where it stood still, so that means over rows are means
+    over time. Ordered by vehicle, then period.
     """
     step = _period_ms(freq)
     intervals = _trip_intervals(db, since, until)
     with db.reading() as conn:
         known = [v for (v,) in conn.execute(sa.select(table_of(VehicleRow).c.vehicle_id))]
     vehicles = sorted(set(known) | set(intervals["vehicle_id"]))
-    if intervals.empty or not vehicles:
+    used = _split(intervals, step)
+    times = used.index.get_level_values("period")
+    first = millis(since) // step * step if since is not None else times.min() if len(used) else None
+    last = -(-millis(until) // step) * step - step if until is not None else times.max() if len(used) else None
+    if first is None or last is None or last < first or not vehicles:
         return _typed(pd.DataFrame({c: [] for c in UTILISATION_COLUMNS}), UTILISATION_COLUMNS)
-    start = intervals["start_ms"].to_numpy(np.int64)
-    end = intervals["end_ms"].to_numpy(np.int64)
-    first = start // step * step
-    spans = (end - 1) // step * step
-    count = np.maximum((spans - first) // step + 1, 1)
-    row = np.repeat(np.arange(len(start)), count)
-    offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-    period = first[row] + offset * step
-    overlap = np.minimum(end[row], period + step) - np.maximum(start[row], period)
-    used = pd.DataFrame({"vehicle_id": intervals["vehicle_id"].to_numpy()[row], "period": period, "ms": overlap})
-    used = used.groupby(["vehicle_id", "period"], sort=False)["ms"].sum()
-    grid = pd.MultiIndex.from_product(
-        [vehicles, np.arange(first.min(), spans.max() + step, step)], names=["vehicle_id", "period"]
-    )
+    grid = pd.MultiIndex.from_product([vehicles, np.arange(first, last + step, step)], names=["vehicle_id", "period"])
     ms = used.reindex(grid, fill_value=0).reset_index()
     frame = pd.DataFrame(
         {
@@ -157,6 +149,20 @@ def utilisation(
         }
     )
     return _typed(frame, UTILISATION_COLUMNS)
+
+
+def _split(intervals: pd.DataFrame, step: int) -> pd.Series:
+    """Milliseconds on trips per (vehicle, period start): each interval cut at the multiples of ``step`` it spans."""
+    start = intervals["start_ms"].to_numpy(np.int64)
+    end = intervals["end_ms"].to_numpy(np.int64)
+    first = start // step * step
+    count = ((end - 1) // step * step - first) // step + 1  # periods each interval touches (end exclusive)
+    row = np.repeat(np.arange(len(start)), count)
+    offset = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    period = first[row] + offset * step
+    overlap = np.minimum(end[row], period + step) - np.maximum(start[row], period)
+    used = pd.DataFrame({"vehicle_id": intervals["vehicle_id"].to_numpy(object)[row], "period": period, "ms": overlap})
+    return used.groupby(["vehicle_id", "period"])["ms"].sum()
 
 
 def revenue(db: Database) -> pd.DataFrame:

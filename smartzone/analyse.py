@@ -20,6 +20,7 @@ from settlement.charts import ZoneMap
 from settlement.db import Database
 from settlement.errors import SettlementError
 from settlement.fares import format_eur
+from settlement.lifecycle import ON_CHAIN_EPOCH
 from smartzone.settings import Settings
 
 RECORDING_SUFFIXES = (".jsonl.gz", ".jsonl")
@@ -105,7 +106,7 @@ def summary(frames: dict[str, pd.DataFrame]) -> str:
         per_hour = started.dt.floor("h").value_counts()
         top = per_hour[per_hour == per_hour.max()].sort_index()
         lines.append(f"busiest hour: {top.index[0]:%Y-%m-%d %H:00} UTC, {top.iloc[0]} trips started")
-    on_chain = epochs[epochs["status"] != "closed"]
+    on_chain = epochs[epochs["status"].isin([s.value for s in ON_CHAIN_EPOCH])]
     total = format_eur(int(epochs["total_micro"].sum())) if len(epochs) else format_eur(0)
     lines.append(f"epochs: {len(epochs)} ({len(on_chain)} on chain), {int(epochs['trips'].sum())} trips, {total}")
     return "\n".join(lines)
@@ -118,16 +119,14 @@ def zone_map(streets: Path | None = None) -> ZoneMap:
 
     boundary = [(p.lon, p.lat) for p in load_zone().ring]
     packaged = resources.files("simulator").joinpath("data", "streets.geojson")
-    text = None
-    if streets is not None:
-        text = streets.read_text("utf-8")
-    elif packaged.is_file():
-        text = packaged.read_text("utf-8")
-    elif FALLBACK_STREETS.is_file():
-        text = FALLBACK_STREETS.read_text("utf-8")
-    if text is None:
+    source = streets or next((p for p in (packaged, FALLBACK_STREETS) if p.is_file()), None)
+    if source is None:
         return ZoneMap(boundary=boundary, attribution=STREETS_ATTRIBUTION, notes=["streets not available"])
-    return ZoneMap(streets=street_lines(json.loads(text)), boundary=boundary, attribution=STREETS_ATTRIBUTION)
+    try:
+        lines = street_lines(json.loads(source.read_text("utf-8")))
+    except (OSError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise SettlementError(f"cannot draw the streets of {source}: {exc}") from None
+    return ZoneMap(streets=lines, boundary=boundary, attribution=STREETS_ATTRIBUTION)
 
 
 def street_lines(collection: dict[str, Any]) -> list[list[tuple[float, float]]]:

@@ -16,6 +16,7 @@ from sensors.messages import Message
 from sensors.topics import topic_for
 from sensors.wire import QOS, RETAIN
 from settlement.db import Database
+from settlement.errors import SettlementError
 from smartzone.analyse import zone_map
 from smartzone.cli import main
 from tests.research_example import build
@@ -153,3 +154,6 @@ def test_the_map_draws_the_streets_given_and_the_zones_boundary(tmp_path: Path) 
     assert [len(line) for line in zone.streets] == [2, 2, 3] and zone.streets[0][0] == (4.39, 51.21)
     assert len(zone.boundary) > 10 and zone.bbox() is not None
     assert "Stad Antwerpen" in zone.attribution and zone.notes == []
+    (tmp_path / "broken.geojson").write_text("{")
+    with pytest.raises(SettlementError, match="cannot draw the streets"):
+        zone_map(tmp_path / "broken.geojson")

@@ -81,6 +81,10 @@ def test_utilisation_in_quarter_hours_and_within_a_window(example: Database) -> 
     window = analysis.utilisation(example, since=at("08:00"), until=at("09:00"))
     assert set(window["period"]) == {at("08:00")}
     assert window.set_index("vehicle_id").loc["bike-1", "on_trip_min"] == 10
+    clipped = analysis.utilisation(example, since=at("08:30"), until=at("09:10")).set_index(["vehicle_id", "period"])
+    assert clipped.loc["car-1", "on_trip_min"].tolist() == [30, 10]  # 08:30-09:15 seen through 08:30-09:10
+    quiet = analysis.utilisation(example, since=at("12:00"), until=at("14:00"))
+    assert len(quiet) == 5 * 2 and quiet["on_trip_min"].sum() == 0
 
 
 def test_utilisation_refuses_a_period_of_no_fixed_length(example: Database) -> None:
