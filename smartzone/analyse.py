@@ -11,17 +11,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from settlement import analysis
-from settlement.charts import ZoneMap
 from settlement.db import Database
 from settlement.errors import SettlementError
 from settlement.fares import format_eur
 from settlement.lifecycle import ON_CHAIN_EPOCH
 from smartzone.settings import Settings
+
+if TYPE_CHECKING:  # pandas, pyarrow and matplotlib load when the command runs, not with every `smartzone` command
+    import pandas as pd
+
+    from settlement.charts import ZoneMap
 
 RECORDING_SUFFIXES = (".jsonl.gz", ".jsonl")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -72,6 +73,8 @@ def run_analyse(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _analyse(database: Database, args: argparse.Namespace) -> int:
+    from settlement import analysis
+
     _progress(f"reading {database.url}")
     try:
         trips = analysis.trips(database, args.since, args.until)
@@ -115,6 +118,7 @@ def summary(frames: dict[str, pd.DataFrame]) -> str:
 def zone_map(streets: Path | None = None) -> ZoneMap:
     """The zone's boundary and streets to draw under the trip origins: ``streets`` if given, else the package's
     street file, else the lab's shared copy; without one, the boundary alone (the map says so)."""
+    from settlement.charts import ZoneMap
     from simulator.zone import load_zone
 
     boundary = [(p.lon, p.lat) for p in load_zone().ring]
@@ -205,6 +209,7 @@ def _targets(out: Path, args: argparse.Namespace) -> list[Path]:
 
 
 def _export(database: Database, frames: dict[str, pd.DataFrame], args: argparse.Namespace) -> None:
+    from settlement import analysis
     from settlement.exports import export
 
     for name, frame in frames.items():
