@@ -12,7 +12,8 @@
         ├── StoreRefused             the database refused a value or constraint of one batch (not an outage)
         ├── SchemaMismatch           (settlement.db) the database's schema revision is not this code's
         ├── RegistryError            (settlement.registry) a registration the registry refuses; ``code`` says why
-        └── IllegalTransition        (settlement.lifecycle) a trip or epoch status change the life cycle forbids
+        ├── IllegalTransition        (settlement.lifecycle) a trip or epoch status change the life cycle forbids
+        └── ExportError              (settlement.exports) an export into a non-empty directory, an unknown format
 
 Adapters translate library errors into these; entry points turn them into a one-line message
 and an exit code (CLI) or a problem-details response (HTTP).

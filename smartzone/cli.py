@@ -24,6 +24,7 @@ from sensors.errors import SmartZoneError
 from sensors.redaction import redact_url
 from smartzone.accounts import add_account_commands
 from smartzone.admin import add_commands
+from smartzone.analyse import add_analyse_command
 from smartzone.console import invalid_setting, mask_logs, masked, protect
 from smartzone.record import add_record_command
 from smartzone.replay import add_replay_command
@@ -84,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     add_replay_command(sub)
     add_riders_command(sub)
     add_account_commands(sub)
+    add_analyse_command(sub)
     for p in (up, serve):
         p.add_argument("--port", dest="http_port", type=int, help="HTTP port (default 8000)")
     return parser

@@ -1,0 +1,79 @@
+"""DataFrames written as Hive-partitioned datasets (``day=2026-11-30/hour=08/part-0.parquet``) in Parquet or CSV.
+
+The layout DuckDB (``read_parquet('trips/**/*.parquet', hive_partitioning = true)``), Spark and
+``pyarrow.dataset`` read as one table with ``day`` and ``hour`` columns, so months of data are read a few hours at
+a time. The partition columns are not repeated inside the files. A row whose time is missing goes to
+``day=__HIVE_DEFAULT_PARTITION__/hour=__HIVE_DEFAULT_PARTITION__``, the name those readers take for null. Parquet
+times are stored in milliseconds (UTC), integers as int64: money stays exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from settlement.errors import SettlementError
+
+FORMATS = ("parquet", "csv")
+NULL_PARTITION = "__HIVE_DEFAULT_PARTITION__"
+TIME_COLUMNS = ("start_time", "period", "time", "closed_time")
+"""The column a frame is partitioned by unless told: the first of these it has (trips, utilisation, readings,
+epochs). A frame with none of them (revenue) is written whole, unpartitioned."""
+
+
+class ExportError(SettlementError):
+    """An export that would mix with files already there, or an unknown format."""
+
+
+def export(
+    frames: pd.DataFrame | Iterable[pd.DataFrame], out_dir: Path, fmt: str = "parquet", *, by: str | None = None
+) -> list[Path]:
+    """Write ``frames`` (one frame, or chunks of one table with the same columns) under ``out_dir``, partitioned by
+    the UTC day and hour of column ``by`` (default: the first of ``TIME_COLUMNS`` present); returns the files
+    written, in order. ``out_dir`` must not exist yet or be empty: an export never mixes with an older one."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}: use one of {', '.join(FORMATS)}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise ExportError(f"{out_dir} is not an empty directory: export into a new one")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    schema: pa.Schema | None = None
+    for part, frame in enumerate([frames] if isinstance(frames, pd.DataFrame) else frames):
+        column = by or next((c for c in TIME_COLUMNS if c in frame.columns), None)
+        if schema is None:
+            schema = pa.Schema.from_pandas(frame, preserve_index=False)
+        if column is None:
+            written.append(_write(frame, out_dir / f"part-{part}.{fmt}", fmt, schema))
+            continue
+        for (day, hour), rows in _partitions(frame, column):
+            written.append(_write(rows, out_dir / f"day={day}" / f"hour={hour}" / f"part-{part}.{fmt}", fmt, schema))
+    return written
+
+
+def _partitions(frame: pd.DataFrame, column: str) -> Iterable[tuple[tuple[str, str], pd.DataFrame]]:
+    """``frame``'s rows grouped by the UTC day and hour of ``column``, in time order (missing times last)."""
+    times = frame[column]
+    if not isinstance(times.dtype, pd.DatetimeTZDtype):
+        raise ExportError(f"cannot partition by {column!r}: it is not a timezone-aware time column")
+    hours = times.dt.tz_convert("UTC").dt.floor("h")
+    for hour, rows in frame.groupby(hours, sort=True, dropna=False):
+        if pd.isna(hour):
+            yield (NULL_PARTITION, NULL_PARTITION), rows
+        else:
+            stamp = pd.Timestamp(hour)
+            yield (stamp.strftime("%Y-%m-%d"), stamp.strftime("%H")), rows
+
+
+def _write(frame: pd.DataFrame, path: Path, fmt: str, schema: pa.Schema) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "csv":
+        frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ")
+    else:
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        pq.write_table(table, path, coerce_timestamps="ms", allow_truncated_timestamps=False)
+    return path
