@@ -28,8 +28,6 @@ RECORDING_SUFFIXES = (".jsonl.gz", ".jsonl")
 GZIP_MAGIC = b"\x1f\x8b"
 SQLITE_MAGIC = b"SQLite format 3\x00"
 STREETS_ATTRIBUTION = "Streets and zone: Bron: Stad Antwerpen (open geodata), reconstructed (see simulator/data)"
-FALLBACK_STREETS = Path("/work/shared/data/smart-zone/streets.geojson")
-"""The lab's shared copy of the street file, read only while the package ships none (``simulator/data``)."""
 TABLES = ("trips", "utilisation", "revenue", "epochs")
 
 
@@ -123,7 +121,7 @@ def zone_map(streets: Path | None = None) -> ZoneMap:
 
     boundary = [(p.lon, p.lat) for p in load_zone().ring]
     packaged = resources.files("simulator").joinpath("data", "streets.geojson")
-    source = streets or next((p for p in (packaged, FALLBACK_STREETS) if p.is_file()), None)
+    source = streets or (packaged if packaged.is_file() else None)
     if source is None:
         return ZoneMap(boundary=boundary, attribution=STREETS_ATTRIBUTION, notes=["streets not available"])
     try:
