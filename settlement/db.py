@@ -60,6 +60,7 @@ class Database:
             kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
         elif url.startswith("postgresql"):
             kwargs["connect_args"] = {"connect_timeout": 5}  # a host that stops answering must not hang reads
+        engine: Engine | None = None
         try:
             engine = sa.create_engine(url, **kwargs)
             if engine.dialect.name == "sqlite":
@@ -67,21 +68,38 @@ class Database:
                 sa.event.listen(engine, "connect", _sqlite_wal if file_backed else _sqlite_foreign_keys)
             with engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
-        except (SQLAlchemyError, ImportError) as exc:
-            raise StoreUnavailable(redact(url), first_line(exc)) from None
-        if engine.dialect.name not in ("sqlite", "postgresql"):
-            raise SettlementError(f"unsupported database {engine.dialect.name}: use SQLite or PostgreSQL")
+            if engine.dialect.name not in ("sqlite", "postgresql"):
+                raise SettlementError(f"unsupported database {engine.dialect.name}: use SQLite or PostgreSQL")
+        except BaseException as exc:
+            if engine is not None:
+                engine.dispose()  # no pooled connection outlives a refusal
+            if isinstance(exc, SQLAlchemyError | ImportError):
+                raise StoreUnavailable(redact(url), first_line(exc)) from None
+            raise
         return cls(engine, url)
 
     @classmethod
     def connect(cls, url: str) -> Database:
-        """Open ``url`` and require its schema at the head revision (``SchemaMismatch`` says what to run)."""
+        """Open ``url`` and require its schema at the head revision (``SchemaMismatch`` says what to run); a
+        database refused is closed before the error leaves."""
         database = cls.open(url)
-        database.check_revision()
+        try:
+            database.check_revision()
+        except BaseException:
+            database.close()
+            raise
         return database
 
     def close(self) -> None:
+        """Close the connections in the pool: those still checked out (a unit of work, the settler lock) are to be
+        closed or released first, or they stay open until garbage-collected."""
         self.engine.dispose()
+
+    def __enter__(self) -> Database:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- migrations ---------------------------------------------------------------------------
     def _config(self, conn: sa.Connection | None = None) -> Config:

@@ -179,17 +179,21 @@ def cmd_aggregate(settings: Settings, args: argparse.Namespace) -> int:
 def _aggregate(settings: Settings) -> int:
     from smartzone.parts import build_aggregator, open_database
 
-    database = open_database(settings)
-    part = build_aggregator(
-        settings, database, mqtt_url=settings.broker_url(), protocol=settings.mqtt_protocol, ca_file=settings.ca_file()
-    )
-    print(
-        f"aggregating from {part.client.url} into {database.url}, settling on "
-        f"{redact_url(settings.chain_url) if settings.chain_url else 'embedded py-evm'} (contract {part.contract})",
-        flush=True,
-    )
-    with _stop_on_signals() as stop:
-        part.run(stop)
+    with open_database(settings) as database:  # closed once the run has let go of the settler lock
+        part = build_aggregator(
+            settings,
+            database,
+            mqtt_url=settings.broker_url(),
+            protocol=settings.mqtt_protocol,
+            ca_file=settings.ca_file(),
+        )
+        print(
+            f"aggregating from {part.client.url} into {database.url}, settling on "
+            f"{redact_url(settings.chain_url) if settings.chain_url else 'embedded py-evm'} (contract {part.contract})",
+            flush=True,
+        )
+        with _stop_on_signals() as stop:
+            part.run(stop)
     print(f"stopped: {part.aggregator.counters.summary()}", flush=True)
     return 0
 
@@ -256,7 +260,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     with ExitStack() as stack, _stop_on_signals() as stop:
         sock = stack.enter_context(_listen(settings))  # before the database: a taken port is told first
-        database = open_database(settings)
+        database = stack.enter_context(open_database(settings))  # closed after the server has stopped
         _serve_in_thread(_server(settings, database, chain_label(settings)), stack, sock)
         print(f"dashboard on http://{settings.http_host}:{settings.http_port}/ from {database.url}", flush=True)
         stop.wait()
@@ -331,7 +335,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
             )
             aggregator_url = url_for(access.find(Role.AGGREGATOR), broker.url)
             simulator_url = url_for(access.find(Role.GATEWAY, settings.operator), broker.url)
-        database = open_database(settings, migrate=True)
+        # closed last: after the server, the simulator and the aggregator (and its settler lock) have stopped
+        database = stack.enter_context(open_database(settings, migrate=True))
         part = build_aggregator(settings, database, mqtt_url=aggregator_url, protocol=broker.protocol)
         fleet = make_fleet(settings, part.chain_id)
         register_fleet(database, fleet)

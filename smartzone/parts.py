@@ -47,12 +47,16 @@ def open_database(settings: Settings, *, migrate: bool = False) -> Database:
     if settings.database_url is None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database.open(settings.db_url())
-    if migrate:
-        before, after = database.upgrade()
-        if before != after:
-            log.info("migrated %s from schema revision %s to %s", database.url, before or "(none)", after)
-    else:
-        database.check_revision()
+    try:
+        if migrate:
+            before, after = database.upgrade()
+            if before != after:
+                log.info("migrated %s from schema revision %s to %s", database.url, before or "(none)", after)
+        else:
+            database.check_revision()
+    except BaseException:
+        database.close()  # refused: no pooled connection left open behind the error
+        raise
     return database
 
 

@@ -40,10 +40,11 @@ class PgSettlerLock:
         try:
             key = conn.execute(_KEY).scalar_one()
             taken = bool(conn.execute(sa.select(sa.func.pg_try_advisory_lock(key))).scalar_one())
-        except (OperationalError, InterfaceError):
-            conn.invalidate()
-            conn.close()
-            return False
+        except BaseException as exc:  # the lock may or may not be on this session: the connection goes for good
+            _discard(conn)
+            if isinstance(exc, OperationalError | InterfaceError):
+                return False
+            raise
         if not taken:
             conn.close()
             return False
@@ -52,25 +53,36 @@ class PgSettlerLock:
         return True
 
     def release(self) -> None:
-        if self._conn is None:
+        """Let the lock go and close its connection, whatever happens: back to the pool once unlocked, discarded if
+        the unlock failed (never pooled with the lock on its session)."""
+        conn, self._conn = self._conn, None
+        if conn is None:
             return
         try:
-            key = self._conn.execute(_KEY).scalar_one()
-            self._conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
-            self._conn.close()
-            self._conn = None
-        except (OperationalError, InterfaceError):
-            self._drop()
+            key = conn.execute(_KEY).scalar_one()
+            conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+        except BaseException as exc:
+            _discard(conn)  # the lock goes with its session
+            if isinstance(exc, OperationalError | InterfaceError):
+                return  # the database is away: the lock is gone with the connection
+            raise
+        conn.close()
 
     def _drop(self) -> None:
         """Close the connection for good (never back to the pool with the lock on its session)."""
         assert self._conn is not None
-        try:
-            self._conn.invalidate()
-            self._conn.close()
-        except SQLAlchemyError:
-            pass
-        self._conn = None
+        conn, self._conn = self._conn, None
+        _discard(conn)
+
+
+def _discard(conn: sa.Connection) -> None:
+    """Invalidate and close ``conn``: its DBAPI connection is closed, never given back to the pool."""
+    try:
+        conn.invalidate()
+    except SQLAlchemyError:
+        pass
+    finally:
+        conn.close()
 
 
 def settler_lock(database: Database) -> SettlerLock:

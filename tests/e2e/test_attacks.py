@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,7 +83,8 @@ def send(client: MqttClient, message: Message, payload: bytes | None = None) -> 
 def platform(postgres_url: str, anvil_url: str, tmp_path: Path) -> Iterator[Platform]:
     fleet = SignedFleet(vehicles={"bike-1": VehicleKind.BIKE, "bike-2": VehicleKind.BIKE})
     access = generate("smartzone", [OPERATOR], vehicles=["bike-1", "bike-2", "ghost-1"])
-    with mosquitto(services.mosquitto_binary(), access=access) as broker:
+    with ExitStack() as stack:
+        broker = stack.enter_context(mosquitto(services.mosquitto_binary(), access=access))
         settings = Settings(
             database_url=postgres_url,
             chain_url=anvil_url,
@@ -92,7 +93,7 @@ def platform(postgres_url: str, anvil_url: str, tmp_path: Path) -> Iterator[Plat
             aggregator_id=f"attacks-{uuid.uuid4().hex[:8]}",
             demo=True,  # the euro token's faucet funds the fleet's rider
         )
-        database = open_database(settings, migrate=True)
+        database = stack.enter_context(open_database(settings, migrate=True))
         part = build_aggregator(
             settings, database, mqtt_url=url_for(access.find(Role.AGGREGATOR), broker.url), protocol="auto"
         )

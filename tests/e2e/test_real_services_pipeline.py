@@ -54,7 +54,12 @@ def smartzone(*args: str, env: dict[str, str], **kwargs: object) -> subprocess.P
 
 
 def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
-    broker: RunningBroker, access: BrokerAccess, postgres_url: str, anvil_url: str, tmp_path: Path
+    broker: RunningBroker,
+    access: BrokerAccess,
+    postgres_url: str,
+    anvil_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     gateway_url = url_for(access.find(Role.GATEWAY, "smartzone-demo"), broker.url)
     upgrade = subprocess.run(
@@ -116,6 +121,7 @@ def test_a_seeded_run_across_processes_on_real_services_settles_every_trip_once(
         assert sim.returncode == 0, sim.stderr
         summary = json.loads(sim.stdout.strip().splitlines()[-1])
         database = Database.connect(postgres_url)
+        request.addfinalizer(database.close)
         read = SqlReadModel(database)
         events = summary["published"]["event"]
         wait_until(lambda: read.stats().events == events, 120, f"{events} events stored")

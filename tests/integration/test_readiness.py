@@ -79,7 +79,8 @@ class Proxy:
 @pytest.mark.services
 def test_a_database_that_goes_away_makes_readyz_503_naming_it_without_its_password(postgres_url: str) -> None:
     url = sa.make_url(postgres_url)
-    Database.open(postgres_url).upgrade()
+    with Database.open(postgres_url) as setup:
+        setup.upgrade()
     proxy = Proxy((url.host or "127.0.0.1", url.port or 5432))
     relayed = url.set(password=PASSWORD, port=proxy.port).render_as_string(hide_password=False)
     database = Database.open(relayed)  # trust auth: the password is carried, never checked

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.pool import Pool
 
 from sensors.address import Address
 from sensors.messages import EventType, VehicleKind
@@ -56,10 +58,36 @@ def fleet(database: Database) -> SignedFleet:
 def test_a_new_database_is_refused_until_it_is_upgraded_naming_the_command(url: str) -> None:
     with pytest.raises(SchemaMismatch, match="smartzone db upgrade"):
         Database.connect(url)
-    db = Database.open(url)
-    assert db.upgrade() == (None, db.head_revision())
-    Database.connect(url).close()
-    assert db.upgrade()[0] == db.head_revision()  # upgrading twice changes nothing
+    with Database.open(url) as db:
+        assert db.upgrade() == (None, db.head_revision())
+        Database.connect(url).close()
+        assert db.upgrade()[0] == db.head_revision()  # upgrading twice changes nothing
+
+
+@contextmanager
+def driver_connections() -> Iterator[list[int]]:
+    """Counts, while open, the driver connections any engine opens (+1) and closes (-1): SQLAlchemy's pool events."""
+    seen: list[int] = []
+
+    def opened(*_: object) -> None:
+        seen.append(1)
+
+    def closed(*_: object) -> None:
+        seen.append(-1)
+
+    sa.event.listen(Pool, "connect", opened)
+    sa.event.listen(Pool, "close", closed)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(Pool, "connect", opened)
+        sa.event.remove(Pool, "close", closed)
+
+
+def test_a_database_refused_for_its_schema_leaves_no_connection_open(url: str) -> None:
+    with driver_connections() as seen, pytest.raises(SchemaMismatch):
+        Database.connect(url)
+    assert seen.count(1) >= 1 and sum(seen) == 0  # it did connect, and closed what it opened
 
 
 def test_the_migrations_make_exactly_the_tables_of_the_schema_module(database: Database) -> None:
