@@ -29,17 +29,23 @@ def add_simulate_command(sub: argparse._SubParsersAction[argparse.ArgumentParser
         metavar="FILE",
         help="a scenario file (TOML), or the name of a shipped one: weekday, tiny, stress-10k",
     )
-    sim.add_argument("--seed", dest="run_seed", type=int, help="seed of the fleet, its riders and faults")
+    sim.add_argument("--seed", dest="run_seed", metavar="N", type=int, help="seed of the fleet, its riders and faults")
     sim.add_argument("--start", dest="run_start", metavar="ISO8601", help="simulated start, with its UTC offset")
-    sim.add_argument("--minutes", dest="run_minutes", type=float, help="simulated minutes; 0 runs until stopped")
-    sim.add_argument("--speed", dest="run_speed", type=float, help="simulated seconds per real second; 0: flat out")
-    sim.add_argument("--vehicles", dest="run_vehicles", type=int, help="fleet size")
+    sim.add_argument(
+        "--minutes", dest="run_minutes", metavar="MINUTES", type=float, help="simulated minutes; 0 runs until stopped"
+    )
+    sim.add_argument(
+        "--speed", dest="run_speed", metavar="FACTOR", type=float, help="simulated seconds per real second; 0: flat out"
+    )
+    sim.add_argument("--vehicles", dest="run_vehicles", metavar="N", type=int, help="fleet size")
     sim.add_argument(
         "--no-register",
         action="store_true",
         help="do not add the fleet to the registry of SMARTZONE_DATABASE_URL (then SMARTZONE_CHAIN_ID is needed)",
     )
-    sim.add_argument("--registrations", type=Path, help="also write the fleet's signed registrations (JSON lines)")
+    sim.add_argument(
+        "--registrations", type=Path, metavar="FILE", help="also write the fleet's signed registrations (JSON lines)"
+    )
     sim.set_defaults(command=cmd_simulate)
 
 
