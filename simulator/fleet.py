@@ -418,7 +418,11 @@ class Fleet:
         docked = round(len(bikes) * self.config.docked_share)
         if not docked:
             return
-        places = [p for p in (stations if stations is not None else load_stations()) if self.zone.contains(p)]
+        try:
+            shipped = stations if stations is not None else load_stations()
+        except FileNotFoundError:
+            raise ValueError("docked bikes need the stations (simulator/data/stations.geojson)") from None
+        places = [p for p in shipped if self.zone.contains(p)]
         if not places:
             raise ValueError("docked bikes need a station inside the zone")
         for i, v in enumerate(bikes[:docked]):

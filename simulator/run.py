@@ -45,7 +45,8 @@ Progress = Callable[[float, float], None]
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run published and how long it took (simulated and wall-clock seconds).
+    """What a run published (as the fleet handed it over, before any fault on the wire) and how long it took
+    (simulated and wall-clock seconds).
 
     ``dropped_qos0``: telemetry (QoS 0) the publisher dropped while the broker was away; ``unmatched``: QoS 1
     messages routed to no subscriber for good. Both are figures of a run, never its failure. ``faults``: how often

@@ -127,6 +127,34 @@ class Scenario:
         """The start in milliseconds since the Unix epoch, if fixed."""
         return None if self.start is None else round(self.start.timestamp() * 1000)
 
+    def describe(self) -> dict[str, Any]:
+        """The scenario as JSON-able data (such as a recording's header names it): every knob but the tariffs,
+        of which the plan ids."""
+        demand = self.demand
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "start": self.start.isoformat() if self.start is not None else None,
+            "minutes": self.minutes,
+            "speed": self.speed,
+            "fleet": {
+                "vehicles": self.fleet.vehicles,
+                "owners": self.fleet.owners,
+                "docked_share": self.fleet.docked_share,
+                "mix": {kind.value: weight for kind, weight in self.fleet.mix},
+            },
+            "demand": None
+            if demand is None
+            else {
+                "riders": demand.riders,
+                "rate_per_hour": demand.rate_per_hour,
+                "walk_m": demand.walk_m,
+                "profile": list(demand.profile),
+            },
+            "tariffs": {kind.value: plan["plan_id"] for kind, plan in self.tariffs.items()},
+            "faults": {name: getattr(self.faults, name) for name in FaultRates.__slots__},
+        }
+
     def overridden(
         self,
         *,
@@ -165,7 +193,7 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
     """The scenario described by ``data`` (a TOML document as ``tomllib`` reads it)."""
     top = _Table(data, "")
     scenario = Scenario(
-        name=top.get("name", str, None, _non_empty),
+        name=top.required("name", str, _non_empty),
         seed=top.get("seed", int, 7, _at_least(0)),
         start=top.get("start", datetime, None, _aware),
         minutes=top.number("minutes", 0.0, _at_least(0)),
@@ -267,11 +295,14 @@ class _Table:
     def where(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key
 
+    def required(self, key: str, kind: type, check: Check | None = None) -> Any:
+        if key not in self.data:
+            raise ScenarioError(f"{self.where(key)}: is required")
+        return self.get(key, kind, None, check)
+
     def get(self, key: str, kind: type, default: Any, check: Check | None = None) -> Any:
         self._taken.add(key)
         if key not in self.data:
-            if default is None and check is _non_empty:
-                raise ScenarioError(f"{self.where(key)}: is required")
             return default
         value = self.data[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):

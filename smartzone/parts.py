@@ -214,7 +214,13 @@ def make_fleet(
     config = fleet_config(settings, chain_id, scenario)
     start_ms = scenario.start_ms if scenario is not None else None
     seq = first_seq if first_seq is not None else start_ms if start_ms is not None else int(time.time() * 1000)
-    return Fleet(replace(config, first_seq=seq), metering=rider_metering(scenario_plans(scenario)))
+    metering = rider_metering(scenario_plans(scenario))
+    try:
+        return Fleet(replace(config, first_seq=seq), metering=metering)
+    except ValueError as exc:
+        if scenario is None:
+            raise
+        raise ScenarioError(f"fleet: {exc}") from None
 
 
 def fleet_config(settings: Settings, chain_id: int, scenario: Scenario | None = None) -> FleetConfig:

@@ -125,9 +125,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
             scenario=scenario,
         )
     report: dict[str, Any] = {
-        "scenario": scenario.name,
-        "seed": scenario.seed,
-        "start": scenario.start.isoformat() if scenario.start is not None else None,
+        "scenario": scenario.describe(),
         "published": {channel.value: n for channel, n in summary.published.items()},
         "completed_trips": summary.completed_trips,
         "sim_seconds": summary.sim_seconds,

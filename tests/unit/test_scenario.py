@@ -4,6 +4,7 @@ the command line's overrides."""
 from __future__ import annotations
 
 import argparse
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -89,6 +90,17 @@ def test_every_knob_is_read_from_the_file(tmp_path: Path) -> None:
         0.03,
     )
     assert (faults.offline, faults.offline_mean_s, faults.sensor_fault) == (0.004, 120.0, 0.005)
+
+
+def test_a_scenario_describes_itself_as_json_data(tmp_path: Path) -> None:
+    described = load_scenario(write(tmp_path, FULL)).describe()
+    assert json.loads(json.dumps(described)) == described
+    assert described["start"] == "2026-12-01T07:30:00+01:00" and described["fleet"]["mix"] == {
+        "bike": 1,
+        "scooter": 2.5,
+    }
+    assert described["tariffs"] == {"scooter": "scooter-lab"} and described["faults"]["drop"] == 0.01
+    assert described["demand"]["profile"][8] == 3
 
 
 def test_a_file_with_a_name_only_takes_the_defaults(tmp_path: Path) -> None:
