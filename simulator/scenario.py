@@ -216,8 +216,10 @@ def check_scenario(scenario: Scenario) -> None:
         raise ScenarioError("start: must name its UTC offset (such as 2026-12-01T07:00:00+01:00)")
     if scenario.speed == 0 and scenario.minutes == 0:
         raise ScenarioError("speed: 0 (as fast as possible) needs a number of minutes (--minutes): it would never end")
-    if min(scenario.seed, scenario.minutes, scenario.speed) < 0 or math.isnan(scenario.speed):
-        raise ScenarioError("seed, minutes and speed must not be negative")
+    for key in ("seed", "minutes", "speed"):
+        value = getattr(scenario, key)
+        if not value >= 0:  # NaN too
+            raise ScenarioError(f"{key}: must be at least 0, not {value!r}")
 
 
 def hour_of_day(at_ms: int, utc_offset_s: int) -> int:

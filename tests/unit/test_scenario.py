@@ -229,6 +229,8 @@ def test_without_a_file_the_scenario_is_the_settings_fleet_with_the_overrides() 
         (args(run_start="yesterday"), "--start: not an ISO 8601 date-time"),
         (args(run_vehicles=0), "fleet.vehicles: must be at least 1"),
         (args(run_speed=0, run_minutes=0), "needs a number of minutes (--minutes)"),
+        (args(run_seed=-3), "seed: must be at least 0, not -3"),
+        (args(run_speed=float("nan")), "speed: must be at least 0, not nan"),
     ],
 )
 def test_a_bad_override_is_refused_with_its_reason(given: argparse.Namespace, message: str) -> None:
