@@ -115,7 +115,8 @@ class MemoryReadings:
             if v is None or v.last_seq >= u.seq:
                 continue
             v.last_seq, v.last_seen_ms, v.lat, v.lon = u.seq, u.timestamp_ms, u.lat, u.lon
-            v.battery_pct, v.online = u.battery_pct, True
+            v.battery_pct = u.battery_pct
+            v.online = v.online or u.timestamp_ms > v.state_ms  # not a reading from before its offline state
             if u.state is not None:
                 v.state = u.state.value
             elif v.state == VehicleStatus.UNKNOWN.value:

@@ -38,7 +38,8 @@ class ReadingRepository(Protocol):
         ...
 
     def update_vehicles(self, updates: Sequence[VehicleUpdate]) -> None:
-        """Apply each update to its vehicle unless the vehicle has seen a later seq."""
+        """Apply each update to its vehicle unless the vehicle has seen a later seq; a reading brings the vehicle
+        online only if it is newer than the vehicle's last state (a late reading never undoes an offline state)."""
         ...
 
     def apply_states(self, states: Sequence[VehicleState]) -> None:

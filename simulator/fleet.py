@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple, TypeVar
 
 from sensors.address import Address
@@ -14,6 +16,7 @@ from sensors.messages import (
     Event,
     EventType,
     Message,
+    Position,
     RiderVoucher,
     Telemetry,
     VehicleKind,
@@ -24,7 +27,11 @@ from sensors.signing import Domain, address_of, sign
 from sensors.topics import check_id
 from sensors.wire import MAX_SEQ, trip_id_for
 from simulator.app import Metering, next_voucher, nonce_at, ride_consent
+from simulator.demand import Arrival, Arrivals, demand_rng, nearest
+from simulator.faults import VehicleFaults, fault_rng
 from simulator.keys import device_key, operator_key, owner_key, rider_key
+from simulator.scenario import DemandSpec, FaultRates
+from simulator.stations import load_stations
 from simulator.vehicle import PROFILES, Status, Vehicle
 from simulator.zone import Zone, load_zone, walk
 
@@ -49,6 +56,11 @@ class FleetConfig:
     always signed, telemetry only with ``sign_telemetry``. ``first_seq`` is the seq of each vehicle's first
     message: a device never reuses a seq, so a later run against the same registry and database starts above
     the last one (the composition root passes the run's start time in ms).
+
+    With ``demand``, riders arrive as a Poisson process (``simulator.demand``; its hours on a clock
+    ``utc_offset_s`` ahead of UTC) instead of each vehicle being taken after ``mean_idle_s``. ``docked_share`` of
+    the bikes start docked at a Velo station. ``faults`` are the vehicles' own (GPS jitter, going offline, sensor
+    faults); the wire's are ``simulator.faults.FaultyPublisher``'s.
     """
 
     vehicles: int = 20
@@ -65,6 +77,10 @@ class FleetConfig:
     chain_id: int = 31337
     sign_telemetry: bool = False
     first_seq: int = 1
+    demand: DemandSpec | None = None
+    utc_offset_s: int = 0
+    docked_share: float = 0.0
+    faults: FaultRates = field(default_factory=FaultRates)
 
     def __post_init__(self) -> None:
         try:
@@ -84,6 +100,8 @@ class FleetConfig:
         weights = [w for _, w in self.mix]
         if not weights or min(weights) < 0 or sum(weights) <= 0:
             raise ValueError("mix needs non-negative weights with a positive sum")
+        if not 0 <= self.docked_share <= 1:
+            raise ValueError("docked_share must be between 0 and 1")
 
 
 class CompletedTrip(NamedTuple):
@@ -134,7 +152,13 @@ class Fleet:
     interval, and the lock carries the last one (the whole fare, up to the cap).
     """
 
-    def __init__(self, config: FleetConfig, zone: Zone | None = None, metering: Metering | None = None) -> None:
+    def __init__(
+        self,
+        config: FleetConfig,
+        zone: Zone | None = None,
+        metering: Metering | None = None,
+        stations: Sequence[Position] | None = None,
+    ) -> None:
         self.config = config
         self.zone = zone if zone is not None else load_zone()
         self.domain = Domain(config.chain_id)
@@ -157,6 +181,11 @@ class Fleet:
         self.completed_trips: list[CompletedTrip] = []
         self._start_ms: int | None = None
         self._elapsed_ms = 0
+        self._dock(stations)
+        self.demand_stats: Counter[str] = Counter()
+        self._arrivals: Arrivals | None = None
+        self._faults = VehicleFaults(config.faults, fault_rng(config.seed, "vehicles"))
+        self._offline: dict[str, int] = {}  # vehicle id -> when it comes back (ms since the start)
 
     def registrations(self, valid_from_ms: int) -> list[Registration]:
         """One open-ended registration per vehicle (its device, kind and owner as payee), signed by the operator."""
@@ -190,19 +219,31 @@ class Fleet:
         t, dt = self._advance(now_ms)
         out: list[Message] = []
         for v in self.vehicles:
+            if v.vehicle_id in self._offline and not self._back_online(v, now_ms, t, out):
+                continue
             if v.status is Status.RIDING:
                 self._ride(v, now_ms, t, dt, out)
             else:
                 self._park(v, now_ms, t, dt, out)
             if t >= v.next_telemetry_at:
-                out.append(v.telemetry(now_ms))
+                out.append(self._faults.jittered(v.telemetry(now_ms), self.zone))
                 v.next_telemetry_at = t + self._telemetry_interval_ms(v)
+                if v.status is Status.PARKED:
+                    self._strike(v, now_ms, t, out)
+        if self.config.demand is not None:
+            for arrival in self._demand(now_ms).until(now_ms):
+                self._serve(arrival, now_ms, t, out)
         return [self._signed_any(m) for m in out]
 
     def finish(self, now_ms: int) -> list[Event]:
         """Lock every vehicle still on a trip where it stands, so that no trip stays open."""
         t, _ = self._advance(now_ms)
         return [self._signed(self._lock(v, now_ms, t)) for v in self.vehicles if v.status is Status.RIDING]
+
+    @property
+    def fault_counts(self) -> Counter[str]:
+        """How often each of the vehicles' faults struck (jittered, offline, sensor_fault)."""
+        return Counter(self._faults.counts)
 
     def open_trips(self) -> list[OpenTrip]:
         """The trips in progress, in vehicle order."""
@@ -264,7 +305,7 @@ class Fleet:
             v.fault = self._rng.choice(FAULTS)
             v.fault_until = t + _exp_ms(self._rng, self.config.mean_fault_s)
             out.append(v.event(now_ms, EventType.FAULT, detail=v.fault))
-        elif t >= v.next_trip_at:
+        elif self.config.demand is None and t >= v.next_trip_at:
             self._unlock(v, now_ms, t, out)
 
     def _unlock(self, v: Vehicle, now_ms: int, t: int, out: list[Message]) -> None:
@@ -324,6 +365,67 @@ class Fleet:
         v.next_trip_at = t + self._idle_ms()
         v.next_telemetry_at = t + self._telemetry_interval_ms(v)
         return event
+
+    def _demand(self, now_ms: int) -> Arrivals:
+        """The riders' arrivals, from the fleet's start on."""
+        if self._arrivals is None:
+            assert self.config.demand is not None
+            start = self._start_ms if self._start_ms is not None else now_ms
+            rng = demand_rng(self.config.seed)
+            self._arrivals = Arrivals(self.config.demand, self.zone, rng, start, self.config.utc_offset_s)
+        return self._arrivals
+
+    def _serve(self, arrival: Arrival, now_ms: int, t: int, out: list[Message]) -> None:
+        """A rider walks to the nearest vehicle not on a trip: it is taken, or refuses (faulty, battery low)."""
+        assert self.config.demand is not None
+        v = nearest(self.vehicles, arrival.position, self.config.demand.walk_m, self._offline)
+        self.demand_stats["arrivals"] += 1
+        if v is None:
+            self.demand_stats["no_vehicle"] += 1
+        elif v.status is Status.FAULTY:
+            self.demand_stats["faulty"] += 1
+        elif not v.rentable():
+            self.demand_stats["battery_low"] += 1
+            out.append(v.event(now_ms, EventType.BATTERY_LOW))
+        else:
+            self._unlock(v, now_ms, t, out)
+            self.demand_stats["unlocked" if v.status is Status.RIDING else "no_rider"] += 1
+
+    def _strike(self, v: Vehicle, now_ms: int, t: int, out: list[Message]) -> None:
+        """The faults of a parked vehicle after a reading: it drops off the network, or a sensor fails."""
+        away_s = self._faults.goes_offline()
+        if away_s is not None:
+            out.append(v.state(now_ms, online=False))  # what its last will says
+            self._offline[v.vehicle_id] = t + max(1, round(away_s * 1000))
+        elif (sensor := self._faults.sensor_fault()) is not None:
+            v.status, v.fault = Status.FAULTY, sensor
+            v.fault_until = t + _exp_ms(self._faults.rng, self.config.mean_fault_s)
+            out.append(v.event(now_ms, EventType.FAULT, detail=sensor))
+
+    def _back_online(self, v: Vehicle, now_ms: int, t: int, out: list[Message]) -> bool:
+        """Whether ``v``, offline, is back by ``t`` (then it says so, and reports at once)."""
+        if t < self._offline[v.vehicle_id]:
+            return False
+        del self._offline[v.vehicle_id]
+        out.append(v.state(now_ms, online=True))
+        v.next_telemetry_at = t
+        return True
+
+    def _dock(self, stations: Sequence[Position] | None) -> None:
+        """Stand ``docked_share`` of the bikes at the stations inside the zone, in turn."""
+        bikes = [v for v in self.vehicles if v.kind is VehicleKind.BIKE]
+        docked = round(len(bikes) * self.config.docked_share)
+        if not docked:
+            return
+        try:
+            shipped = stations if stations is not None else load_stations()
+        except FileNotFoundError:
+            raise ValueError("docked bikes need the stations (simulator/data/stations.geojson)") from None
+        places = [p for p in shipped if self.zone.contains(p)]
+        if not places:
+            raise ValueError("docked bikes need a station inside the zone")
+        for i, v in enumerate(bikes[:docked]):
+            v.position = places[i % len(places)]
 
     def _new_vehicle(self, number: int, kind: VehicleKind) -> Vehicle:
         rng = self._rng

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -45,10 +45,12 @@ Progress = Callable[[float, float], None]
 
 @dataclass(frozen=True)
 class RunSummary:
-    """What a run published and how long it took (simulated and wall-clock seconds).
+    """What a run published (as the fleet handed it over, before any fault on the wire) and how long it took
+    (simulated and wall-clock seconds).
 
     ``dropped_qos0``: telemetry (QoS 0) the publisher dropped while the broker was away; ``unmatched``: QoS 1
-    messages routed to no subscriber for good. Both are figures of a run, never its failure.
+    messages routed to no subscriber for good. Both are figures of a run, never its failure. ``faults``: how often
+    each of the scenario's faults struck (``simulator.faults``).
     """
 
     published: dict[Channel, int]
@@ -59,6 +61,7 @@ class RunSummary:
     stopped_early: bool = False
     dropped_qos0: int = 0
     unmatched: int = 0
+    faults: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def total_published(self) -> int:

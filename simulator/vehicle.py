@@ -19,11 +19,11 @@ class KindProfile:
     charge_pct_per_hour: float = 0.0
 
 
-PROFILES: dict[VehicleKind, KindProfile] = {
-    VehicleKind.BIKE: KindProfile(speed_mps=4.5),
+PROFILES: dict[VehicleKind, KindProfile] = {  # a ride's speed varies by +-15 %: a car never above 30 km/h
+    VehicleKind.BIKE: KindProfile(speed_mps=4.2),
     VehicleKind.EBIKE: KindProfile(speed_mps=6.0, drain_pct_per_km=1.5, charge_pct_per_hour=4.0),
     VehicleKind.SCOOTER: KindProfile(speed_mps=5.0, drain_pct_per_km=3.0, charge_pct_per_hour=6.0),
-    VehicleKind.CAR: KindProfile(speed_mps=8.0, drain_pct_per_km=0.4, charge_pct_per_hour=3.0),
+    VehicleKind.CAR: KindProfile(speed_mps=7.2, drain_pct_per_km=0.4, charge_pct_per_hour=3.0),
 }
 LOW_BATTERY_PCT = 20.0
 """A ``battery_low`` event is sent when the battery falls below this."""

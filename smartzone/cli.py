@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import logging
 import shutil
 import signal
@@ -14,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,6 +29,7 @@ from smartzone.replay import add_replay_command
 from smartzone.retention import add_retention_command
 from smartzone.riders import add_riders_command
 from smartzone.settings import Settings
+from smartzone.simulate import add_simulate_command
 from smartzone.verify import add_verify_command
 
 log = logging.getLogger("smartzone")
@@ -65,19 +64,11 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run broker, chain, simulator, aggregator and dashboard in one process")
     up.set_defaults(command=cmd_up)
     _sim_options(up)
-    sim = sub.add_parser("simulate", help="run the simulated fleet against a broker")
-    sim.set_defaults(command=cmd_simulate)
-    _sim_options(sim)
+    add_simulate_command(sub)
     agg = sub.add_parser("aggregate", help="run an aggregator against a broker, a database and a chain")
     agg.set_defaults(command=cmd_aggregate)
     serve = sub.add_parser("serve", help="serve the dashboard and the API from a database")
     serve.set_defaults(command=cmd_serve)
-    sim.add_argument(
-        "--no-register",
-        action="store_true",
-        help="do not add the fleet to the registry of SMARTZONE_DATABASE_URL (then SMARTZONE_CHAIN_ID is needed)",
-    )
-    sim.add_argument("--registrations", type=Path, help="also write the fleet's signed registrations (JSON lines)")
     add_commands(sub)
     add_retention_command(sub)
     add_verify_command(sub)
@@ -118,50 +109,6 @@ def _stop_on_signals() -> Iterator[threading.Event]:
 def _progress(sim_s: float, total_s: float) -> None:
     if total_s < 10**7:
         print(f"simulated {sim_s / 60:.0f}/{total_s / 60:.0f} min", file=sys.stderr, flush=True)
-
-
-def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
-    from sensors.registration import to_json
-    from smartzone.parts import (
-        fleet_chain_id,
-        fleet_registrations,
-        make_fleet,
-        open_database,
-        register_fleet,
-        run_simulator,
-    )
-
-    database = None if args.no_register else open_database(settings)
-    fleet = make_fleet(settings, fleet_chain_id(settings, database))
-    if args.registrations is not None:
-        lines = [json.dumps(to_json(r)) for r in fleet_registrations(fleet)]
-        args.registrations.write_text("\n".join(lines) + "\n", "utf-8")
-    if database is not None:
-        added, held = register_fleet(database, fleet)
-        print(f"registered the fleet in {database.url}: {added} added, {held} already held", file=sys.stderr)
-    url = settings.broker_url()
-    with _stop_on_signals() as stop:
-        summary = run_simulator(
-            settings,
-            fleet,
-            mqtt_url=url,
-            protocol=settings.mqtt_protocol,
-            stop=stop,
-            progress=_progress,
-            ca_file=settings.ca_file(),
-        )
-    report = {
-        "published": {channel.value: n for channel, n in summary.published.items()},
-        "completed_trips": summary.completed_trips,
-        "sim_seconds": summary.sim_seconds,
-        "wall_seconds": round(summary.wall_seconds, 3),
-        "stopped_early": summary.stopped_early,
-        "dropped_qos0": summary.dropped_qos0,  # telemetry sent while the broker was away: lost by design (QoS 0)
-        "unmatched": summary.unmatched,  # QoS 1 messages no subscriber took, even after republishing
-        "trip_ids": list(summary.trip_ids),
-    }
-    print(json.dumps(report), flush=True)
-    return 0
 
 
 def cmd_aggregate(settings: Settings, args: argparse.Namespace) -> int:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import queue
+import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sensors.codec import encode
@@ -23,12 +26,15 @@ from settlement.db import Database
 from settlement.enrolment import enrol, signing_domain, trust_operator
 from settlement.sql import SqlUnitOfWork
 from simulator.app import Metering
+from simulator.faults import FaultyPublisher, fault_rng
 from simulator.fleet import Fleet, FleetConfig
 from simulator.run import RunSummary, run_simulation
+from simulator.scenario import Scenario, ScenarioError
 from smartzone.settings import Settings
 
 if TYPE_CHECKING:  # the simulator's start-up need not import the aggregator or the read side
     from settlement.aggregator import Aggregator, MoneyRules
+    from settlement.pricing import PricingPlan
     from settlement.queries import SqlReadModel
 
 log = logging.getLogger("smartzone")
@@ -200,37 +206,83 @@ def money_rules(settings: Settings) -> MoneyRules:
     )
 
 
-def make_fleet(settings: Settings, chain_id: int, first_seq: int | None = None) -> Fleet:
-    """The seeded fleet, signing under ``chain_id``.
+def make_fleet(
+    settings: Settings, chain_id: int, first_seq: int | None = None, scenario: Scenario | None = None
+) -> Fleet:
+    """The seeded fleet, signing under ``chain_id``: the settings' fleet, or ``scenario``'s.
 
-    Its vehicles number their messages from ``first_seq`` (default: now in ms), so that a second run of the same
-    seed against the same database is not taken for a replay of the first.
+    Its vehicles number their messages from ``first_seq`` (default: the scenario's fixed start in ms, else now in
+    ms), so that a second run of the same seed against the same database is not taken for a replay of the first;
+    a scenario with a fixed start makes the same payloads every run (a second run is then all duplicates).
     """
-    return Fleet(
-        FleetConfig(
+    config = fleet_config(settings, chain_id, scenario)
+    start_ms = scenario.start_ms if scenario is not None else None
+    seq = first_seq if first_seq is not None else start_ms if start_ms is not None else int(time.time() * 1000)
+    metering = rider_metering(scenario_plans(scenario))
+    try:
+        return Fleet(replace(config, first_seq=seq), metering=metering)
+    except ValueError as exc:
+        if scenario is None:
+            raise
+        raise ScenarioError(f"fleet: {exc}") from None
+
+
+def fleet_config(settings: Settings, chain_id: int, scenario: Scenario | None = None) -> FleetConfig:
+    """The fleet of ``scenario`` (its operator and signing from the settings), or of the settings alone."""
+    operator, signed = settings.operator, settings.sign_telemetry
+    if scenario is None:
+        return FleetConfig(
             vehicles=settings.vehicles,
-            operator=settings.operator,
+            operator=operator,
             seed=settings.seed,
             owners=settings.owners,
             riders=settings.riders,
             chain_id=chain_id,
-            sign_telemetry=settings.sign_telemetry,
-            first_seq=first_seq if first_seq is not None else int(time.time() * 1000),
-        ),
-        metering=rider_metering(),
+            sign_telemetry=signed,
+        )
+    offset = (scenario.start or datetime.now().astimezone()).utcoffset()
+    return FleetConfig(
+        vehicles=scenario.fleet.vehicles,
+        operator=operator,
+        seed=scenario.seed,
+        mix=scenario.fleet.mix,
+        owners=scenario.fleet.owners,
+        riders=scenario.demand.riders if scenario.demand is not None else settings.riders,
+        chain_id=chain_id,
+        sign_telemetry=signed,
+        demand=scenario.demand,
+        utc_offset_s=int(offset.total_seconds()) if offset is not None else 0,
+        docked_share=scenario.fleet.docked_share,
+        faults=scenario.faults,
     )
 
 
-def rider_metering() -> Metering:
-    """How the simulated riders' app meters rides: under the plans the aggregator prices with, so that the last
-    voucher of a ride is its whole fare (up to the consent's cap)."""
+def scenario_plans(scenario: Scenario | None) -> dict[VehicleKind, PricingPlan]:
+    """The pricing plan of each kind: the defaults, with the scenario's tariffs (GBFS plans) over them."""
+    from settlement.fares import DEFAULT_PLANS
+    from settlement.pricing import plan_from_gbfs
+
+    plans = dict(DEFAULT_PLANS)
+    for kind, data in (scenario.tariffs if scenario is not None else {}).items():
+        try:
+            plans[kind] = plan_from_gbfs(data)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ScenarioError(f"tariffs.{kind.value}: {exc}") from None
+    return plans
+
+
+def rider_metering(plans: Mapping[VehicleKind, PricingPlan] | None = None) -> Metering:
+    """How the simulated riders' app meters rides: under the plans the aggregator prices with (default: the
+    default plans), so that the last voucher of a ride is its whole fare (up to the consent's cap)."""
     from settlement.fares import DEFAULT_PLANS
     from settlement.pricing import price
 
-    def fare_of(kind: VehicleKind, distance_m: int, duration_ms: int) -> int:
-        return price(DEFAULT_PLANS[kind], max(distance_m, 0), -(-max(duration_ms, 0) // 1000)).total_micro
+    table = DEFAULT_PLANS if plans is None else plans
 
-    return Metering(tariff_of=lambda kind: DEFAULT_PLANS[kind].plan_id, fare_of=fare_of)
+    def fare_of(kind: VehicleKind, distance_m: int, duration_ms: int) -> int:
+        return price(table[kind], max(distance_m, 0), -(-max(duration_ms, 0) // 1000)).total_micro
+
+    return Metering(tariff_of=lambda kind: table[kind].plan_id, fare_of=fare_of)
 
 
 def fleet_registrations(fleet: Fleet) -> list[Registration]:
@@ -264,35 +316,46 @@ def run_simulator(
     progress: Callable[[float, float], None] | None = None,
     start_ms: int | None = None,
     ca_file: str | None = None,
+    scenario: Scenario | None = None,
 ) -> RunSummary:
-    """Run the seeded fleet against the broker until its simulated time is up or ``stop`` is set."""
-    start = start_ms if start_ms is not None else int(time.time()) * 1000
+    """Run the seeded fleet against the broker until its simulated time is up or ``stop`` is set.
+
+    With ``scenario``, its start (if fixed), minutes, speed and faults on the wire replace the settings'. Each run
+    connects under a client id of its own, so that two simulators share a broker.
+    """
+    fixed = scenario.start_ms if scenario is not None else None
+    start = start_ms if start_ms is not None else fixed if fixed is not None else int(time.time()) * 1000
+    minutes = (scenario.minutes if scenario is not None else settings.sim_minutes) or 60 * 24 * 365
+    speed = scenario.speed if scenario is not None else settings.speed
     will_state = fleet.gateway_state(start, online=False)
     will = Will(
         topic_for(settings.operator, will_state.vehicle_id, Channel.STATE, settings.topic_root), encode(will_state)
     )
     client = MqttClient(
         mqtt_url,
-        f"smartzone-sim-{settings.operator}",
+        f"smartzone-sim-{settings.operator}-{secrets.token_hex(4)}",
         protocol=protocol,
         will=will,
         ca_file=ca_file,
         redeliver_unmatched_s=REDELIVER_UNMATCHED_S,
     ).connect()
-    minutes = settings.sim_minutes or 60 * 24 * 365
+    wire = None
+    if scenario is not None and scenario.faults.on_the_wire:
+        wire = FaultyPublisher(client, scenario.faults, fault_rng(scenario.seed, "wire"))
     try:
         summary = run_simulation(
             fleet,
-            client,
+            client if wire is None else wire,
             start_ms=start,
             duration_s=minutes * 60,
-            speed=settings.speed,
+            speed=speed,
             root=settings.topic_root,
             stop=stop,
             progress=progress,
             flush_timeout_s=REDELIVER_UNMATCHED_S + 30,
         )
-        return replace(summary, dropped_qos0=client.dropped_qos0, unmatched=client.unmatched)
+        faults = fleet.fault_counts + (wire.counts if wire is not None else Counter())
+        return replace(summary, dropped_qos0=client.dropped_qos0, unmatched=client.unmatched, faults=dict(faults))
     finally:
         # amqtt (the embedded broker) acknowledges a QoS 1 message before it routes it and drops whatever is still
         # unrouted when the publisher disconnects: the end of a run waits until the broker has routed everything

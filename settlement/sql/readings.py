@@ -108,7 +108,8 @@ class SqlReadings:
             "lat": sa.bindparam("b_lat"),
             "lon": sa.bindparam("b_lon"),
             "battery_pct": sa.bindparam("b_battery"),
-            "online": True,
+            # a reading from before the vehicle's last state (its offline state) does not bring it back online
+            "online": sa.case((v.c.state_ms < sa.bindparam("b_ts"), sa.true()), else_=v.c.online),
         }
         with_state = [u for u in updates if u.state is not None]
         without = [u for u in updates if u.state is None]
