@@ -95,8 +95,10 @@ def traffic(vehicles: int, minutes: float, seed: int, sign_telemetry: bool) -> t
     """The fleet and its whole run as (topic, payload, qos, retain), all signatures made here."""
     from simulator.fleet import Fleet, FleetConfig
     from simulator.run import run_simulation
+    from smartzone.parts import rider_metering
 
-    fleet = Fleet(FleetConfig(vehicles=vehicles, seed=seed, sign_telemetry=sign_telemetry))
+    # the riders' app plays too (consents, vouchers): trips are paid as `up` pays them
+    fleet = Fleet(FleetConfig(vehicles=vehicles, seed=seed, sign_telemetry=sign_telemetry), metering=rider_metering())
     recorder = Recorder([])
     run_simulation(fleet, recorder, start_ms=START_MS, duration_s=minutes * 60, speed=0, root=ROOT)
     return fleet, recorder.sent

@@ -38,8 +38,9 @@ def traffic(vehicles: int, minutes: int, sign_telemetry: bool) -> tuple[Any, lis
     from sensors.ports import Received
     from sensors.topics import topic_for
     from simulator.fleet import Fleet, FleetConfig
+    from smartzone.parts import rider_metering
 
-    fleet = Fleet(FleetConfig(vehicles=vehicles, seed=7, sign_telemetry=sign_telemetry))
+    fleet = Fleet(FleetConfig(vehicles=vehicles, seed=7, sign_telemetry=sign_telemetry), metering=rider_metering())
     messages: list[Any] = list(fleet.birth_messages(T0))
     for second in range(1, minutes * 60 + 1):
         messages += fleet.step(T0 + second * 1000)

@@ -39,7 +39,8 @@ def test_aggregator_sigkilled_five_times_loses_nothing_and_settles_each_trip_onc
             aggregator.start()
             feed = parts.feed(stream, url_for(access.find(Role.GATEWAY, stream.operator), broker.url), seconds=20)
             for _ in range(KILLS):
-                time.sleep(rng.uniform(0.2, 3.0))  # a random moment of its run: receiving, storing or settling
+                # a random moment of its run: receiving, storing, or settling (it first settles 2 s into its loop)
+                time.sleep(rng.uniform(1.0, 6.0))
                 aggregator.kill()
                 moments.append(f"{feed.sent}/{len(stream.messages)} sent")
                 aggregator.start()
