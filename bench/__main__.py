@@ -3,6 +3,7 @@
     python -m bench                       # everything at the documented sizes (about 10 minutes)
     python -m bench --quick               # tiny sizes, one round: a smoke for CI, no thresholds
     python -m bench --only ingest,publish --rounds 5
+    python -m bench --only research       # issue 10's figures (about 7 minutes; a 1-hour recording is made)
     python -m bench --write-docs          # also rewrite the generated section of docs/benchmarks.md + docs/bench/*.png
 
 Progress goes to stderr, the tables to stdout. The exit code is 0 unless a benchmark crashed (a missing
@@ -40,6 +41,10 @@ REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"
 
 
+RESEARCH_TITLE = (
+    "Simulator and research tools (issue #10): simulation core, publishing, replay, offline replay, recorder memory"
+)
+
 # --- the run ---------------------------------------------------------------------------------------------
 RUNNERS: dict[str, Callable[[Options], list[Section]]] = {
     "publish": run_publish,
@@ -52,6 +57,7 @@ RUNNERS: dict[str, Callable[[Options], list[Section]]] = {
     "memory": run_module("memory", "Aggregator memory over a long run (RSS; flat is ≈ 1.00)"),
     "settle": run_module("settle", "Settling: pricing and trees per trip; an epoch of trips from close to receipt"),
     "gas": run_module("gas", "Clearing gas: O(1) epoch commits against one ERC-20 transfer per trip"),
+    "research": run_module("research", RESEARCH_TITLE),
 }
 
 
