@@ -14,6 +14,11 @@ A scenario file looks like this (every key but ``name`` may be left out; see ``s
     docked_share = 0.5                  # share of the bikes that start docked at a Velo station
     mix = { bike = 4, ebike = 3, scooter = 2, car = 1 }
 
+    [[fleet.stations]]                  # left out: the shipped Velo stations; each must lie inside the zone
+    name = "Sint-Andriesplaats"
+    lat = 51.2149
+    lon = 4.3963
+
     [demand]                            # left out: each vehicle is taken after an idle time of its own
     riders = 400
     rate_per_hour = 120                 # arrivals per hour at a profile value of 1
@@ -35,7 +40,8 @@ A scenario file looks like this (every key but ``name`` may be left out; see ``s
     sensor_fault = 0.0002
 
 Every refusal is a ``ScenarioError`` naming the key path and the reason, such as
-``faults.drop: must be between 0 and 1, not 1.5``; unknown keys are refused. A tariff is checked for its shape
+``faults.drop: must be between 0 and 1, not 1.5``, after the file when read from one (``load_scenario``); unknown
+keys are refused. A tariff is checked for its shape
 only (a table with a ``plan_id``): the composition root parses it, since the simulator does not import settlement.
 """
 
@@ -48,10 +54,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sensors.errors import SmartZoneError
-from sensors.messages import VehicleKind
+from sensors.messages import Position, VehicleKind
+
+if TYPE_CHECKING:
+    from simulator.zone import Zone
 
 HOURS = 24
 FLAT_PROFILE: tuple[float, ...] = (1.0,) * HOURS
@@ -62,8 +71,17 @@ class ScenarioError(SmartZoneError, ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class StationSpec:
+    """A docking station of the scenario: its name and where it stands (inside the zone)."""
+
+    name: str
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
 class FleetSpec:
-    """The vehicles: how many, the mix of kinds (weights), how many owners share them, the docked share of bikes."""
+    """The vehicles: how many, the mix of kinds (weights), how many owners share them, the docked share of bikes
+    and the stations they stand at (None: the shipped Velo stations)."""
 
     vehicles: int = 20
     mix: tuple[tuple[VehicleKind, float], ...] = (
@@ -73,6 +91,12 @@ class FleetSpec:
     )
     owners: int = 4
     docked_share: float = 0.0
+    stations: tuple[StationSpec, ...] | None = None
+
+    @property
+    def station_positions(self) -> tuple[Position, ...] | None:
+        """Where the scenario's stations stand, or None for the shipped ones."""
+        return None if self.stations is None else tuple(s.position for s in self.stations)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +166,15 @@ class Scenario:
                 "owners": self.fleet.owners,
                 "docked_share": self.fleet.docked_share,
                 "mix": {kind.value: weight for kind, weight in self.fleet.mix},
+                **(
+                    {}
+                    if self.fleet.stations is None
+                    else {
+                        "stations": [
+                            {"name": s.name, "lat": s.position.lat, "lon": s.position.lon} for s in self.fleet.stations
+                        ]
+                    }
+                ),
             },
             "demand": None
             if demand is None
@@ -177,8 +210,9 @@ class Scenario:
         return changed
 
 
-def load_scenario(path: Path | str) -> Scenario:
-    """The scenario in the TOML file at ``path``; ``ScenarioError`` names the first key it refuses."""
+def load_scenario(path: Path | str, zone: Zone | None = None) -> Scenario:
+    """The scenario in the TOML file at ``path``; ``ScenarioError`` names the file and the first key it refuses
+    (``scenario.toml: faults.drop: must be between 0 and 1, not 1.5``)."""
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text("utf-8"))
@@ -186,11 +220,15 @@ def load_scenario(path: Path | str) -> Scenario:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path}: not TOML: {exc}") from None
-    return parse_scenario(data)
+    try:
+        return parse_scenario(data, zone)
+    except ScenarioError as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
 
 
-def parse_scenario(data: Mapping[str, Any]) -> Scenario:
-    """The scenario described by ``data`` (a TOML document as ``tomllib`` reads it)."""
+def parse_scenario(data: Mapping[str, Any], zone: Zone | None = None) -> Scenario:
+    """The scenario described by ``data`` (a TOML document as ``tomllib`` reads it); its stations must lie inside
+    ``zone`` (default: the shipped zone, loaded only when the scenario names stations)."""
     top = _Table(data, "")
     scenario = Scenario(
         name=top.required("name", str, _non_empty),
@@ -198,7 +236,7 @@ def parse_scenario(data: Mapping[str, Any]) -> Scenario:
         start=top.get("start", datetime, None, _aware),
         minutes=top.number("minutes", 0.0, _at_least(0)),
         speed=top.number("speed", 10.0, _at_least(0)),
-        fleet=_fleet(top.table("fleet")),
+        fleet=_fleet(top.table("fleet"), zone),
         demand=_demand(top.table("demand")) if "demand" in data else None,
         tariffs=_tariffs(top.table("tariffs")),
         faults=_faults(top.table("faults")),
@@ -227,15 +265,41 @@ def hour_of_day(at_ms: int, utc_offset_s: int) -> int:
     return (at_ms // 1000 + utc_offset_s) // 3600 % HOURS
 
 
-def _fleet(table: _Table) -> FleetSpec:
+def _fleet(table: _Table, zone: Zone | None) -> FleetSpec:
     spec = FleetSpec(
         vehicles=table.get("vehicles", int, 20, _at_least(1)),
         owners=table.get("owners", int, 4, _at_least(1)),
         docked_share=table.number("docked_share", 0.0, _share),
         mix=_mix(table.table("mix")) if "mix" in table.data else FleetSpec().mix,
+        stations=_stations(table, zone) if "stations" in table.data else None,
     )
     table.done()
     return spec
+
+
+def _stations(fleet: _Table, zone: Zone | None) -> tuple[StationSpec, ...]:
+    """The ``[[fleet.stations]]`` tables: each a name, ``lat`` and ``lon`` inside the zone."""
+    listed = fleet.get("stations", list, [])
+    if not listed:
+        raise ScenarioError(f"{fleet.where('stations')}: must list at least one station (or be left out)")
+    if zone is None:
+        from simulator.zone import load_zone  # the streets load only for a scenario that names stations
+
+        zone = load_zone()
+    stations = []
+    for number, data in enumerate(listed):
+        where = f"{fleet.where('stations')}[{number}]"
+        if not isinstance(data, dict):
+            raise ScenarioError(f"{where}: must be a table with name, lat and lon, not {data!r}")
+        table = _Table(data, where)
+        name = table.required("name", str, _non_empty)
+        lat, lon = (table.required_number(key, _between(-high, high)) for key, high in (("lat", 90), ("lon", 180)))
+        table.done()
+        position = Position(lat, lon)
+        if not zone.contains(position):
+            raise ScenarioError(f"{where}: station {name!r} at lat {lat:g}, lon {lon:g} is outside the zone")
+        stations.append(StationSpec(name, position))
+    return tuple(stations)
 
 
 def _mix(table: _Table) -> tuple[tuple[VehicleKind, float], ...]:
@@ -324,6 +388,11 @@ class _Table:
             raise ScenarioError(f"{self.where(key)}: {reason}")
         return float(value)
 
+    def required_number(self, key: str, check: Check) -> float:
+        if key not in self.data:
+            raise ScenarioError(f"{self.where(key)}: is required")
+        return self.number(key, 0.0, check)
+
     def table(self, key: str) -> _Table:
         return _Table(self.get(key, dict, {}), self.where(key))
 
@@ -346,6 +415,10 @@ def _at_least(low: float) -> Check:
 
 def _positive(value: float) -> str | None:
     return None if value > 0 else f"must be positive, not {value!r}"
+
+
+def _between(low: float, high: float) -> Check:
+    return lambda value: None if low <= value <= high else f"must be between {low:g} and {high:g}, not {value!r}"
 
 
 def _share(value: float) -> str | None:

@@ -220,7 +220,8 @@ def make_fleet(
     seq = first_seq if first_seq is not None else start_ms if start_ms is not None else int(time.time() * 1000)
     metering = rider_metering(scenario_plans(scenario))
     try:
-        return Fleet(replace(config, first_seq=seq), metering=metering)
+        stations = scenario.fleet.station_positions if scenario is not None else None
+        return Fleet(replace(config, first_seq=seq), metering=metering, stations=stations)
     except ValueError as exc:
         if scenario is None:
             raise

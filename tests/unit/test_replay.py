@@ -1,7 +1,9 @@
-"""Replay with a fake clock and publisher: scaled gaps, speed 0, topic filters, offsets, another root, loops."""
+"""Replay with a fake clock and publisher: scaled gaps, speed 0, topic filters, offsets, another root, loops, and
+each vehicle's messages on all its channels in the recorded order."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,8 +11,13 @@ from pathlib import Path
 import pytest
 
 from sensors.ports import FakePublisher
+from sensors.topics import parse_topic
 from simulator.recording import Recorded, RecordingHeader, RecordingWriter, read_recording
 from simulator.replay import ReplayOptions, ReplayProgress, ReplaySummary, replay, topic_matches
+from simulator.run import run_simulation
+from simulator.scenario import load_scenario, shipped_scenario
+from smartzone.parts import make_fleet
+from smartzone.settings import Settings
 
 T0 = 1_700_000_000_000
 
@@ -201,3 +208,52 @@ def test_progress_is_reported_with_the_share_of_the_file_read(tmp_path: Path) ->
 def test_impossible_options_are_refused(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         ReplayOptions(**bad)  # type: ignore[arg-type]
+
+
+@dataclass
+class Recording:
+    """A publisher writing what it is given to a recording, arriving at a fake clock's time (paced at speed 1)."""
+
+    writer: RecordingWriter
+    now: list[float] = field(default_factory=lambda: [0.0])
+
+    def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False) -> None:
+        self.writer.write(Recorded(T0 + round(self.now[0] * 1000), topic, payload, qos, retain))
+
+    def flush(self, timeout: float = 30.0) -> None:
+        return None
+
+
+def per_vehicle(sent: Iterable[tuple[str, bytes, int, bool]]) -> dict[str, list[tuple[str, bytes, int, bool]]]:
+    found: dict[str, list[tuple[str, bytes, int, bool]]] = defaultdict(list)
+    for topic, payload, qos, retain in sent:
+        parsed = parse_topic(topic)
+        found[parsed.vehicle_id].append((parsed.channel.value, payload, qos, retain))
+    return found
+
+
+@pytest.mark.parametrize("speed", [0.0, 10.0])
+def test_each_vehicles_messages_on_every_channel_go_out_in_the_recorded_order(tmp_path: Path, speed: float) -> None:
+    scenario = load_scenario(shipped_scenario("tiny"))
+    fleet = make_fleet(Settings(data_dir=tmp_path), 31337, first_seq=1, scenario=scenario)
+    path = tmp_path / "tiny.jsonl.gz"
+    with RecordingWriter(path, RecordingHeader("sz", "mqtt://test", T0, scenario.describe())) as writer:
+        recording = Recording(writer)
+
+        def advance(seconds: float) -> None:
+            recording.now[0] += seconds
+
+        run_simulation(fleet, recording, start_ms=T0, duration_s=scenario.minutes * 60, speed=1.0, root="sz",
+                       sleep=advance, monotonic=lambda: recording.now[0])  # fmt: skip
+    recorded = [(r.topic, r.payload, r.qos, r.retain) for r in read_recording(path)[1]]
+    clock = FakeClock()
+    publisher = TimedPublisher(clock=clock)
+    replay(
+        lambda: read_recording(path)[1], publisher, ReplayOptions(speed), sleep=clock.sleep, monotonic=clock.monotonic
+    )
+    assert publisher.sent == recorded
+    vehicles = per_vehicle(recorded)
+    assert per_vehicle(publisher.sent) == vehicles and len(vehicles) == scenario.fleet.vehicles
+    channels = {channel for messages in vehicles.values() for channel, *_ in messages}
+    assert channels == {"telemetry", "event", "state", "voucher"}  # QoS 0 and QoS 1 interleaved per vehicle
+    assert {qos for messages in vehicles.values() for _, _, qos, _ in messages} == {0, 1}

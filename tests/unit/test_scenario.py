@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from sensors.messages import VehicleKind
+from sensors.messages import Position, VehicleKind
 from simulator.scenario import (
     FLAT_PROFILE,
     Scenario,
     ScenarioError,
+    StationSpec,
     hour_of_day,
     load_scenario,
     shipped_scenario,
 )
-from smartzone.parts import fleet_config, scenario_plans
+from smartzone.cli import main
+from smartzone.parts import fleet_config, make_fleet, scenario_plans
 from smartzone.settings import Settings
 from smartzone.simulate import chosen_scenario, scenario_of
 
@@ -61,6 +64,19 @@ offline = 0.004
 offline_mean_s = 120
 sensor_fault = 0.005
 """
+
+
+STATION = """name = "x"
+[[fleet.stations]]
+name = "a"
+lat = 51.2149
+lon = 4.3963
+[[fleet.stations]]
+name = "b"
+lat = {lat}
+lon = {lon}
+"""
+"""Two stations of a scenario; the first inside the zone, the second where the test puts it."""
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -156,12 +172,51 @@ def test_a_tariff_that_is_no_pricing_plan_is_refused_by_the_composition_root_nam
         ('name = "x"\n[tariffs.boat]\nplan_id = "b"\n', "tariffs.boat: unknown key"),
         ('name = "x"\n[faults]\noffline_mean_s = 0\n', "faults.offline_mean_s: must be positive, not 0"),
         ('name = "x"\nnot toml at all\n', "not TOML"),
+        (STATION.format(lat=51.2200, lon=4.3963), "fleet.stations[1]: station 'b' at lat 51.22, lon 4.3963 is outside"),
+        (STATION.format(lat=95, lon=4.3963), "fleet.stations[1].lat: must be between -90 and 90, not 95"),
+        ('name = "x"\n[[fleet.stations]]\nname = "a"\nlat = 51.2149\n', "fleet.stations[0].lon: is required"),
+        (STATION.format(lat='"north"', lon=4.3963), "fleet.stations[1].lat: must be a number, not 'north'"),
+        (STATION.format(lat=51.2125, lon=4.394) + "capacity = 12\n", "fleet.stations[1].capacity: unknown key"),
+        ('name = "x"\n[fleet]\nstations = []\n', "fleet.stations: must list at least one station"),
+        ('name = "x"\n[fleet]\nstations = [3]\n', "fleet.stations[0]: must be a table with name, lat and lon"),
     ],
 )
-def test_a_bad_scenario_is_refused_naming_the_key_path_and_the_reason(tmp_path: Path, text: str, message: str) -> None:
+def test_a_bad_scenario_is_refused_naming_the_file_the_key_path_and_the_reason(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = write(tmp_path, text)
     with pytest.raises(ScenarioError) as refused:
-        load_scenario(write(tmp_path, text))
+        load_scenario(path)
+    assert str(refused.value).startswith(f"{path}: ")
     assert message in str(refused.value)
+
+
+def test_a_bad_scenario_file_is_one_line_of_the_simulate_command_naming_the_file_and_the_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTZONE_DATA_DIR", str(tmp_path))
+    path = write(tmp_path, STATION.format(lat=51.2300, lon=4.3963))
+    assert main(["simulate", "--scenario", str(path), "--no-register"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"smartzone: error: {path}: fleet.stations[1]: station 'b' at lat 51.23, lon 4.3963 is outside the zone"
+    ]
+
+
+def test_the_scenarios_stations_are_where_its_docked_bikes_stand(tmp_path: Path) -> None:
+    text = STATION.format(lat=51.2125, lon=4.3940).replace('name = "x"', 'name = "x"\nminutes = 5')
+    text += "[fleet]\nvehicles = 8\ndocked_share = 1.0\nmix = { bike = 1 }\n"
+    scenario = load_scenario(write(tmp_path, text))
+    assert scenario.fleet.stations == (
+        StationSpec("a", Position(51.2149, 4.3963)),
+        StationSpec("b", Position(51.2125, 4.394)),
+    )
+    assert scenario.describe()["fleet"]["stations"] == [
+        {"name": "a", "lat": 51.2149, "lon": 4.3963},
+        {"name": "b", "lat": 51.2125, "lon": 4.394},
+    ]
+    fleet = make_fleet(Settings(data_dir=tmp_path), 31337, first_seq=1, scenario=scenario)
+    stood = Counter(v.position for v in fleet.vehicles)
+    assert stood == {Position(51.2149, 4.3963): 4, Position(51.2125, 4.394): 4}
 
 
 def test_a_missing_file_is_refused_naming_it(tmp_path: Path) -> None:

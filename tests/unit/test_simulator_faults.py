@@ -1,10 +1,13 @@
 """Faults at their scenario rates: on the wire (drop, duplicate, reorder) and in the vehicles (GPS jitter, going
-offline with the last will, sensor faults); at rate 0 none has any effect."""
+offline with the last will, sensor faults); at rate 0 none has any effect, and over a seeded run each strikes as
+often as its rate says (within 4 standard deviations of a binomial count)."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
+from itertools import pairwise
 
 import pytest
 
@@ -163,3 +166,107 @@ def test_a_sensor_fault_is_a_fault_event_naming_the_sensor_and_takes_the_vehicle
 def test_the_fault_rngs_depend_on_the_seed_only(where: str) -> None:
     assert fault_rng(5, where).random() == fault_rng(5, where).random() != fault_rng(6, where).random()
     assert fault_rng(5, "wire").random() != fault_rng(5, "vehicles").random()
+
+
+def within_binomial(struck: int, trials: int, rate: float, sigmas: float = 4.0) -> bool:
+    """Whether ``struck`` of ``trials`` draws at ``rate`` is within ``sigmas`` standard deviations of the mean
+    (plus one, for a draw that the run's end cuts short)."""
+    return abs(struck - trials * rate) <= sigmas * math.sqrt(trials * rate * (1 - rate)) + 1
+
+
+@pytest.fixture(scope="module")
+def traffic() -> list[tuple[str, bytes, int, bool]]:
+    """An hour of a seeded fleet of 20, every message distinct."""
+    publisher = FakePublisher()
+    run_simulation(Fleet(FleetConfig(vehicles=20, seed=1, mean_idle_s=120.0)), publisher, start_ms=START_MS,
+                   duration_s=3600, speed=0)  # fmt: skip
+    assert len(set(publisher.sent)) == len(publisher.sent) > 5000
+    return publisher.sent
+
+
+@pytest.mark.parametrize(
+    ("drop", "duplicate", "reorder", "seed"),
+    [(0.001, 0.002, 0.005, 1), (0.01, 0.02, 0.05, 2), (0.1, 0.05, 0.1, 3), (0.3, 0.2, 0.25, 4)],
+)
+def test_the_wires_faults_strike_at_their_rates_as_seen_on_the_wire(
+    traffic: list[tuple[str, bytes, int, bool]], drop: float, duplicate: float, reorder: float, seed: int
+) -> None:
+    behind = FakePublisher()
+    faulty = FaultyPublisher(
+        behind, FaultRates(drop=drop, duplicate=duplicate, reorder=reorder), fault_rng(seed, "wire")
+    )
+    for message in traffic:
+        faulty.publish(*message)
+    faulty.flush()
+    index = {message: i for i, message in enumerate(traffic)}
+    out = [index[m] for m in behind.sent]
+    once = [i for k, i in enumerate(out) if k == 0 or out[k - 1] != i]  # duplicates follow their original at once
+    assert len(once) == len(set(once))  # nothing goes out twice but a duplicate
+    dropped = len(traffic) - len(once)
+    duplicated = len(out) - len(once)
+    reordered = sum(1 for a, b in pairwise(once) if b < a)  # a held message goes out after the next one
+    assert (dropped, duplicated) == (faulty.counts["dropped"], faulty.counts["duplicated"])
+    assert faulty.counts["reordered"] - 1 <= reordered <= faulty.counts["reordered"]  # the last one held: no swap
+    sent = len(traffic) - dropped  # each message draws a drop; the rest draw a hold unless one is held already,
+    direct = sent - reordered  # and those sent at once draw a duplicate
+    assert within_binomial(dropped, len(traffic), drop)
+    assert within_binomial(reordered, direct, reorder)
+    assert within_binomial(duplicated, direct, duplicate)
+
+
+@pytest.mark.parametrize(("jitter", "seed"), [(0.01, 3), (0.1, 4), (0.5, 5)])
+def test_gps_jitter_strikes_at_its_rate_as_seen_in_the_telemetry(jitter: float, seed: int) -> None:
+    rates = FaultRates(gps_jitter=jitter, gps_jitter_m=10)
+    plain = Fleet(FleetConfig(vehicles=20, seed=seed, mean_idle_s=300.0))
+    fleet = Fleet(FleetConfig(vehicles=20, seed=seed, mean_idle_s=300.0, faults=rates))
+    trials = jittered = 0
+    for t in range(0, 2 * 3600 + 1, 5):
+        now_ms = START_MS + t * 1000
+        before = [m for m in plain.step(now_ms) if isinstance(m, Telemetry)]
+        after = [m for m in fleet.step(now_ms) if isinstance(m, Telemetry)]
+        assert [m.seq for m in after] == [m.seq for m in before]  # jitter changes nothing the vehicles do
+        for was, got in zip(before, after, strict=True):
+            if fleet.zone.contains(was.position) and fleet.zone.distance_to_boundary_m(was.position) > 10:
+                trials += 1  # a jitter here surely stays in the zone (nearer its edge one may be refused)
+                jittered += got.position != was.position
+    assert trials > 3000
+    assert within_binomial(jittered, trials, jitter)
+
+
+@pytest.mark.parametrize(("offline", "sensor", "seed"), [(0.005, 0.005, 3), (0.02, 0.03, 4), (0.1, 0.1, 5)])
+def test_going_offline_and_sensor_faults_strike_at_their_rates_as_seen_in_the_messages(
+    offline: float, sensor: float, seed: int
+) -> None:
+    rates = FaultRates(offline=offline, offline_mean_s=30, sensor_fault=sensor)
+    fleet = Fleet(
+        FleetConfig(vehicles=50, seed=seed, mean_idle_s=300.0, faults=rates, faults_per_hour=0.0, mean_fault_s=60.0)
+    )
+    trials = went_offline = sensor_faults = 0
+    status: dict[str, Status] = {v.vehicle_id: v.status for v in fleet.vehicles}
+    after_reading: dict[str, bool] = {}  # vehicle -> its last message was a reading while parked
+    for t in range(0, 2 * 3600 + 1, 5):
+        for m in fleet.step(START_MS + t * 1000):
+            struck_now = after_reading.pop(m.vehicle_id, False)
+            if isinstance(m, Telemetry) and status[m.vehicle_id] is Status.PARKED:
+                trials += 1  # a parked vehicle's reading: it may drop off the network, else a sensor may fail
+                after_reading[m.vehicle_id] = True
+            elif isinstance(m, VehicleState) and not m.online:
+                assert struck_now  # its last will, right after its reading
+                went_offline += 1
+            elif isinstance(m, Event):
+                if m.event_type is EventType.FAULT:
+                    assert struck_now  # the fleet's own faults are off: each is a sensor fault
+                    sensor_faults += 1
+                status[m.vehicle_id] = STATUS_AFTER.get(m.event_type, status[m.vehicle_id])
+    assert (went_offline, sensor_faults) == (fleet.fault_counts["offline"], fleet.fault_counts["sensor_fault"])
+    assert trials > 3000
+    assert within_binomial(went_offline, trials, offline)
+    assert within_binomial(sensor_faults, trials - went_offline, sensor)  # drawn only when it stays online
+
+
+STATUS_AFTER = {
+    EventType.UNLOCK: Status.RIDING,
+    EventType.LOCK: Status.PARKED,
+    EventType.FAULT: Status.FAULTY,
+    EventType.FAULT_CLEARED: Status.PARKED,
+}

@@ -5,16 +5,22 @@ from __future__ import annotations
 import json
 import logging
 import random
+from datetime import datetime
 from importlib import resources
 from itertools import pairwise
+from pathlib import Path
 
 import networkx as nx
 import pytest
 
 from sensors.messages import Event, EventType, Message, Position, Telemetry
 from simulator.fleet import Fleet, FleetConfig
+from simulator.scenario import Scenario, load_scenario, shipped_scenario
+from simulator.stations import load_stations
 from simulator.streets import StreetGraph, load_streets, path_length_m, segment_distance_m, street_graph
 from simulator.zone import STREET_MARGIN_M, distance_m, load_zone
+from smartzone.parts import make_fleet
+from smartzone.settings import Settings
 
 START_MS = 1_767_225_600_000
 ON_LINE_M = 0.05
@@ -233,3 +239,49 @@ def test_two_fleets_of_the_same_seed_say_exactly_the_same_and_another_seed_does_
     first = run(21)
     assert first == run(21)
     assert first != run(22)
+
+
+def _scenario_run(scenario: Scenario, tmp_path: Path, check_every: int = 1) -> tuple[Fleet, list[Message]]:
+    """A shipped scenario's fleet (riders arriving as its demand says), stepped every second of its run; every
+    ``check_every`` steps each vehicle stands on the streets inside the zone (or, docked, at its station until its
+    first ride)."""
+    streets = _zone_streets()
+    zone = load_zone()
+    fleet = make_fleet(Settings(data_dir=tmp_path), 31337, first_seq=1, scenario=scenario)
+    docked = {v.vehicle_id: v.position for v in fleet.vehicles if v.position in set(load_stations(zone))}
+    assert bool(docked) is (scenario.fleet.docked_share > 0)
+    assert scenario.start_ms is not None
+    messages: list[Message] = []
+    for t in range(0, round(scenario.minutes * 60) + 1):
+        messages.extend(fleet.step(scenario.start_ms + t * 1000))
+        if t % check_every:
+            continue
+        for v in fleet.vehicles:
+            if docked.get(v.vehicle_id) == v.position:
+                continue  # still at its station
+            docked.pop(v.vehicle_id, None)
+            assert streets.distance_to_streets_m(v.position) < ON_LINE_M, (t, v.vehicle_id, v.position)
+            assert zone.near(v.position), (t, v.vehicle_id, v.position)
+    return fleet, messages
+
+
+def test_the_tiny_scenarios_riders_ride_along_the_streets_inside_the_zone(tmp_path: Path) -> None:
+    scenario = load_scenario(shipped_scenario("tiny"))
+    assert scenario.demand is not None and not scenario.faults.gps_jitter
+    fleet, messages = _scenario_run(scenario, tmp_path)
+    positioned = [m for m in messages if isinstance(m, Telemetry | Event)]
+    assert all(_on_streets_in_zone(m.position) for m in positioned)  # every report, as no jitter is configured
+    locks = [m for m in messages if isinstance(m, Event) and m.event_type is EventType.LOCK]
+    assert fleet.demand_stats["unlocked"] >= len(locks) > 5
+
+
+def test_a_weekday_morning_with_docked_bikes_and_riders_keeps_every_vehicle_on_the_streets(tmp_path: Path) -> None:
+    weekday = load_scenario(shipped_scenario("weekday"))
+    morning = weekday.overridden(start=datetime.fromisoformat("2026-12-01T07:30:00+01:00"), minutes=30)
+    fleet, messages = _scenario_run(morning, tmp_path, check_every=10)
+    locks = [m for m in messages if isinstance(m, Event) and m.event_type is EventType.LOCK]
+    assert fleet.demand_stats["unlocked"] >= len(locks) > 10 and weekday.fleet.docked_share > 0
+
+
+def _on_streets_in_zone(p: Position) -> bool:
+    return _zone_streets().distance_to_streets_m(p) < ON_LINE_M and load_zone().near(p)
