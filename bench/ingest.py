@@ -250,7 +250,8 @@ def aggregator_side(side: Side, ready: MpEvent, results: mp.Queue[Outcome], hand
     if client.probe_protocol() == "5":
         load = [shared(f) for f in load]
     client.subscribe([(f, 1) for f in load], arrive)
-    client.subscribe([(subscription(Channel.EVENT, ROOT), 1), (subscription(Channel.STATE, ROOT), 1)], arrive)
+    whole = (Channel.EVENT, Channel.STATE, Channel.VOUCHER)  # as smartzone.parts subscribes: all of them, unshared
+    client.subscribe([(subscription(c, ROOT), 1) for c in whole], arrive)
     client.connect()
     samples = _sampler(finished, lambda: aggregator.counters.received)
     ready.set()
