@@ -6,13 +6,12 @@ import argparse
 import errno
 import logging
 import shutil
-import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from typing import Any
 
 from pydantic import ValidationError
@@ -23,7 +22,7 @@ from sensors.redaction import redact_url
 from smartzone.accounts import add_account_commands
 from smartzone.admin import add_commands
 from smartzone.analyse import add_analyse_command
-from smartzone.console import invalid_setting, mask_logs, masked, protect
+from smartzone.console import invalid_setting, mask_logs, masked, protect, stop_on_signals
 from smartzone.record import add_record_command
 from smartzone.replay import add_replay_command
 from smartzone.retention import add_retention_command
@@ -94,18 +93,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
-@contextmanager
-def _stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM, with the previous handlers restored afterwards."""
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def _progress(sim_s: float, total_s: float) -> None:
     if total_s < 10**7:
         print(f"simulated {sim_s / 60:.0f}/{total_s / 60:.0f} min", file=sys.stderr, flush=True)
@@ -139,7 +126,7 @@ def _aggregate(settings: Settings) -> int:
             f"{redact_url(settings.chain_url) if settings.chain_url else 'embedded py-evm'} (contract {part.contract})",
             flush=True,
         )
-        with _stop_on_signals() as stop:
+        with stop_on_signals() as stop:
             part.run(stop)
     print(f"stopped: {part.aggregator.counters.summary()}", flush=True)
     return 0
@@ -205,7 +192,7 @@ def _serve_in_thread(server: Any, stack: ExitStack, sock: socket.socket) -> None
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from smartzone.parts import chain_label, open_database
 
-    with ExitStack() as stack, _stop_on_signals() as stop:
+    with ExitStack() as stack, stop_on_signals() as stop:
         sock = stack.enter_context(_listen(settings))  # before the database: a taken port is told first
         database = stack.enter_context(open_database(settings))  # closed after the server has stopped
         _serve_in_thread(_server(settings, database, chain_label(settings)), stack, sock)
@@ -239,7 +226,7 @@ def _rpc_line(settings: Settings, node: Any, served: bool) -> str:
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     from smartzone.instance import acquire, data_dir_database, holds_deployment, move_aside
 
-    with ExitStack() as stack, _stop_on_signals() as stop:
+    with ExitStack() as stack, stop_on_signals() as stop:
         stack.callback(acquire(settings.data_dir, "smartzone up").release)  # before anything starts (or imports)
         sock = stack.enter_context(_listen(settings))
         from smartzone.broker import RunningBroker, embedded_broker

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from types import TracebackType
 
 from pydantic import ValidationError
@@ -74,3 +76,15 @@ def _print_thread_traceback(args: threading.ExceptHookArgs) -> None:
     if args.exc_type is not SystemExit:
         print(f"Exception in thread {args.thread.name if args.thread else '?'}:", file=sys.stderr)
         _print_traceback(args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[threading.Event]:
+    """An event set by SIGINT or SIGTERM, with the previous handlers restored afterwards."""
+    stop = threading.Event()
+    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

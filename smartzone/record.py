@@ -5,12 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +17,7 @@ from sensors.ports import Received
 from sensors.redaction import redact_url
 from sensors.topics import TOPIC_VERSION
 from simulator.recording import Recorded, RecordingHeader, RecordingWriter
+from smartzone.console import stop_on_signals
 from smartzone.settings import Settings
 
 PROGRESS_S = 5.0
@@ -73,18 +71,6 @@ def scenario_of(args: argparse.Namespace) -> dict[str, Any] | None:
         except ValueError:
             scenario[key] = text
     return scenario or None
-
-
-@contextmanager
-def stop_on_signals() -> Iterator[threading.Event]:
-    """An event set by SIGINT or SIGTERM, with the previous handlers restored afterwards."""
-    stop = threading.Event()
-    previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 class Recorder:

@@ -22,7 +22,7 @@ from settlement.fares import DEFAULT_PLANS, format_eur
 from settlement.pricing import PricingPlan, plan_from_gbfs
 from simulator.recording import Records, read_recording
 from simulator.replay import ReplayOptions, ReplayProgress, replay
-from smartzone.record import stop_on_signals
+from smartzone.console import stop_on_signals
 from smartzone.settings import Settings
 
 if TYPE_CHECKING:

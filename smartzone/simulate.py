@@ -94,7 +94,8 @@ def parse_start(text: str) -> datetime:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from sensors.registration import to_json
-    from smartzone.cli import _progress, _stop_on_signals
+    from smartzone.cli import _progress
+    from smartzone.console import stop_on_signals
     from smartzone.parts import (
         fleet_chain_id,
         fleet_registrations,
@@ -113,7 +114,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     if database is not None:
         added, held = register_fleet(database, fleet)
         print(f"registered the fleet in {database.url}: {added} added, {held} already held", file=sys.stderr)
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         summary = run_simulator(
             settings,
             fleet,

@@ -6,7 +6,6 @@ carries, the voucher a lock carries, the vouchers relayed on the ``voucher`` cha
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -16,28 +15,15 @@ from sensors.consent import Voucher, sign
 from sensors.messages import Event, EventType, RiderVoucher
 from sensors.signing import address_of
 from settlement.aggregator import Aggregator
-from settlement.clearing import FakeClearing
-from settlement.enrolment import enrol, trust_operator
 from settlement.lifecycle import TripStatus
-from settlement.memory import MemoryState, MemoryUnitOfWork
+from settlement.memory import MemoryState
 from settlement.receipts import build_receipt, verify_receipt
-from tests.money import fake_money, fund_fake
 from tests.signed import CAP_MICRO, OPERATOR, RIDER, SignedFleet, consent_for, rider_key, voucher_for
+from tests.unit.test_aggregator import make
 
 T0 = 1_780_000_000_000
 KEY, OTHER = rider_key(1), rider_key(2)
 TEN_MINUTES_BIKE = 500_000 + 10 * 50_000  # the bike plan: €0.50 to unlock, €0.05 a started minute
-
-
-def make(state: MemoryState, fleet: SignedFleet) -> tuple[Aggregator, FakeClearing]:
-    uow: Callable[[], MemoryUnitOfWork] = lambda: MemoryUnitOfWork(state)  # noqa: E731
-    chain, money = fake_money()
-    trust_operator(uow, OPERATOR, fleet.operator_address, T0)
-    enrol(uow, fleet.registrations(), fleet.domain, T0)
-    aggregator = Aggregator(uow, chain, money=money, epoch_seconds=0.0, clock=lambda: T0 / 1000)
-    aggregator.attach_contract()
-    fund_fake(chain, [RIDER])
-    return aggregator, chain
 
 
 @pytest.fixture()
