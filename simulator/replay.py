@@ -131,6 +131,7 @@ def replay(
     stopped, damage = False, None
     last_report = started
     position = ReplayProgress(0, 0.0, None, 1)
+    last_offset_s = 0.0
     while not stopped:
         passes += 1
         pacer = _Pacer(options.speed, sleep, monotonic, stop)
@@ -154,10 +155,12 @@ def replay(
             publisher.publish(options.topic(item.topic), item.payload, item.qos, item.retain)
             published += 1
             selected += 1
-            position = ReplayProgress(published, offset_s, getattr(records, "fraction", None), passes)
+            last_offset_s = offset_s
             if progress is not None and monotonic() - last_report >= progress_every_s:
-                last_report = monotonic()
-                progress(position)
+                last_report = monotonic()  # the share of the file read is asked only when shown (a tell() each)
+                progress(ReplayProgress(published, offset_s, getattr(records, "fraction", None), passes))
+        if selected:
+            position = ReplayProgress(published, last_offset_s, getattr(records, "fraction", None), passes)
         close = getattr(records, "close", None)
         if close is not None:
             close()
