@@ -237,6 +237,8 @@ def test_a_settler_killed_between_send_and_receipt_settles_each_epoch_once_after
         assert child.returncode == -signal.SIGKILL, child.stderr
         sent = child.stdout.split()[0]
         assert epochs(database)[2] == ("closed", None)  # closed by the settler, committed on chain, not recorded
+        # anvil answers a sent transaction before its miner has sealed the block: wait for it, as a restart would
+        clearing.sender.w3.eth.wait_for_transaction_receipt(sent, timeout=30)  # type: ignore[arg-type]
         assert commits_on_chain(clearing, 2) == [sent]
 
         restarted = aggregator(database, connect(anvil_url), fleet)
