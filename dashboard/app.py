@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from dashboard import api, health, jsonrpc, pages, source
+from dashboard import health
+from dashboard.config import DashboardConfig
 from dashboard.health import Check, Readiness
 from dashboard.problems import add_problem_handlers
+from dashboard.routes import api, jsonrpc, pages, source
 from dashboard.security import HeadAsGet, RequestGuard, SecurityHeaders
 from sensors.redaction import redact_url
 from settlement.views import ReadModel
@@ -38,18 +41,20 @@ TAGS = [
 
 def create_app(
     read_model: ReadModel,
+    config: DashboardConfig | None = None,
     *,
-    title: str = "Smart Zone",
-    chain_label: str | None = None,
-    source_url: str | None = None,
     readiness: Sequence[Check] = (),
     chain_reader: jsonrpc.ChainReader | None = None,
+    clock: Callable[[], int] | None = None,
 ) -> FastAPI:
-    """The dashboard over ``read_model``; ``chain_label`` names the chain in the page header (credentials in
-    it are masked), ``source_url`` is where users get the source code, as the AGPL asks (default: the app
-    serves its own), and ``readiness`` are the checks ``/readyz`` runs (``dashboard.health``). With a
-    ``chain_reader`` (the embedded chain's) it serves a read-only JSON-RPC endpoint at ``/rpc``.
+    """The dashboard over ``read_model`` as ``config`` says (None: nobody can sign in, a session key of this
+    process only). ``config.chain_label`` names the chain in the page footer (credentials in it are masked),
+    ``config.source_url`` is where users get the source code, as the AGPL asks (default: the app serves its own),
+    and ``readiness`` are the checks ``/readyz`` runs (``dashboard.health``). With a ``chain_reader`` (the embedded
+    chain's) it serves a read-only JSON-RPC endpoint at ``/rpc``. ``clock`` gives wall-clock ms (tests fix it).
     """
+    config = config or DashboardConfig(session_secret=secrets.token_urlsafe(32))
+    title = config.title
     # FastAPIOffline serves Swagger UI (/docs) and ReDoc (/redoc) from files in the package, not a CDN:
     # the lab's screen may be offline.
     app = FastAPIOffline(
@@ -61,10 +66,12 @@ def create_app(
         static_url="/docs-assets",
     )
     app.state.read_model = read_model
+    app.state.config = config
+    app.state.clock = clock
     app.state.templates = pages.templates()
     app.state.readiness = Readiness(readiness)
-    label = redact_url(chain_label) if chain_label else None
-    app.state.page = pages.PageInfo(title, label, source_url or SOURCE_PATH)
+    label = redact_url(config.chain_label) if config.chain_label else None
+    app.state.page = pages.PageInfo(title, label, config.source_url or SOURCE_PATH)
     add_problem_handlers(app)
     # the last added runs first: HEAD is answered from the full GET, which carries the security headers
     app.add_middleware(RequestGuard)

@@ -7,7 +7,7 @@
   itself killed) leaves none, and the next run starts a new chain rather than one older than the database.
   Anyone can read it at its URL: ``smartzone verify --chain-url``, a wallet, a browser (anvil allows any origin).
 - **py-evm** lives in the aggregator's process and memory; the dashboard serves a read-only JSON-RPC endpoint for
-  it at ``/rpc`` (``dashboard.jsonrpc`` over ``settlement.chain.rpc``).
+  it at ``/rpc`` (``dashboard.routes.jsonrpc`` over ``settlement.chain.rpc``).
 """
 
 from __future__ import annotations

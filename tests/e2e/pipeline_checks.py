@@ -8,8 +8,8 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from dashboard import pages
-from dashboard.api import MAX_LIMIT
+from dashboard.routes import pages
+from dashboard.routes.api import MAX_LIMIT
 from dashboard.app import create_app
 from sensors.address import Address
 from settlement.clearing import ClearingPort

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from dashboard.api import read_model
+from dashboard.deps import read_model
 from dashboard.app import create_app
 from sensors.address import Address
 from settlement.errors import StoreUnavailable

@@ -1,0 +1,1 @@
+"""The HTTP routes of the dashboard, one module per area; ``dashboard.app`` includes them."""
