@@ -18,7 +18,14 @@ from simulator.keys import zone_key
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 URL_FIELDS = ("mqtt_url", "database_url", "chain_url")
-SECRET_FIELDS = ("chain_private_key", "operator_key", "account_key")
+SECRET_FIELDS = (
+    "chain_private_key",
+    "operator_key",
+    "account_key",
+    "operator_password",
+    "researcher_password",
+    "session_secret",
+)
 SCHEMES: dict[str, tuple[re.Pattern[str], str]] = {
     "mqtt_url": (re.compile(r"^(mqtts?|tcp|ssl)://", re.IGNORECASE), "must start with mqtt:// or mqtts://"),
     "database_url": (
@@ -130,6 +137,35 @@ class Settings(BaseSettings):
     rider_deposit_micro: int = Field(
         50_000_000, ge=1, le=1_000_000_000, description="What `up` deposits for each simulated rider (demo faucet)"
     )
+    # the dashboard (issue 11): who signs in, where browsers read the chain, links, thresholds
+    operator_password: SecretStr | None = Field(
+        None, description="Password of the dashboard user `operator`; unset: `up` makes one and prints it, demo: demo"
+    )
+    operator_password_hash: str | None = Field(
+        None, description="scrypt hash of that password instead (`smartzone hash-password`)"
+    )
+    researcher_password: SecretStr | None = Field(
+        None, description="Password of the dashboard user `researcher`; unset: no researcher login (demo: demo)"
+    )
+    researcher_password_hash: str | None = Field(None, description="scrypt hash of that password instead")
+    session_secret: SecretStr | None = Field(
+        None, description="Key that signs the dashboard's session cookies; unset: a new one per start (sign in again)"
+    )
+    https_only: bool = Field(False, description="Session cookies only over HTTPS (set it behind a TLS proxy)")
+    public_rpc_url: str | None = Field(
+        None, description="The chain's JSON-RPC as browsers reach it (the rider's verify); unset: the dashboard's /rpc"
+    )
+    explorer_tx_url: str | None = Field(None, description="Block explorer link for a transaction, with {tx}")
+    public_origin: str | None = Field(
+        None, description="scheme://host[:port] Sign-In with Ethereum messages must name; unset: the request's own"
+    )
+    recordings_dir: Path | None = Field(
+        None, description="Folder of recordings the research view lists; unset: data_dir/recordings"
+    )
+    low_battery_pct: float = Field(
+        20.0, ge=0, le=100, description="Battery level below which a vehicle raises an alert"
+    )
+    offline_after_s: int = Field(300, ge=5, description="Silence after which a vehicle counts as offline")
 
     @field_validator("log_level")
     @classmethod
@@ -200,6 +236,8 @@ class Settings(BaseSettings):
         secret-looking query values, opaque path segments), raw and URL-decoded."""
         found = [self.private_key(), self.operator_key.get_secret_value() if self.operator_key else None]
         found.append(self.account_key.get_secret_value() if self.account_key else None)
+        for secret in (self.operator_password, self.researcher_password, self.session_secret):
+            found.append(secret.get_secret_value() if secret else None)
         for url in (self.mqtt_url, self.database_url, self.chain_url):
             if url:
                 found.extend(_url_secrets(url))
