@@ -147,12 +147,15 @@ def embedded_chain(prefer: str = "auto", *, data_dir: Path) -> Iterator[RunningC
         yield running
 
 
-def chain_reader(chain: object) -> Any | None:
-    """The read-only JSON-RPC methods of ``chain`` (the aggregator's) when it is the embedded py-evm chain, else
-    None (a node answers JSON-RPC itself)."""
+def chain_reader(chain: object, *, own_node: bool = False) -> Any | None:
+    """The read-only JSON-RPC methods of ``chain`` (the aggregator's) when it is the embedded py-evm chain, or the
+    anvil node ``up`` started (``own_node``): the dashboard serves them at ``/rpc``, so that a phone that reaches the
+    dashboard reaches the chain too. None for a node of its own: it answers JSON-RPC itself."""
     from settlement.chain import EMBEDDED_URL, Web3Clearing
     from settlement.chain.rpc import EmbeddedRpc
 
     if isinstance(chain, Web3Clearing) and chain.url == EMBEDDED_URL:
         return EmbeddedRpc(chain.sender.w3)
+    if isinstance(chain, Web3Clearing) and own_node:
+        return EmbeddedRpc(chain.sender.w3, client="SmartZone/anvil (read-only)")
     return None

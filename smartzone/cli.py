@@ -30,6 +30,7 @@ from smartzone.riders import add_riders_command
 from smartzone.settings import Settings
 from smartzone.simulate import add_simulate_command
 from smartzone.verify import add_verify_command
+from smartzone.web import add_hash_password_command
 
 log = logging.getLogger("smartzone")
 
@@ -76,8 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     add_riders_command(sub)
     add_account_commands(sub)
     add_analyse_command(sub)
+    add_hash_password_command(sub)
     for p in (up, serve):
         p.add_argument("--port", dest="http_port", type=int, help="HTTP port (default 8000)")
+        p.add_argument(
+            "--host",
+            dest="http_host",
+            help="address to listen on (default 127.0.0.1; 0.0.0.0 lets phones on the network reach it)",
+        )
     return parser
 
 
@@ -89,7 +96,7 @@ def _sim_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    names = ("vehicles", "sim_minutes", "speed", "seed", "http_port")
+    names = ("vehicles", "sim_minutes", "speed", "seed", "http_port", "http_host")
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
@@ -132,28 +139,46 @@ def _aggregate(settings: Settings) -> int:
     return 0
 
 
-def _server(settings: Settings, database: Any, label: str, broker: Any = None, chain_reader: Any = None) -> Any:
-    """The dashboard's server; ``broker`` (the aggregator's ``MqttClient`` in ``up``) joins the readiness checks;
-    ``chain_reader`` (the embedded py-evm chain's, in ``up``) is served read-only at ``/rpc``."""
+def _server(
+    settings: Settings,
+    database: Any,
+    *,
+    broker: Any = None,
+    chain_reader: Any = None,
+    contract: str | None = None,
+) -> tuple[Any, tuple[str, ...]]:
+    """The dashboard's server and what its banner must say (a password made for this run, demo tokens).
+
+    ``broker`` (the aggregator's ``MqttClient`` in ``up``) joins the readiness checks; ``chain_reader`` (the chain
+    ``up`` runs) is served read-only at ``/rpc``, where browsers read the chain."""
     import uvicorn
 
     from dashboard.app import create_app
     from dashboard.health import broker_check, database_check, settlement_lag_check
     from smartzone.parts import read_model
+    from smartzone.web import dashboard_setup
 
     checks = [database_check(database), settlement_lag_check(database, settings.ready_max_lag_s)]
     if broker is not None:
         checks.append(broker_check(lambda: bool(broker.connected), broker.url))  # its url is redacted already
+    setup = dashboard_setup(settings, contract=contract, rpc_served=chain_reader is not None)
     app = create_app(
         read_model(database, settings.chain_id),
-        chain_label=label,
-        source_url=settings.source_url,
+        setup.config,
         readiness=checks,
         chain_reader=chain_reader,
     )
     # log_config None: uvicorn's records go to the root handlers, through the redaction filter
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", log_config=None)
-    return uvicorn.Server(config)
+    return uvicorn.Server(config), setup.notes
+
+
+def _http_url(settings: Settings) -> str:
+    """Where people open the dashboard: the listening address, or this machine's name when it listens on all."""
+    host = settings.http_host
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.gethostname()
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.http_port}"
 
 
 def _listen(settings: Settings) -> socket.socket:
@@ -190,13 +215,16 @@ def _serve_in_thread(server: Any, stack: ExitStack, sock: socket.socket) -> None
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from smartzone.parts import chain_label, open_database
+    from smartzone.parts import open_database
 
     with ExitStack() as stack, stop_on_signals() as stop:
         sock = stack.enter_context(_listen(settings))  # before the database: a taken port is told first
         database = stack.enter_context(open_database(settings))  # closed after the server has stopped
-        _serve_in_thread(_server(settings, database, chain_label(settings)), stack, sock)
-        print(f"dashboard on http://{settings.http_host}:{settings.http_port}/ from {database.url}", flush=True)
+        server, notes = _server(settings, database)
+        _serve_in_thread(server, stack, sock)
+        print(f"dashboard on {_http_url(settings)}/ from {database.url}", flush=True)
+        for note in notes:
+            print(f"  {note}", flush=True)
         stop.wait()
     return 0
 
@@ -216,7 +244,8 @@ def _logged(target: Callable[..., object], what: str) -> Callable[..., None]:
 def _rpc_line(settings: Settings, node: Any, served: bool) -> str:
     """Where others read the chain: the dashboard's /rpc (``served``: py-evm), anvil's URL or the node's."""
     if served:
-        return f"http://{settings.http_host}:{settings.http_port}/rpc  (read-only, served by the dashboard)"
+        own = f"; {node.name} itself at {redact_url(node.url)}" if node is not None and node.url else ""
+        return f"{_http_url(settings)}/rpc  (read-only, served by the dashboard{own})"
     if settings.chain_url is None:
         return "none (the embedded chain is not served)"
     kept = f"; its chain is kept in {node.state_file}" if node is not None and node.state_file else ""
@@ -295,15 +324,16 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         sim.start()
         stack.callback(sim.join)
         stack.callback(sim_stop.set)
-        reader = chain_reader(part.aggregator.clearing)
-        server = _server(settings, database, chain_label(settings), broker=part.client, chain_reader=reader)
+        reader = chain_reader(part.aggregator.clearing, own_node=node is not None)
+        server, notes = _server(settings, database, broker=part.client, chain_reader=reader, contract=part.contract)
         _serve_in_thread(server, stack, sock)
         access_note = "anonymous allowed: demo" if settings.demo else "passwords and ACL"
         print(
             "Smart Zone is up.\n"
-            f"  dashboard  http://{settings.http_host}:{settings.http_port}/\n"
-            f"  API        http://{settings.http_host}:{settings.http_port}/api/v1/stats  (OpenAPI: /openapi.json)\n"
-            f"  broker     {redact_url(broker.url)} ({broker.name}; {access_note})\n"
+            f"  dashboard  {_http_url(settings)}/\n"
+            + "".join(f"             {note}\n" for note in notes)
+            + f"  API        {_http_url(settings)}/api/v1/stats  (OpenAPI: /openapi.json)\n"
+            + f"  broker     {redact_url(broker.url)} ({broker.name}; {access_note})\n"
             f"  database   {database.url}\n"
             f"  chain      {chain_label(settings)}, contract {part.contract}\n"
             f"  JSON-RPC   {_rpc_line(settings, node, reader is not None)}\n"
