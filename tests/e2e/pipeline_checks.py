@@ -8,9 +8,9 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from dashboard.app import create_app
 from dashboard.routes import pages
 from dashboard.routes.api import MAX_LIMIT
-from dashboard.app import create_app
 from sensors.address import Address
 from settlement.clearing import ClearingPort
 from settlement.db import Database
