@@ -41,6 +41,8 @@ class MemoryVehicle:
     lat: float | None = None
     lon: float | None = None
     battery_pct: float | None = None
+    received_ms: int | None = None
+    fault_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,19 +118,23 @@ class MemoryReadings:
                 continue
             v.last_seq, v.last_seen_ms, v.lat, v.lon = u.seq, u.timestamp_ms, u.lat, u.lon
             v.battery_pct = u.battery_pct
+            v.received_ms = v.received_ms if u.received_ms is None else u.received_ms
             v.online = v.online or u.timestamp_ms > v.state_ms  # not a reading from before its offline state
             if u.state is not None:
-                v.state = u.state.value
+                v.state, v.fault_code = u.state.value, u.fault_code
             elif v.state == VehicleStatus.UNKNOWN.value:
                 v.state = VehicleStatus.AVAILABLE.value
 
-    def apply_states(self, states: Sequence[VehicleState]) -> None:
+    def apply_states(self, states: Sequence[VehicleState], *, received_ms: int | None = None) -> None:
         for state in states:
             for v in self.s.vehicles.values():
                 if is_gateway(state) and v.operator == state.operator:
                     v.online = state.online
                 elif v.vehicle_id == state.vehicle_id and v.state_ms <= state.timestamp:
                     v.online, v.state_ms = state.online, state.timestamp
+                else:
+                    continue
+                v.received_ms = v.received_ms if received_ms is None else received_ms
 
     def add_rejects(self, rejects: Sequence[Reject], sample_bytes: int = MAX_SAMPLE_BYTES) -> None:
         for r in rejects:
