@@ -66,9 +66,9 @@ class SqlReadModel:
         search: str | None = None,
         sort: str = "vehicle_id",
     ) -> list[VehicleView]:
-        """Vehicles filtered and sorted (``settlement.views.VEHICLE_SORTS``): by id through the primary key, by
-        ``-received_ms`` through its index; the battery sorts sort the (filtered) fleet, tens of thousands of rows
-        at most."""
+        """Vehicles filtered and sorted (``settlement.views.VEHICLE_SORTS``): by id through the primary key; the
+        other sorts are a top-N sort of the (filtered) fleet, tens of thousands of rows at most (an index would not
+        give PostgreSQL descending order with nulls last)."""
         query = vehicles_query(
             limit, cursor, state=state, kind=kind, owner=owner, online=online, search=search, sort=sort
         )
@@ -86,15 +86,8 @@ class SqlReadModel:
     def vehicles_received_since(self, since_ms: int, limit: int = 10_000) -> list[VehicleView]:
         """Through the ``received_ms`` index; inclusive, so that a row stamped in the same millisecond as the last
         one a client saw, but committed after its read, is not missed (the client may see a row twice)."""
-        v = table_of(VehicleRow)
-        query = (
-            sa.select(*_vehicle_columns(v))
-            .where(v.c.received_ms >= since_ms)
-            .order_by(v.c.received_ms, v.c.vehicle_id)
-            .limit(limit)
-        )
         with self._db.reading() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(received_since_query(since_ms, limit)).all()
         return [_vehicle(r) for r in rows]
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
@@ -257,7 +250,7 @@ class SqlReadModel:
 
     def payouts(self, limit: int = 100, cursor: str | None = None, *, owner: str | None = None) -> list[PayoutView]:
         """Owners' totals of batched and settled trips (kept per epoch) plus their priced trips not yet batched
-        (few: read through the status index); only ``owner``'s (an address, ``InvalidAddress`` else) when given.
+        (few: read through the status index); only ``owner``'s (an address, ``ValueError`` else) when given.
 
         Claims and withdrawals happen on chain (``smartzone claim``/``withdraw``, ``settlement.claims``) and the
         database records none of them: ``claimed_micro`` is 0 and ``claimable_micro`` is ``settled_micro`` minus
@@ -274,7 +267,7 @@ class SqlReadModel:
             after = str(_owner_key(cursor))
             kept, waiting = kept.where(kept_owner > after), waiting.where(trip_owner > after)
         if owner is not None:
-            only = str(Address.parse(owner))
+            only = _address(owner)
             kept, waiting = kept.where(kept_owner == only), waiting.where(trip_owner == only)
         owners = sa.union(kept, waiting).subquery()
         page_query = sa.select(owners.c.owner).order_by(owners.c.owner).limit(limit)
@@ -383,7 +376,7 @@ def trips_query(
 ) -> sa.Select[Any]:
     """The statement of ``SqlReadModel.trips`` (its order is served by an index; see the integration tests).
 
-    ``owner`` is an address in any case (``InvalidAddress`` else); the time range is ``from_ms <= end < to_ms``,
+    ``owner`` is an address in any case (``ValueError`` else); the time range is ``from_ms <= end < to_ms``,
     on the start for a trip without an end.
     """
     t = table_of(TripRow)
@@ -397,7 +390,7 @@ def trips_query(
     equal = {"vehicle_id": vehicle_id, "rider": rider, "kind": kind, "epoch_id": epoch_id}
     query = query.where(*(t.c[name] == value for name, value in equal.items() if value is not None))
     if owner is not None:
-        query = query.where(_text(t.c.owner) == str(Address.parse(owner)))
+        query = query.where(_text(t.c.owner) == _address(owner))
     query = query.where(*_time_range(t, from_ms, to_ms, may_lack_end))
     if cursor is not None:
         end_ms, trip_id = cursor_key(cursor, int, str)
@@ -446,7 +439,7 @@ def vehicles_query(
     equal = {"state": state, "kind": kind, "online": online}
     query = query.where(*(v.c[name] == value for name, value in equal.items() if value is not None))
     if owner is not None:
-        query = query.where(_text(v.c.owner) == str(Address.parse(owner)))
+        query = query.where(_text(v.c.owner) == _address(owner))
     if search:
         query = query.where(sa.func.lower(v.c.vehicle_id).contains(search.lower(), autoescape=True))
     if sort == "vehicle_id":
@@ -464,6 +457,17 @@ def vehicles_query(
             beyond = key < value if descending else key > value
             query = query.where(sa.or_(beyond, sa.and_(key == value, v.c.vehicle_id > after), key.is_(None)))
     return query
+
+
+def received_since_query(since_ms: int, limit: int) -> sa.Select[Any]:
+    """The statement of ``SqlReadModel.vehicles_received_since``, along the (received_ms, vehicle_id) index."""
+    v = table_of(VehicleRow)
+    return (
+        sa.select(*_vehicle_columns(v))
+        .where(v.c.received_ms >= since_ms)
+        .order_by(v.c.received_ms, v.c.vehicle_id)
+        .limit(limit)
+    )
 
 
 def kpis_query(now_ms: int, day_start_ms: int) -> sa.Select[Any]:
@@ -521,6 +525,14 @@ def _text(column: sa.ColumnElement[Any]) -> sa.ColumnElement[str]:
 def _as_text(table: sa.Table) -> list[sa.ColumnElement[Any]]:
     """The columns of ``table``, addresses as text (``_text``)."""
     return [_text(c).label(c.name) if isinstance(c.type, AddressType) else c for c in table.columns]
+
+
+def _address(owner: str) -> str:
+    """An owner's address in its stored EIP-55 text, from any case; ``ValueError`` naming it if it is none."""
+    try:
+        return str(Address.parse(owner))
+    except InvalidAddress:
+        raise ValueError(f"not an owner address: {owner[:60]!r}") from None
 
 
 def _owner_key(cursor: str) -> Address:

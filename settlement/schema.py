@@ -98,7 +98,7 @@ class VehicleRow(Base):
     """
 
     __tablename__ = "vehicles"
-    __table_args__ = (Index(None, "received_ms"),)
+    __table_args__ = (Index(None, "received_ms", "vehicle_id"),)
     vehicle_id: Mapped[str] = mapped_column(ID, primary_key=True)
     operator: Mapped[str] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(16))

@@ -5,11 +5,11 @@ Revises: 0005
 Create Date: 2026-11-30
 
 ``vehicles`` gains ``received_ms`` (the platform's wall clock when the message that last changed the row was
-stored: the live map asks for what changed since) with its index, and ``fault_code`` (the code of the fault that
-made the vehicle non-operational). ``alerts`` holds the dashboard's alerts; a partial unique index keeps at most
-one open alert per (kind, vehicle, code), also across two dashboard instances. ``trips`` gains the indexes of the
-dashboard's filters (owner, kind, each in the lists' order) and of open trips newest first. The dead letters'
-``received_ms`` index exists since 0003.
+stored: the live map asks for what changed since) with its index (in the order of that list), and ``fault_code``
+(the code of the fault that made the vehicle non-operational). ``alerts`` holds the dashboard's alerts; a partial
+unique index keeps at most one open alert per (kind, vehicle, code), also across two dashboard instances.
+``trips`` gains the indexes of the dashboard's filters (owner, kind, each in the lists' order) and of open trips
+newest first. The dead letters' ``received_ms`` index exists since 0003.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ _OPEN = sa.text("cleared_ms IS NULL")
 def upgrade() -> None:
     op.add_column("vehicles", sa.Column("received_ms", sa.BigInteger(), nullable=True))  # in place: nullable
     op.add_column("vehicles", sa.Column("fault_code", sa.String(length=64), nullable=True))
-    op.create_index(op.f("ix_vehicles_received_ms"), "vehicles", ["received_ms"])
+    op.create_index(op.f("ix_vehicles_received_ms_vehicle_id"), "vehicles", ["received_ms", "vehicle_id"])
     op.create_table(
         "alerts",
         sa.Column("alert_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
@@ -66,6 +66,6 @@ def downgrade() -> None:
     for name, _ in reversed(_TRIP_INDEXES):
         op.drop_index(op.f(name), table_name="trips")
     op.drop_table("alerts")  # its indexes go with it
-    op.drop_index(op.f("ix_vehicles_received_ms"), table_name="vehicles")
+    op.drop_index(op.f("ix_vehicles_received_ms_vehicle_id"), table_name="vehicles")
     op.execute("ALTER TABLE vehicles DROP COLUMN fault_code")  # in place on PostgreSQL and SQLite >= 3.35
     op.execute("ALTER TABLE vehicles DROP COLUMN received_ms")
