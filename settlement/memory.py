@@ -7,6 +7,7 @@ what a unit of work did unless it was committed.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -417,15 +418,17 @@ class MemoryAlertStore:
     def __init__(self) -> None:
         self._alerts: dict[int, AlertView] = {}
         self._changed: dict[int, int] = {}
+        self._lock = threading.Lock()  # one open per key, as the unique index keeps it, also between threads
 
     def open(self, kind: str, vehicle_id: str, code: str, at_ms: int, detail: str | None = None) -> AlertView | None:
         if kind not in ALERT_KINDS:
             raise ValueError(f"unknown alert kind {kind!r}: one of {', '.join(ALERT_KINDS)}")
-        if self._open_one(kind, vehicle_id, code) is not None:
-            return None
-        alert_id = max(self._alerts, default=0) + 1
-        alert = AlertView(alert_id, kind, vehicle_id, code, detail and detail[:256], at_ms, None, None, None)
-        return self._keep(alert, at_ms)
+        with self._lock:
+            if self._open_one(kind, vehicle_id, code) is not None:
+                return None
+            alert_id = max(self._alerts, default=0) + 1
+            alert = AlertView(alert_id, kind, vehicle_id, code, detail and detail[:256], at_ms, None, None, None)
+            return self._keep(alert, at_ms)
 
     def clear(self, kind: str, vehicle_id: str, code: str, at_ms: int) -> AlertView | None:
         alert = self._open_one(kind, vehicle_id, code)
