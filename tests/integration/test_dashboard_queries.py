@@ -340,3 +340,30 @@ def test_migration_0006_goes_down_and_up_again(database: Database) -> None:
     database.upgrade()
     assert {"received_ms", "fault_code"} <= columns("vehicles")
     database.check_revision()
+
+
+def test_the_aggregator_stamps_vehicle_rows_with_receipt_time_and_fault_code(database: Database) -> None:
+    from settlement.aggregator import Aggregator
+    from settlement.enrolment import enrol, trust_operator
+    from settlement.sql import SqlUnitOfWork
+    from tests.money import fake_money
+    from tests.signed import OPERATOR, SignedFleet
+    from tests.unit.test_dashboard_read_model import WALL_S, Seen, vehicle_story
+
+    fleet = SignedFleet()
+    uow = lambda: SqlUnitOfWork(database)  # noqa: E731
+    trust_operator(uow, OPERATOR, fleet.operator_address, 0)
+    enrol(uow, fleet.registrations(), fleet.domain, 0)
+    clock = [WALL_S]
+    chain, money = fake_money()
+    aggregator = Aggregator(uow, chain, money=money, epoch_seconds=3600.0, clock=lambda: clock[0])
+    aggregator.attach_contract()
+    read = SqlReadModel(database)
+
+    def seen() -> Seen:
+        v = read.vehicle("bike-1")
+        assert v is not None
+        return (v.state, v.fault_code, v.received_ms, v.online)
+
+    vehicle_story(aggregator, fleet, clock, seen)
+    assert [v.vehicle_id for v in read.vehicles_received_since(int(WALL_S * 1000) + 25_000)] == ["bike-1"]
