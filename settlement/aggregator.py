@@ -333,8 +333,10 @@ class Aggregator:
             new_events = uow.readings.add_events(events)
             result.events_new = len(new_events)
             repeated = len(telemetry) + len(events) - result.telemetry_new - result.events_new
-            uow.readings.apply_states(states)
-            uow.readings.update_vehicles(latest_updates([*telemetry, *new_events]))
+            # received_ms: the injected clock's wall ms when the batch is handled (drained and stored), the platform's
+            # receipt time, not the device's (a simulation's time may run ahead of the wall clock)
+            uow.readings.apply_states(states, received_ms=now_ms)
+            uow.readings.update_vehicles(latest_updates([*telemetry, *new_events], received_ms=now_ms))
             halves = [e for e in new_events if e.event_type in (EventType.UNLOCK, EventType.LOCK)]
             changed: dict[str, TripRecord] = {}
             if halves:

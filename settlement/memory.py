@@ -1,4 +1,4 @@
-"""The storage ports in memory: fakes of the repositories and the unit of work, for unit tests.
+"""The storage ports in memory: fakes of the repositories, the unit of work and the alert store, for unit tests.
 
 They keep the same rules as the SQL ones — one reading per (vehicle, seq), one trip per id — and roll back
 what a unit of work did unless it was committed.
@@ -7,6 +7,7 @@ what a unit of work did unless it was committed.
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -25,6 +26,7 @@ from settlement.registry import RegistryEntry
 from settlement.retention import StoredTelemetry, Track, TrackKey
 from settlement.trips import TripRecord, TripSplit
 from settlement.vehicles import VehicleUpdate, is_gateway
+from settlement.views import ALERT_KINDS, AlertView
 
 
 @dataclass
@@ -41,6 +43,8 @@ class MemoryVehicle:
     lat: float | None = None
     lon: float | None = None
     battery_pct: float | None = None
+    received_ms: int | None = None
+    fault_code: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,19 +120,23 @@ class MemoryReadings:
                 continue
             v.last_seq, v.last_seen_ms, v.lat, v.lon = u.seq, u.timestamp_ms, u.lat, u.lon
             v.battery_pct = u.battery_pct
+            v.received_ms = v.received_ms if u.received_ms is None else u.received_ms
             v.online = v.online or u.timestamp_ms > v.state_ms  # not a reading from before its offline state
             if u.state is not None:
-                v.state = u.state.value
+                v.state, v.fault_code = u.state.value, u.fault_code
             elif v.state == VehicleStatus.UNKNOWN.value:
                 v.state = VehicleStatus.AVAILABLE.value
 
-    def apply_states(self, states: Sequence[VehicleState]) -> None:
+    def apply_states(self, states: Sequence[VehicleState], *, received_ms: int | None = None) -> None:
         for state in states:
             for v in self.s.vehicles.values():
                 if is_gateway(state) and v.operator == state.operator:
                     v.online = state.online
                 elif v.vehicle_id == state.vehicle_id and v.state_ms <= state.timestamp:
                     v.online, v.state_ms = state.online, state.timestamp
+                else:
+                    continue
+                v.received_ms = v.received_ms if received_ms is None else received_ms
 
     def add_rejects(self, rejects: Sequence[Reject], sample_bytes: int = MAX_SAMPLE_BYTES) -> None:
         for r in rejects:
@@ -402,3 +410,51 @@ class _FailingReadings(MemoryReadings):
             if e.seq in self.fail_on:
                 raise StoreRefused(f"value out of range in event {e.vehicle_id}:{e.seq}")
         return super().add_events(events)
+
+
+class MemoryAlertStore:
+    """``settlement.views.AlertStore`` in memory, with the SQL store's rules (one open alert per key)."""
+
+    def __init__(self) -> None:
+        self._alerts: dict[int, AlertView] = {}
+        self._changed: dict[int, int] = {}
+        self._lock = threading.Lock()  # one open per key, as the unique index keeps it, also between threads
+
+    def open(self, kind: str, vehicle_id: str, code: str, at_ms: int, detail: str | None = None) -> AlertView | None:
+        if kind not in ALERT_KINDS:
+            raise ValueError(f"unknown alert kind {kind!r}: one of {', '.join(ALERT_KINDS)}")
+        with self._lock:
+            if self._open_one(kind, vehicle_id, code) is not None:
+                return None
+            alert_id = max(self._alerts, default=0) + 1
+            alert = AlertView(alert_id, kind, vehicle_id, code, detail and detail[:256], at_ms, None, None, None)
+            return self._keep(alert, at_ms)
+
+    def clear(self, kind: str, vehicle_id: str, code: str, at_ms: int) -> AlertView | None:
+        alert = self._open_one(kind, vehicle_id, code)
+        return None if alert is None else self._keep(replace(alert, cleared_ms=at_ms), at_ms)
+
+    def ack(self, alert_id: int, by: str, at_ms: int) -> AlertView | None:
+        alert = self._alerts.get(alert_id)
+        if alert is None or alert.acked_ms is not None:
+            return alert
+        return self._keep(replace(alert, acked_ms=at_ms, acked_by=by[:128]), at_ms)
+
+    def alerts(self, *, open_only: bool = True, limit: int = 200) -> list[AlertView]:
+        found = [a for a in self._alerts.values() if not open_only or a.cleared_ms is None]
+        return sorted(found, key=lambda a: (a.opened_ms, a.alert_id), reverse=True)[:limit]
+
+    def changed_since(self, since_ms: int) -> list[AlertView]:
+        found = [a for a in self._alerts.values() if self._changed[a.alert_id] >= since_ms]
+        return sorted(found, key=lambda a: (self._changed[a.alert_id], a.alert_id))
+
+    def _open_one(self, kind: str, vehicle_id: str, code: str) -> AlertView | None:
+        key = (kind, vehicle_id, code)
+        return next(
+            (a for a in self._alerts.values() if (a.kind, a.vehicle_id, a.code) == key and a.cleared_ms is None), None
+        )
+
+    def _keep(self, alert: AlertView, at_ms: int) -> AlertView:
+        self._alerts[alert.alert_id] = alert
+        self._changed[alert.alert_id] = max(self._changed.get(alert.alert_id, at_ms), at_ms)
+        return alert

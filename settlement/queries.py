@@ -17,7 +17,9 @@ from settlement.schema import (
     OwnerTotalRow,
     PayoutRow,
     RejectCountRow,
+    RejectRow,
     TallyRow,
+    TelemetryRow,
     TripRow,
     VehicleRow,
     table_of,
@@ -25,13 +27,17 @@ from settlement.schema import (
 from settlement.views import (
     EpochView,
     InvalidCursor,
+    Kpis,
     NotCommitted,
     PayoutView,
     RegistryProofView,
     Stats,
+    TrackPoint,
     TripView,
     VehicleView,
+    check_sort,
     cursor_key,
+    vehicle_cursor,
 )
 
 PRICED_OR_LATER = sorted(s.value for s in (TripStatus.PRICED, *UNSETTLED, *SETTLED, TripStatus.ADJUSTED))
@@ -48,19 +54,63 @@ class SqlReadModel:
         self._db = database
         self._signing_chain_id = signing_chain_id
 
-    def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
-        v = table_of(VehicleRow)
-        query = sa.select(*_as_text(v)).order_by(v.c.vehicle_id).limit(limit)
-        if cursor is not None:
-            query = query.where(v.c.vehicle_id > cursor_key(cursor, str)[0])
+    def vehicles(
+        self,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        owner: str | None = None,
+        online: bool | None = None,
+        search: str | None = None,
+        sort: str = "vehicle_id",
+    ) -> list[VehicleView]:
+        """Vehicles filtered and sorted (``settlement.views.VEHICLE_SORTS``): by id through the primary key; the
+        other sorts are a top-N sort of the (filtered) fleet, tens of thousands of rows at most (an index would not
+        give PostgreSQL descending order with nulls last)."""
+        query = vehicles_query(
+            limit, cursor, state=state, kind=kind, owner=owner, online=online, search=search, sort=sort
+        )
         with self._db.reading() as conn:
             rows = conn.execute(query).all()
         return [_vehicle(r) for r in rows]
 
-    def vehicle(self, vehicle_id: str) -> VehicleView | None:
+    def fleet(self) -> list[VehicleView]:
+        """Every vehicle by id in one core select (addresses read as text, no row objects of the ORM)."""
+        v = table_of(VehicleRow)
         with self._db.reading() as conn:
-            row = conn.execute(sa.select(table_of(VehicleRow)).where(VehicleRow.vehicle_id == vehicle_id)).first()
+            rows = conn.execute(sa.select(*_vehicle_columns(v)).order_by(v.c.vehicle_id)).all()
+        return [_vehicle(r) for r in rows]
+
+    def vehicles_received_since(self, since_ms: int, limit: int = 10_000) -> list[VehicleView]:
+        """Through the ``received_ms`` index; inclusive, so that a row stamped in the same millisecond as the last
+        one a client saw, but committed after its read, is not missed (the client may see a row twice)."""
+        with self._db.reading() as conn:
+            rows = conn.execute(received_since_query(since_ms, limit)).all()
+        return [_vehicle(r) for r in rows]
+
+    def vehicle(self, vehicle_id: str) -> VehicleView | None:
+        v = table_of(VehicleRow)
+        with self._db.reading() as conn:
+            row = conn.execute(sa.select(*_vehicle_columns(v)).where(v.c.vehicle_id == vehicle_id)).first()
         return _vehicle(row) if row else None
+
+    def track(self, vehicle_id: str, *, since_ms: int | None = None, limit: int = 500) -> list[TrackPoint]:
+        """The raw telemetry still kept (``smartzone retention`` folds older readings into per-minute tracks),
+        read newest first along the (vehicle, seq) key and returned oldest first."""
+        t = table_of(TelemetryRow)
+        query = (
+            sa.select(t.c.timestamp_ms, t.c.lat, t.c.lon, t.c.speed_mps, t.c.battery_pct, t.c.seq)
+            .where(t.c.vehicle_id == vehicle_id)
+            .order_by(t.c.seq.desc())
+            .limit(limit)
+        )
+        if since_ms is not None:
+            query = query.where(t.c.timestamp_ms >= since_ms)
+        with self._db.reading() as conn:
+            rows = sorted(conn.execute(query).all(), key=lambda r: (r.timestamp_ms, r.seq))
+        return [TrackPoint(r.timestamp_ms, r.lat, r.lon, r.speed_mps, r.battery_pct) for r in rows]
 
     def trips(
         self,
@@ -69,10 +119,57 @@ class SqlReadModel:
         rider: str | None = None,
         status: str | None = None,
         cursor: str | None = None,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        epoch_id: int | None = None,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
     ) -> list[TripView]:
-        query = trips_query(limit, vehicle_id=vehicle_id, rider=rider, status=status, cursor=cursor)
+        query = trips_query(
+            limit, vehicle_id=vehicle_id, rider=rider, status=status, cursor=cursor,
+            owner=owner, kind=kind, epoch_id=epoch_id, from_ms=from_ms, to_ms=to_ms,
+        )  # fmt: skip
         with self._db.reading() as conn:
             return [_trip(r) for r in conn.execute(query).all()]
+
+    def running_trips(self, rider: str | None = None, limit: int = 1000) -> list[TripView]:
+        """Open trips through the (status, start_ms, trip_id) index, or the rider's through theirs."""
+        t = table_of(TripRow)
+        query = (
+            sa.select(*_as_text(t))
+            .where(t.c.status == TripStatus.OPEN.value)
+            .order_by(t.c.start_ms.desc(), t.c.trip_id.desc())
+            .limit(limit)
+        )
+        if rider is not None:
+            query = query.where(t.c.rider == rider, t.c.end_ms.is_(None))
+        with self._db.reading() as conn:
+            return [_trip(r) for r in conn.execute(query).all()]
+
+    def kpis(self, now_ms: int, day_start_ms: int) -> Kpis:
+        """One range scan of the (end_ms, trip_id) index over the day (and the last hour, if it began before)."""
+        with self._db.reading() as conn:
+            row = conn.execute(kpis_query(now_ms, day_start_ms)).one()
+        hour, today, revenue, duration, distance = row
+        today = int(today or 0)
+        revenue = int(revenue or 0)
+        return Kpis(
+            trips_last_hour=int(hour or 0),
+            trips_today=today,
+            revenue_today_micro=revenue,
+            avg_duration_s=float(duration) if today else None,
+            avg_distance_m=float(distance) if today and distance is not None else None,
+            avg_fare_micro=(revenue + today // 2) // today if today else None,  # rounded half up, in integers
+        )
+
+    def rejects_since(self, since_ms: int) -> dict[str, int]:
+        """From the dead-letter samples through their ``received_ms`` index: samples are pruned by age and number
+        (``settlement.dead_letters``), so a window longer than what they keep counts fewer than arrived."""
+        r = table_of(RejectRow)
+        query = sa.select(r.c.code, sa.func.count()).where(r.c.received_ms >= since_ms).group_by(r.c.code)
+        with self._db.reading() as conn:
+            return {code: int(n) for code, n in conn.execute(query).all()}
 
     def trip(self, trip_id: str) -> TripView | None:
         t = table_of(TripRow)
@@ -151,9 +248,14 @@ class SqlReadModel:
             for r in rows
         ]
 
-    def payouts(self, limit: int = 100, cursor: str | None = None) -> list[PayoutView]:
+    def payouts(self, limit: int = 100, cursor: str | None = None, *, owner: str | None = None) -> list[PayoutView]:
         """Owners' totals of batched and settled trips (kept per epoch) plus their priced trips not yet batched
-        (few: read through the status index)."""
+        (few: read through the status index); only ``owner``'s (an address, ``ValueError`` else) when given.
+
+        Claims and withdrawals happen on chain (``smartzone claim``/``withdraw``, ``settlement.claims``) and the
+        database records none of them: ``claimed_micro`` is 0 and ``claimable_micro`` is ``settled_micro`` minus
+        it, an upper bound of what the owner can still claim (the contract knows the exact figure).
+        """
         o, t = table_of(OwnerTotalRow), table_of(TripRow)
         kept_owner, trip_owner = _text(o.c.owner), _text(t.c.owner)
         priced = t.c.status == TripStatus.PRICED.value  # a priced trip has its owner (the payee)
@@ -164,6 +266,9 @@ class SqlReadModel:
         if cursor is not None:
             after = str(_owner_key(cursor))
             kept, waiting = kept.where(kept_owner > after), waiting.where(trip_owner > after)
+        if owner is not None:
+            only = _address(owner)
+            kept, waiting = kept.where(kept_owner == only), waiting.where(trip_owner == only)
         owners = sa.union(kept, waiting).subquery()
         page_query = sa.select(owners.c.owner).order_by(owners.c.owner).limit(limit)
         with self._db.reading() as conn:
@@ -183,10 +288,15 @@ class SqlReadModel:
                 )
             }
         views = []
-        for owner in page:
-            n, settled, pending = totals.get(owner, (0, 0, 0))
-            more_n, more_pending = extra.get(owner, (0, 0))
-            views.append(PayoutView(owner, int(n) + more_n, int(settled), int(pending) + more_pending))
+        for payee in page:
+            n, settled, pending = totals.get(payee, (0, 0, 0))
+            more_n, more_pending = extra.get(payee, (0, 0))
+            claimed = 0  # claims live on chain only (see the docstring)
+            views.append(
+                PayoutView(
+                    payee, int(n) + more_n, int(settled), int(pending) + more_pending, claimed, int(settled) - claimed
+                )
+            )
         return views
 
     def stats(self) -> Stats:
@@ -258,8 +368,17 @@ def trips_query(
     rider: str | None = None,
     status: str | None = None,
     cursor: str | None = None,
+    owner: str | None = None,
+    kind: str | None = None,
+    epoch_id: int | None = None,
+    from_ms: int | None = None,
+    to_ms: int | None = None,
 ) -> sa.Select[Any]:
-    """The statement of ``SqlReadModel.trips`` (its order is served by an index; see the integration tests)."""
+    """The statement of ``SqlReadModel.trips`` (its order is served by an index; see the integration tests).
+
+    ``owner`` is an address in any case (``ValueError`` else); the time range is ``from_ms <= end < to_ms``,
+    on the start for a trip without an end.
+    """
     t = table_of(TripRow)
     # priced trips and later always have an end; a list of another status may hold trips without one, last
     may_lack_end = status is not None and status not in PRICED_OR_LATER
@@ -268,10 +387,11 @@ def trips_query(
     # "not before priced" rather than "in (priced, …)": an IN list would draw the planner to the status index
     # and a sort of every trip; this way the (end_ms, trip_id) index or the rider's or vehicle's serves it
     query = query.where(t.c.status == status) if status else query.where(t.c.status.not_in(BEFORE_PRICED))
-    if vehicle_id is not None:
-        query = query.where(t.c.vehicle_id == vehicle_id)
-    if rider is not None:
-        query = query.where(t.c.rider == rider)
+    equal = {"vehicle_id": vehicle_id, "rider": rider, "kind": kind, "epoch_id": epoch_id}
+    query = query.where(*(t.c[name] == value for name, value in equal.items() if value is not None))
+    if owner is not None:
+        query = query.where(_text(t.c.owner) == _address(owner))
+    query = query.where(*_time_range(t, from_ms, to_ms, may_lack_end))
     if cursor is not None:
         end_ms, trip_id = cursor_key(cursor, int, str)
         if end_ms is None:
@@ -280,6 +400,94 @@ def trips_query(
             before = sa.tuple_(t.c.end_ms, t.c.trip_id) < sa.tuple_(sa.literal(end_ms), sa.literal(trip_id))
             query = query.where(sa.or_(before, t.c.end_ms.is_(None)) if may_lack_end else before)
     return query
+
+
+def _time_range(
+    t: sa.Table, from_ms: int | None, to_ms: int | None, may_lack_end: bool
+) -> list[sa.ColumnElement[bool]]:
+    """``from_ms <= end < to_ms``, or on the start of a trip without an end when the list may hold such trips."""
+    if from_ms is None and to_ms is None:
+        return []
+
+    def within(column: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        bounds = [column >= from_ms] if from_ms is not None else []
+        bounds += [column < to_ms] if to_ms is not None else []
+        return sa.and_(*bounds)
+
+    if not may_lack_end:
+        return [within(t.c.end_ms)]
+    return [sa.or_(within(t.c.end_ms), sa.and_(t.c.end_ms.is_(None), within(t.c.start_ms)))]
+
+
+def vehicles_query(
+    limit: int,
+    cursor: str | None = None,
+    *,
+    state: str | None = None,
+    kind: str | None = None,
+    owner: str | None = None,
+    online: bool | None = None,
+    search: str | None = None,
+    sort: str = "vehicle_id",
+) -> sa.Select[Any]:
+    """The statement of ``SqlReadModel.vehicles``: filtered, in ``sort`` order (nulls last, the id breaking ties),
+    after ``cursor`` (which must be of the same sort: ``InvalidCursor`` else)."""
+    v = table_of(VehicleRow)
+    column = {"battery_pct": v.c.battery_pct, "-battery_pct": v.c.battery_pct, "-received_ms": v.c.received_ms}
+    descending = check_sort(sort).startswith("-")
+    query = sa.select(*_vehicle_columns(v)).limit(limit)
+    equal = {"state": state, "kind": kind, "online": online}
+    query = query.where(*(v.c[name] == value for name, value in equal.items() if value is not None))
+    if owner is not None:
+        query = query.where(_text(v.c.owner) == _address(owner))
+    if search:
+        query = query.where(sa.func.lower(v.c.vehicle_id).contains(search.lower(), autoescape=True))
+    if sort == "vehicle_id":
+        query = query.order_by(v.c.vehicle_id)
+        if cursor is not None:
+            query = query.where(v.c.vehicle_id > vehicle_cursor(cursor, sort)[1])
+        return query
+    key = column[sort]
+    query = query.order_by((key.desc() if descending else key.asc()).nulls_last(), v.c.vehicle_id)
+    if cursor is not None:
+        value, after = vehicle_cursor(cursor, sort)
+        if value is None:  # past every vehicle with a value: the nulls, by id
+            query = query.where(key.is_(None), v.c.vehicle_id > after)
+        else:
+            beyond = key < value if descending else key > value
+            query = query.where(sa.or_(beyond, sa.and_(key == value, v.c.vehicle_id > after), key.is_(None)))
+    return query
+
+
+def received_since_query(since_ms: int, limit: int) -> sa.Select[Any]:
+    """The statement of ``SqlReadModel.vehicles_received_since``, along the (received_ms, vehicle_id) index."""
+    v = table_of(VehicleRow)
+    return (
+        sa.select(*_vehicle_columns(v))
+        .where(v.c.received_ms >= since_ms)
+        .order_by(v.c.received_ms, v.c.vehicle_id)
+        .limit(limit)
+    )
+
+
+def kpis_query(now_ms: int, day_start_ms: int) -> sa.Select[Any]:
+    """The statement of ``SqlReadModel.kpis``: trips priced or later ended in ``[min(day start, an hour ago),
+    now]``, each figure over its own part of the range."""
+    t = table_of(TripRow)
+    hour_ago = now_ms - 3_600_000
+    today = t.c.end_ms >= day_start_ms
+    charged = sa.func.coalesce(t.c.charged_micro, t.c.fare_micro)  # what the rider pays (``TripView``)
+    return sa.select(
+        sa.func.count().filter(t.c.end_ms >= hour_ago),
+        sa.func.count().filter(today),
+        sa.func.sum(charged).filter(today),
+        sa.func.avg(t.c.duration_s).filter(today),
+        sa.func.avg(t.c.distance_m).filter(today),
+    ).where(
+        t.c.end_ms >= min(day_start_ms, hour_ago),
+        t.c.end_ms <= now_ms,
+        t.c.status.not_in(BEFORE_PRICED),
+    )
 
 
 @cache
@@ -319,12 +527,31 @@ def _as_text(table: sa.Table) -> list[sa.ColumnElement[Any]]:
     return [_text(c).label(c.name) if isinstance(c.type, AddressType) else c for c in table.columns]
 
 
+def _address(owner: str) -> str:
+    """An owner's address in its stored EIP-55 text, from any case; ``ValueError`` naming it if it is none."""
+    try:
+        return str(Address.parse(owner))
+    except InvalidAddress:
+        raise ValueError(f"not an owner address: {owner[:60]!r}") from None
+
+
 def _owner_key(cursor: str) -> Address:
     (owner,) = cursor_key(cursor, str)
     try:
         return Address.parse(str(owner))
     except InvalidAddress:
         raise InvalidCursor(f"not a cursor of this list: {cursor!r}") from None
+
+
+_VEHICLE_VIEW_COLUMNS = (
+    "vehicle_id", "operator", "kind", "owner", "state", "online", "battery_pct", "lat", "lon", "last_seen_ms",
+    "received_ms", "fault_code", "state_ms",
+)  # fmt: skip
+
+
+def _vehicle_columns(v: sa.Table) -> list[sa.ColumnElement[Any]]:
+    """The columns a ``VehicleView`` is made of, in its order (the owner as text)."""
+    return [_text(v.c[n]).label(n) if n == "owner" else v.c[n] for n in _VEHICLE_VIEW_COLUMNS]
 
 
 def _vehicle(r: sa.Row) -> VehicleView:
@@ -339,6 +566,9 @@ def _vehicle(r: sa.Row) -> VehicleView:
         r.lat,
         r.lon,
         r.last_seen_ms,
+        r.received_ms,
+        r.fault_code,
+        r.state_ms,
     )
 
 

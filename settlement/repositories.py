@@ -39,11 +39,13 @@ class ReadingRepository(Protocol):
 
     def update_vehicles(self, updates: Sequence[VehicleUpdate]) -> None:
         """Apply each update to its vehicle unless the vehicle has seen a later seq; a reading brings the vehicle
-        online only if it is newer than the vehicle's last state (a late reading never undoes an offline state)."""
+        online only if it is newer than the vehicle's last state (a late reading never undoes an offline state).
+        An update with a state sets the fault code with it; one with ``received_ms`` stamps the row."""
         ...
 
-    def apply_states(self, states: Sequence[VehicleState]) -> None:
-        """Set vehicles online or offline (a gateway's state: every vehicle of its operator)."""
+    def apply_states(self, states: Sequence[VehicleState], *, received_ms: int | None = None) -> None:
+        """Set vehicles online or offline (a gateway's state: every vehicle of its operator), stamping the rows it
+        changes with ``received_ms`` when given."""
         ...
 
     def add_rejects(self, rejects: Sequence[Reject], sample_bytes: int = MAX_SAMPLE_BYTES) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -89,9 +90,15 @@ class RegistryRow(Base):
 
 
 class VehicleRow(Base):
-    """The last known state of a registered vehicle; ``owner`` is its current payee from the registry."""
+    """The last known state of a registered vehicle; ``owner`` is its current payee from the registry.
+
+    ``received_ms`` is the platform's wall clock when the message that last changed the row was stored (not the
+    device's time), so that the dashboard pushes what changed since; ``fault_code`` is the code of the fault that
+    made the vehicle non-operational, cleared by the next state change (migration 0006).
+    """
 
     __tablename__ = "vehicles"
+    __table_args__ = (Index(None, "received_ms", "vehicle_id"),)
     vehicle_id: Mapped[str] = mapped_column(ID, primary_key=True)
     operator: Mapped[str] = mapped_column(ID)
     kind: Mapped[str] = mapped_column(String(16))
@@ -104,6 +111,8 @@ class VehicleRow(Base):
     last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_seen_ms: Mapped[int | None] = mapped_column(BigInteger)
     state_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+    received_ms: Mapped[int | None] = mapped_column(BigInteger)
+    fault_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class TelemetryRow(Base):
@@ -192,6 +201,10 @@ class TripRow(Base):
         Index(None, "vehicle_id", "end_ms", "trip_id"),
         Index(None, "status", "end_ms", "trip_id"),
         Index(None, "epoch_id"),
+        # the dashboard's filters, each in the list's order (migration 0006); open trips newest first by start
+        Index(None, "owner", "end_ms", "trip_id"),
+        Index(None, "kind", "end_ms", "trip_id"),
+        Index(None, "status", "start_ms", "trip_id"),
         # a rider's consent nonce is used once: set only on a trip priced under that consent (migration 0005)
         Index(None, "consent_rider", "consent_nonce", unique=True),
     )
@@ -329,6 +342,36 @@ class DeploymentRow(Base):
     chain_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     address: Mapped[str] = mapped_column(String(42))
     deployed_ms: Mapped[int] = mapped_column(BigInteger)
+
+
+class AlertRow(Base):
+    """An alert the dashboard raised: open until ``cleared_ms``; at most one open alert per (kind, vehicle, code),
+    across dashboard instances, by a partial unique index (migration 0006)."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        Index(
+            "ix_alerts_open_key",
+            "kind",
+            "vehicle_id",
+            "code",
+            unique=True,
+            sqlite_where=text("cleared_ms IS NULL"),
+            postgresql_where=text("cleared_ms IS NULL"),
+        ),
+        Index(None, "opened_ms"),
+        Index(None, "changed_ms"),
+    )
+    alert_id: Mapped[int] = mapped_column(ROWID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    vehicle_id: Mapped[str] = mapped_column(ID)
+    code: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[str | None] = mapped_column(String(256))
+    opened_ms: Mapped[int] = mapped_column(BigInteger)
+    cleared_ms: Mapped[int | None] = mapped_column(BigInteger)
+    acked_ms: Mapped[int | None] = mapped_column(BigInteger)
+    acked_by: Mapped[str | None] = mapped_column(String(128))
+    changed_ms: Mapped[int] = mapped_column(BigInteger)  # the latest of opened, cleared and acked: what changed since
 
 
 def table_of(model: type[Base]) -> Table:

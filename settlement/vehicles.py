@@ -23,6 +23,9 @@ class VehicleUpdate:
 
     ``state`` is None when the reading says nothing about the state (telemetry, battery_low); a vehicle
     still in state ``unknown`` then becomes ``available`` (it reports, so it exists and is idle).
+    ``fault_code`` goes with ``state``: a fault's code (its ``detail``) when the state is ``non_operational``,
+    None after any other state change (the fault is over). ``received_ms`` is the platform's wall clock when the
+    reading was stored (None: leave the row's as it is).
     """
 
     vehicle_id: str
@@ -32,10 +35,13 @@ class VehicleUpdate:
     lon: float
     battery_pct: float | None
     state: VehicleStatus | None
+    received_ms: int | None = None
+    fault_code: str | None = None
 
 
-def latest_updates(messages: Iterable[Telemetry | Event]) -> list[VehicleUpdate]:
-    """One update per vehicle: from its reading with the highest ``seq`` in ``messages``, in vehicle order.
+def latest_updates(messages: Iterable[Telemetry | Event], *, received_ms: int | None = None) -> list[VehicleUpdate]:
+    """One update per vehicle: from its reading with the highest ``seq`` in ``messages``, in vehicle order, stamped
+    ``received_ms``.
 
     The order is the one every writer takes row locks in, so that two aggregators updating overlapping vehicles
     wait for each other instead of deadlocking.
@@ -54,9 +60,18 @@ def latest_updates(messages: Iterable[Telemetry | Event]) -> list[VehicleUpdate]
             lon=m.position.lon,
             battery_pct=m.battery_pct,
             state=STATE_AFTER.get(m.event_type) if isinstance(m, Event) else None,
+            received_ms=received_ms,
+            fault_code=fault_code_of(m),
         )
         for _, m in sorted(latest.items())
     ]
+
+
+def fault_code_of(message: Telemetry | Event) -> str | None:
+    """The fault code a fault event reports (its ``detail``; '' when it names none), None for anything else."""
+    if isinstance(message, Event) and message.event_type is EventType.FAULT:
+        return message.detail or ""
+    return None
 
 
 def is_gateway(state: VehicleState) -> bool:

@@ -1,7 +1,8 @@
 """The read side of settlement: what the dashboard may see, as frozen views, and the port that serves them.
 
 Every list is read in keyset pages: a list's order ends in a unique key, and a page's opaque ``cursor`` (made by
-``cursor_after`` from the last view of the page before) names where the next page starts.
+``cursor_after`` from the last view of the page before) names where the next page starts. A vehicle list sorted
+otherwise than by id has cursors that name their sort, so that a cursor of one sort is refused by another.
 """
 
 from __future__ import annotations
@@ -38,6 +39,89 @@ class VehicleView:
     lat: float | None
     lon: float | None
     last_seen_ms: int | None
+    received_ms: int | None = None  # the platform's wall clock when it stored the message that last changed the row
+    fault_code: str | None = None  # the current fault's code while non_operational
+    state_ms: int | None = None  # the device's time of its last online/offline state
+
+
+VEHICLE_SORTS = ("vehicle_id", "battery_pct", "-battery_pct", "-received_ms")
+"""The orders of ``ReadModel.vehicles``: a leading ``-`` is descending; nulls come last, the id breaks ties."""
+
+
+def check_sort(sort: str) -> str:
+    """``sort`` if it is one of ``VEHICLE_SORTS``; ``ValueError`` naming them else."""
+    if sort not in VEHICLE_SORTS:
+        raise ValueError(f"unknown sort {sort!r}: one of {', '.join(VEHICLE_SORTS)}")
+    return sort
+
+
+@dataclass(frozen=True, slots=True)
+class TrackPoint:
+    """One telemetry reading of a vehicle's track."""
+
+    timestamp_ms: int
+    lat: float
+    lon: float
+    speed_mps: float
+    battery_pct: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Kpis:
+    """The day's figures: trips ended in the last hour and since the day's start, the day's revenue (what riders
+    are charged: the consented charge, else the metered fare) and the averages of the day's trips (None without
+    any)."""
+
+    trips_last_hour: int
+    trips_today: int
+    revenue_today_micro: int
+    avg_duration_s: float | None
+    avg_distance_m: float | None
+    avg_fare_micro: int | None
+
+
+ALERT_KINDS = ("battery_low", "offline", "fault", "outside_zone", "rejects")
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """An alert: open until ``cleared_ms``; ``vehicle_id`` is '' for a fleet-wide alert, ``code`` '' when none
+    (else a fault code or a reject reason)."""
+
+    alert_id: int
+    kind: str
+    vehicle_id: str
+    code: str
+    detail: str | None
+    opened_ms: int
+    cleared_ms: int | None
+    acked_ms: int | None
+    acked_by: str | None
+
+
+class AlertStore(Protocol):
+    """Where the dashboard keeps its alerts, shared by its instances: at most one open alert per
+    (kind, vehicle_id, code)."""
+
+    def open(self, kind: str, vehicle_id: str, code: str, at_ms: int, detail: str | None = None) -> AlertView | None:
+        """Open an alert; None when one with that key is open already (also if another instance just opened it)."""
+        ...
+
+    def clear(self, kind: str, vehicle_id: str, code: str, at_ms: int) -> AlertView | None:
+        """Clear the open alert of that key; None when none is open."""
+        ...
+
+    def ack(self, alert_id: int, by: str, at_ms: int) -> AlertView | None:
+        """Acknowledge an alert (open or cleared); acking twice keeps the first ack; None for an unknown id."""
+        ...
+
+    def alerts(self, *, open_only: bool = True, limit: int = 200) -> list[AlertView]:
+        """Alerts newest first (by opening time, then id)."""
+        ...
+
+    def changed_since(self, since_ms: int) -> list[AlertView]:
+        """Alerts opened, cleared or acked at or after ``since_ms``, by the time of their last change, then id."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +176,8 @@ class PayoutView:
     trip_count: int
     settled_micro: int
     pending_micro: int
+    claimed_micro: int = 0
+    claimable_micro: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,18 +218,40 @@ class RegistryProofView:
 Listed = VehicleView | TripView | EpochView | PayoutView
 
 
-def cursor_after(view: Listed) -> str:
-    """The opaque cursor of the page that starts after ``view`` in its list."""
+def cursor_after(view: Listed, *, sort: str = "vehicle_id") -> str:
+    """The opaque cursor of the page that starts after ``view`` in its list (``sort``: a vehicle list's order)."""
     key: list[object]
     if isinstance(view, TripView):
         key = [view.end_ms, view.trip_id]
     elif isinstance(view, VehicleView):
-        key = [view.vehicle_id]
+        key = vehicle_key(view, check_sort(sort))
     elif isinstance(view, EpochView):
         key = [view.epoch_id]
     else:
         key = [view.owner]
     return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def vehicle_key(view: VehicleView, sort: str) -> list[object]:
+    """A vehicle's cursor key under ``sort``: its id alone by id, else the sort's name, value and the id."""
+    if sort == "vehicle_id":
+        return [view.vehicle_id]
+    if sort == "-received_ms":
+        return [sort, view.received_ms, view.vehicle_id]
+    return [sort, None if view.battery_pct is None else float(view.battery_pct), view.vehicle_id]
+
+
+def vehicle_cursor(cursor: str, sort: str) -> tuple[float | int | None, str]:
+    """The (sort value, vehicle id) a vehicle cursor names; ``InvalidCursor`` for one of another sort."""
+    if sort == "vehicle_id":
+        (vehicle_id,) = cursor_key(cursor, str)
+        if vehicle_id is None:
+            raise InvalidCursor(f"not a cursor of this list: {cursor!r}")
+        return None, str(vehicle_id)
+    tag, value, vehicle_id = cursor_key(cursor, str, int if sort == "-received_ms" else float, str)
+    if tag != sort or vehicle_id is None:
+        raise InvalidCursor(f"not a cursor of this list: {cursor!r}")
+    return value, str(vehicle_id)  # type: ignore[return-value]
 
 
 def cursor_key(cursor: str, *types: type) -> list[object]:
@@ -166,11 +274,35 @@ class ReadModel(Protocol):
     after ``cursor`` (``cursor_after`` of the last view of the page before); a bad cursor raises ``InvalidCursor``.
     """
 
-    def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
-        """Vehicles by id."""
+    def vehicles(
+        self,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        owner: str | None = None,
+        online: bool | None = None,
+        search: str | None = None,
+        sort: str = "vehicle_id",
+    ) -> list[VehicleView]:
+        """Vehicles matching every filter given (``search``: a case-insensitive part of the id), in ``sort`` order
+        (``VEHICLE_SORTS``; ``ValueError`` for another); the cursor must come from the same sort."""
+        ...
+
+    def fleet(self) -> list[VehicleView]:
+        """Every vehicle, by id, in one read (the live map's snapshot)."""
+        ...
+
+    def vehicles_received_since(self, since_ms: int, limit: int = 10_000) -> list[VehicleView]:
+        """Vehicles whose row changed at or after ``since_ms`` (platform time), by ``received_ms`` then id."""
         ...
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None: ...
+
+    def track(self, vehicle_id: str, *, since_ms: int | None = None, limit: int = 500) -> list[TrackPoint]:
+        """The vehicle's newest ``limit`` raw telemetry points (at or after ``since_ms``), oldest first."""
+        ...
 
     def trips(
         self,
@@ -179,9 +311,28 @@ class ReadModel(Protocol):
         rider: str | None = None,
         status: str | None = None,
         cursor: str | None = None,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        epoch_id: int | None = None,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
     ) -> list[TripView]:
         """Priced trips and later (or only those of ``status``), newest first (end time, then trip id, both
-        descending; trips without an end come last)."""
+        descending; trips without an end come last); ``from_ms <= end < to_ms`` (the start for a trip without an
+        end)."""
+        ...
+
+    def running_trips(self, rider: str | None = None, limit: int = 1000) -> list[TripView]:
+        """Open trips (of ``rider``), newest start first, with what their last voucher signed for so far."""
+        ...
+
+    def kpis(self, now_ms: int, day_start_ms: int) -> Kpis:
+        """The figures of trips ended in the hour before ``now_ms`` and since ``day_start_ms``."""
+        ...
+
+    def rejects_since(self, since_ms: int) -> dict[str, int]:
+        """Dead letters received at or after ``since_ms``, per reason code (from the kept samples)."""
         ...
 
     def rejects_by_code(self) -> dict[str, int]:
@@ -208,8 +359,8 @@ class ReadModel(Protocol):
         """Epochs, newest first."""
         ...
 
-    def payouts(self, limit: int = 100, cursor: str | None = None) -> list[PayoutView]:
-        """Earnings per owner, by owner address."""
+    def payouts(self, limit: int = 100, cursor: str | None = None, *, owner: str | None = None) -> list[PayoutView]:
+        """Earnings per owner, by owner address (only ``owner``'s when given)."""
         ...
 
     def stats(self) -> Stats: ...

@@ -21,13 +21,17 @@ from settlement.sql.common import insert_ignore
 from settlement.vehicles import VehicleUpdate, is_gateway
 
 _V = table_of(VehicleRow)
+# the platform's receipt time, or the row's own when the caller gives none
+_RECEIVED = sa.func.coalesce(sa.bindparam("b_received", type_=sa.BigInteger()), _V.c.received_ms)
 _GATEWAY_ONLINE = (
-    sa.update(_V).where(_V.c.operator == sa.bindparam("b_operator")).values(online=sa.bindparam("b_online"))
+    sa.update(_V)
+    .where(_V.c.operator == sa.bindparam("b_operator"))
+    .values(online=sa.bindparam("b_online"), received_ms=_RECEIVED)
 )
 _VEHICLE_ONLINE = (
     sa.update(_V)
     .where(_V.c.vehicle_id == sa.bindparam("b_vehicle"), _V.c.state_ms <= sa.bindparam("b_ts"))
-    .values(online=sa.bindparam("b_online"), state_ms=sa.bindparam("b_ts"))
+    .values(online=sa.bindparam("b_online"), state_ms=sa.bindparam("b_ts"), received_ms=_RECEIVED)
 )
 
 
@@ -108,26 +112,31 @@ class SqlReadings:
             "lat": sa.bindparam("b_lat"),
             "lon": sa.bindparam("b_lon"),
             "battery_pct": sa.bindparam("b_battery"),
+            "received_ms": _RECEIVED,
             # a reading from before the vehicle's last state (its offline state) does not bring it back online
             "online": sa.case((v.c.state_ms < sa.bindparam("b_ts"), sa.true()), else_=v.c.online),
         }
         with_state = [u for u in updates if u.state is not None]
         without = [u for u in updates if u.state is None]
         if with_state:
-            statement = sa.update(v).where(newer).values(**common, state=sa.bindparam("b_state"))
-            self._conn.execute(statement, [_params(u) | {"b_state": str(u.state)} for u in with_state])
+            fault = sa.bindparam("b_fault", type_=sa.String())
+            statement = sa.update(v).where(newer).values(**common, state=sa.bindparam("b_state"), fault_code=fault)
+            params = [_params(u) | {"b_state": str(u.state), "b_fault": u.fault_code} for u in with_state]
+            self._conn.execute(statement, params)
         if without:
             keep = sa.case((v.c.state == VehicleStatus.UNKNOWN.value, VehicleStatus.AVAILABLE.value), else_=v.c.state)
             statement = sa.update(v).where(newer).values(**common, state=keep)
             self._conn.execute(statement, [_params(u) for u in without])
 
-    def apply_states(self, states: Sequence[VehicleState]) -> None:
+    def apply_states(self, states: Sequence[VehicleState], *, received_ms: int | None = None) -> None:
         # In arrival order: each run of gateway or of vehicle states is one executemany (run one after another)
+        at = {"b_received": received_ms}
         for gateway, run in groupby(states, key=is_gateway):
             if gateway:
-                self._conn.execute(_GATEWAY_ONLINE, [{"b_operator": s.operator, "b_online": s.online} for s in run])
+                params = [{"b_operator": s.operator, "b_online": s.online} | at for s in run]
+                self._conn.execute(_GATEWAY_ONLINE, params)
             else:
-                params = [{"b_vehicle": s.vehicle_id, "b_ts": s.timestamp, "b_online": s.online} for s in run]
+                params = [{"b_vehicle": s.vehicle_id, "b_ts": s.timestamp, "b_online": s.online} | at for s in run]
                 self._conn.execute(_VEHICLE_ONLINE, params)
 
     def add_rejects(self, rejects: Sequence[Reject], sample_bytes: int = MAX_SAMPLE_BYTES) -> None:
@@ -203,4 +212,5 @@ def _params(u: VehicleUpdate) -> dict[str, object]:
         "b_lat": u.lat,
         "b_lon": u.lon,
         "b_battery": u.battery_pct,
+        "b_received": u.received_ms,
     }
