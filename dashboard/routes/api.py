@@ -62,7 +62,7 @@ VehicleSort = Literal["vehicle_id", "battery_pct", "-battery_pct", "-received_ms
 Ms = Annotated[int | None, Query(ge=0, le=2**53, description="Milliseconds since the Unix epoch.")]
 
 
-def address(text: str | None) -> str | None:
+def as_address(text: str | None) -> str | None:
     """An address parameter in EIP-55 form (None stays None); a mixed-case one that fails its checksum is a 422."""
     if text is None:
         return None
@@ -111,7 +111,7 @@ def list_vehicles(
     sort: Annotated[VehicleSort, Query(description="Order: a field, descending with a leading '-'.")] = "vehicle_id",
 ) -> VehicleList:
     """The vehicles of the fleet as last seen (staff only), filtered and sorted, a page at a time."""
-    filters = given(state=state, kind=kind, owner=address(owner), online=online, search=q or None)
+    filters = given(state=state, kind=kind, owner=as_address(owner), online=online, search=q or None)
     if sort != "vehicle_id":
         filters["sort"] = sort
 
@@ -158,10 +158,10 @@ def list_trips(
     """Trips, newest first: staff see all, an account only its own rides (naming another rider is a 403)."""
     if from_ms is not None and to_ms is not None and from_ms > to_ms:
         raise HTTPException(422, "from_ms is after to_ms")
-    scope = own(who, address(rider), "trips")
+    scope = own(who, as_address(rider), "trips")
     filters = given(
         vehicle_id=vehicle_id, rider=scope, status=status.value if status else None, kind=kind,
-        owner=address(owner), epoch_id=epoch_id, from_ms=from_ms, to_ms=to_ms,
+        owner=as_address(owner), epoch_id=epoch_id, from_ms=from_ms, to_ms=to_ms,
     )  # fmt: skip
 
     def read(n: int, after: str | None) -> list[TripView]:
@@ -206,12 +206,12 @@ def list_epochs(model: Model, limit: Limit = 100, cursor: Cursor = None) -> Epoc
     return EpochList(items=[Epoch.model_validate(e) for e in views], next_cursor=next_cursor)
 
 
-@router.get("/accounts/{account}/balance-proof", tags=["settlement"], responses={**SIGNED, **FORBIDDEN, **NOT_FOUND})
-def get_balance_proof(account: str, model: Model, who: Signed) -> BalanceProof:
+@router.get("/accounts/{address}/balance-proof", tags=["settlement"], responses={**SIGNED, **FORBIDDEN, **NOT_FOUND})
+def get_balance_proof(address: str, model: Model, who: Signed) -> BalanceProof:
     """The account's balance in the last epoch on chain with the proof to claim or withdraw with (operators, or
     that account)."""
     try:
-        parsed = Address.parse(account)
+        parsed = Address.parse(address)
     except InvalidAddress as exc:
         raise HTTPException(422, str(exc)) from None
     if who.role is not Role.OPERATOR and not (who.role is Role.ACCOUNT and same(str(parsed), who.subject)):
@@ -229,7 +229,7 @@ def list_payouts(
     """What each vehicle owner has earned, by owner address: operators see all, an account only its own."""
     if who.role is Role.RESEARCHER:
         raise HTTPException(403, "payouts are for operators and the owners themselves")
-    scope = own(who, address(owner), "payouts")
+    scope = own(who, as_address(owner), "payouts")
     filters = given(owner=scope)
 
     def read(n: int, after: str | None) -> Sequence[Any]:
