@@ -63,10 +63,20 @@ def verify_password(password: str, encoded: str) -> bool:
     return hmac.compare_digest(_scrypt(password, salt, n, r, p), expected)
 
 
+def dummy_hash(like: str | None = None) -> str:
+    """A hash no password is known for, with the cost parameters of ``like`` (a real user's hash) when it has
+    readable ones: checked for unknown user names so that they take as long as known ones."""
+    parts = (like or "").split("$")
+    if len(parts) == 6 and parts[0] == "scrypt" and all(x.isdigit() for x in parts[1:4]):
+        n, r, p = (int(x) for x in parts[1:4])
+        if 1 < n <= MAX_SCRYPT_N and n & (n - 1) == 0 and 0 < r <= 32 and 0 < p <= 16:
+            return _dummy(n, r, p)
+    return _dummy(SCRYPT_N, SCRYPT_R, SCRYPT_P)
+
+
 @cache
-def dummy_hash() -> str:
-    """A hash no password is known for: checked for unknown user names so they take as long as known ones."""
-    return hash_password(secrets.token_urlsafe(16))
+def _dummy(n: int, r: int, p: int) -> str:
+    return hash_password(secrets.token_urlsafe(16), n=n, r=r, p=p)
 
 
 # --- Sign-In with Ethereum (EIP-4361) ------------------------------------------------------------------------

@@ -119,7 +119,8 @@ def log_in(
 def _check_password(users: tuple[StaffUser, ...], name: str, password: str) -> StaffUser | None:
     """The staff user ``name`` if ``password`` is theirs; an unknown name costs a hash check all the same."""
     user = next((u for u in users if hmac.compare_digest(u.name.encode(), name.encode())), None)
-    matched = auth.verify_password(password, user.password_hash if user else auth.dummy_hash())
+    stand_in = auth.dummy_hash(users[0].password_hash if users else None)
+    matched = auth.verify_password(password, user.password_hash if user else stand_in)
     return user if matched and user is not None and user.role is not Role.ACCOUNT else None
 
 

@@ -86,8 +86,10 @@ def test_a_password_longer_than_the_limit_is_not_even_hashed() -> None:
     assert not auth.verify_password("x" * 2000, encoded)
 
 
-def test_the_stand_in_hash_for_unknown_names_is_made_once_and_matches_nothing_guessable() -> None:
-    assert auth.dummy_hash() is auth.dummy_hash()
+def test_the_stand_in_hash_for_unknown_names_costs_what_a_real_one_does_and_matches_nothing_guessable() -> None:
+    real = auth.hash_password("secret", n=2**10, r=4)
+    assert auth.dummy_hash(real) is auth.dummy_hash(real) and auth.dummy_hash(real).startswith("scrypt$1024$4$1$")
+    assert auth.dummy_hash(None).startswith("scrypt$16384$8$1$") and auth.dummy_hash("nonsense") == auth.dummy_hash()
     assert not auth.verify_password("", auth.dummy_hash()) and not auth.verify_password("demo", auth.dummy_hash())
 
 
