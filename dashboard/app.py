@@ -8,17 +8,19 @@ from collections.abc import Callable, Sequence
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.middleware.sessions import SessionMiddleware
 
 from dashboard import health
 from dashboard.config import DashboardConfig
 from dashboard.health import Check, Readiness
 from dashboard.problems import add_problem_handlers
-from dashboard.routes import api, jsonrpc, pages, source
-from dashboard.security import HeadAsGet, RequestGuard, SecurityHeaders
+from dashboard.routes import api, auth, jsonrpc, pages, source
+from dashboard.security import HeadAsGet, RequestGuard, SameOriginWrites, SecurityHeaders
 from sensors.redaction import redact_url
 from settlement.views import ReadModel
 
 SOURCE_PATH = "/source.tar.gz"
+SESSION_COOKIE = "smartzone_session"
 DOCS_PATHS = ("/docs", "/redoc", "/docs/oauth2-redirect")  # FastAPIOffline's pages, with inline scripts
 
 DESCRIPTION = """\
@@ -74,10 +76,21 @@ def create_app(
     app.state.page = pages.PageInfo(title, label, config.source_url or SOURCE_PATH)
     add_problem_handlers(app)
     # the last added runs first: HEAD is answered from the full GET, which carries the security headers
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=config.session_secret,
+        session_cookie=SESSION_COOKIE,
+        max_age=config.session_max_age_s,
+        same_site="lax",
+        https_only=config.https_only,
+    )
     app.add_middleware(RequestGuard)
+    allowed = (config.public_origin,) if config.public_origin else ()
+    app.add_middleware(SameOriginWrites, allowed_origins=allowed, exempt=(jsonrpc.PATH,))
     app.add_middleware(SecurityHeaders, docs_paths=DOCS_PATHS)
     app.add_middleware(HeadAsGet)
     app.include_router(api.router)
+    app.include_router(auth.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(source.router)

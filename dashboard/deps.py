@@ -3,14 +3,18 @@ request, the clock. Tests replace any of them with ``app.dependency_overrides``.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from typing import Annotated
+from urllib.parse import quote
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.responses import RedirectResponse
 
-from dashboard.config import DashboardConfig, Principal
+from dashboard.config import DashboardConfig, Principal, Role
 from dashboard.i18n import Language, negotiate
+from sensors.address import Address, InvalidAddress
 from settlement.views import ReadModel
 
 
@@ -48,12 +52,72 @@ Lang = Annotated[Language, Depends(language)]
 Clock = Annotated[Callable[[], int], Depends(clock)]
 
 
+SESSION_SKEW_MS = 60_000
+
+
 def principal(request: Request) -> Principal | None:
     """Who is signed in, from the session cookie; None for an anonymous visitor.
 
-    Placeholder until ``dashboard.auth`` reads the session: everyone is anonymous.
+    The session holds the role, the subject, when it was issued and, for staff, a fingerprint of the password hash
+    it was opened with: a staff user removed from the configuration, or whose password changed, is anonymous again;
+    so is a session older than ``session_max_age_s`` or a wallet whose address is not in EIP-55 form.
     """
-    return None
+    data = request.scope.get("session")
+    if not isinstance(data, dict):
+        return None
+    role, subject, issued = data.get("role"), data.get("sub"), data.get("iat")
+    if not isinstance(role, str) or role not in set(Role) or not isinstance(subject, str) or type(issued) is not int:
+        return None
+    settings = config(request)
+    now = clock(request)()
+    if not now - settings.session_max_age_s * 1000 <= issued <= now + SESSION_SKEW_MS:
+        return None
+    if Role(role) is Role.ACCOUNT:
+        return Principal(Role.ACCOUNT, subject) if _eip55(subject) else None
+    user = next((u for u in settings.users if u.name == subject and u.role == role), None)
+    if user is None or data.get("pw") != fingerprint(user.password_hash):
+        return None
+    return Principal(user.role, user.name)
+
+
+def fingerprint(password_hash: str) -> str:
+    """A short digest of a staff user's password hash, kept in the session to end it when the password changes."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+def _eip55(text: str) -> bool:
+    try:
+        return str(Address.parse(text)) == text
+    except InvalidAddress:
+        return False
 
 
 Who = Annotated[Principal | None, Depends(principal)]
+
+UNAUTHENTICATED = {"WWW-Authenticate": "Session"}
+
+
+def require(*roles: Role) -> Callable[[Principal | None], Principal]:
+    """A dependency that returns the signed-in Principal if its role is one of ``roles``; 401 (with
+    ``WWW-Authenticate: Session``) for an anonymous visitor, 403 for someone else."""
+    allowed = frozenset(roles)
+
+    def signed_in(who: Who) -> Principal:
+        if who is None:
+            raise HTTPException(401, "sign in first", headers=UNAUTHENTICATED)
+        if who.role not in allowed:
+            raise HTTPException(403, f"a {who.role.value} may not see this")
+        return who
+
+    return signed_in
+
+
+Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.RESEARCHER))]
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]
+Signed = Annotated[Principal, Depends(require(Role.OPERATOR, Role.RESEARCHER, Role.ACCOUNT))]
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    """Send an anonymous visitor of a page to the login page, to come back to this page afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(here, safe='/')}", status_code=303)

@@ -93,3 +93,13 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: _documented("No such item (pr
 
 NOT_COMMITTED: dict[int | str, dict[str, Any]] = {409: _documented("Not on chain yet (problem details)")}
 """OpenAPI entry for a route about something that exists only once its epoch is on chain."""
+
+SIGNED: dict[int | str, dict[str, Any]] = {
+    401: _documented("Not signed in (problem details; WWW-Authenticate: Session)")
+}
+"""OpenAPI entry for a route that needs a login."""
+
+FORBIDDEN: dict[int | str, dict[str, Any]] = {
+    403: _documented("Signed in, but not allowed to see this (problem details)")
+}
+"""OpenAPI entry for a route some roles may not use."""

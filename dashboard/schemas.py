@@ -242,6 +242,37 @@ class PayoutList(BaseModel):
     next_cursor: str | None = Field(None, description=NEXT)
 
 
+class Me(BaseModel):
+    """Who is signed in."""
+
+    role: str = Field(description="operator, researcher or account (a wallet).")
+    subject: str = Field(description="The staff member's name, or the wallet's EIP-55 address.")
+    staff: bool = Field(description="Operators and researchers see the whole fleet.")
+    home: str = Field(description="The page this role starts on.")
+
+
+class SiweChallenge(BaseModel):
+    """What a Sign-In with Ethereum (EIP-4361) message must hold to sign in here; the nonce is single-use."""
+
+    nonce: str
+    domain: str = Field(description="The message's domain: our host[:port].")
+    uri: str = Field(description="The message's URI, on our origin.")
+    chain_id: int
+    statement: str
+    issued_at: str = Field(description="RFC 3339, UTC.")
+    expiration_time: str = Field(description="RFC 3339, UTC: the nonce is refused after it.")
+    address: str | None = Field(None, description="The address asked about, in the EIP-55 form the message needs.")
+
+
+class SiweLogin(BaseModel):
+    """A signed EIP-4361 message."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(max_length=4096, description="The EIP-4361 message exactly as signed.")
+    signature: str = Field(max_length=200, description="The EIP-191 personal_sign signature, 0x + 130 hex.")
+
+
 class Health(BaseModel):
     """The app is up."""
 

@@ -2,7 +2,9 @@
 
 ``RequestGuard`` answers 400 (problem details) to a path or query with a control character (NUL, …) or bytes
 that are not UTF-8, before any route or database sees it, and turns an unexpected error into a 500 problem
-that says nothing of its cause. ``HeadAsGet`` answers ``HEAD`` wherever ``GET`` is, with the GET's headers
+that says nothing of its cause. ``SameOriginWrites`` refuses (403) a state-changing request another site's page
+sent: an ``Origin`` that is not ours, or ``Sec-Fetch-Site: cross-site`` (the CSRF defence; the session cookie is
+also SameSite=Lax). ``HeadAsGet`` answers ``HEAD`` wherever ``GET`` is, with the GET's headers
 and no body. ``SecurityHeaders`` puts a Content-Security-Policy and its companions on every response; the API
 docs pages (Swagger UI, ReDoc) get a policy that allows their own inline script by its hash.
 """
@@ -14,7 +16,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Iterable
-from urllib.parse import unquote_to_bytes
+from urllib.parse import unquote_to_bytes, urlsplit
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -83,6 +85,51 @@ class RequestGuard:
                 raise
             log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             await problem(Request(scope), 500, "unexpected error; it has been logged")(scope, receive, send)
+
+
+WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def cross_origin(scope: Scope, allowed_origins: Iterable[str] = ()) -> str | None:
+    """Why a state-changing request comes from another site, or None when it is ours: its ``Origin`` (when sent)
+    must name our own host (the ``Host`` it was sent to) or one of ``allowed_origins``; ``Sec-Fetch-Site`` (when
+    sent) must not say cross-site."""
+    origin = _header(scope, b"origin")
+    if origin is not None:
+        allowed = {o.rstrip("/").lower() for o in allowed_origins}
+        host = (_header(scope, b"host") or "").lower()
+        parts = urlsplit(origin.lower())
+        ours = origin.lower() in allowed or (bool(host) and parts.scheme in ("http", "https") and parts.netloc == host)
+        if not ours:
+            return f"the request comes from another origin ({origin[:100]})"
+    if (_header(scope, b"sec-fetch-site") or "").lower() == "cross-site":
+        return "the request comes from another site"
+    return None
+
+
+class SameOriginWrites:
+    """POST, PUT, PATCH and DELETE only from our own pages: another origin gets a 403 problem (``exempt`` paths,
+    such as the public read-only JSON-RPC, are left alone)."""
+
+    def __init__(self, app: ASGIApp, allowed_origins: Iterable[str] = (), exempt: Iterable[str] = ()) -> None:
+        self.app = app
+        self.allowed_origins = tuple(allowed_origins)
+        self.exempt = frozenset(exempt)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in WRITES and scope["path"] not in self.exempt:
+            reason = cross_origin(scope, self.allowed_origins)
+            if reason is not None:
+                await problem(Request(scope), 403, reason)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class HeadAsGet:

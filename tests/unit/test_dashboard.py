@@ -8,11 +8,14 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from dashboard.deps import read_model
+from dashboard import deps
 from dashboard.app import create_app
-from sensors.address import Address
+from dashboard.config import DashboardConfig, Principal, Role
+from dashboard.deps import read_model
+from sensors.address import Address, checksummed
 from settlement.errors import StoreUnavailable
 from settlement.receipts import verify_receipt
 from settlement.views import (
@@ -29,10 +32,12 @@ from settlement.views import (
     cursor_key,
 )
 
-OWNER_A = "0x" + "a1" * 20
-OWNER_B = "0x" + "b2" * 20
-RIDER_1 = "0x" + "11" * 20
-RIDER_2 = "0x" + "22" * 20
+OWNER_A = checksummed("0x" + "a1" * 20)
+OWNER_B = checksummed("0x" + "b2" * 20)
+RIDER_1 = checksummed("0x" + "11" * 20)
+RIDER_2 = checksummed("0x" + "22" * 20)
+SECRET = "test-session-secret-" + "x" * 24
+OPERATOR = Principal(Role.OPERATOR, "op")
 T0 = 1_717_000_000_000
 
 
@@ -50,8 +55,36 @@ class FakeReadModel:
     receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)  # None: not committed yet
     balances: dict[Address, dict[str, Any]] = field(default_factory=dict)
 
-    def vehicles(self, limit: int = 100, cursor: str | None = None) -> list[VehicleView]:
-        return after(sorted(self.vehicle_views, key=lambda v: v.vehicle_id), cursor, limit)
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def vehicles(
+        self,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        owner: str | None = None,
+        online: bool | None = None,
+        search: str | None = None,
+        sort: str = "vehicle_id",
+    ) -> list[VehicleView]:
+        asked = {"state": state, "kind": kind, "owner": owner, "online": online, "search": search, "sort": sort}
+        self.calls.append(("vehicles", asked))
+        chosen = [
+            v
+            for v in self.vehicle_views
+            if (state is None or v.state == state)
+            and (kind is None or v.kind == kind)
+            and (owner is None or v.owner == owner)
+            and (online is None or v.online == online)
+            and (search is None or search.lower() in v.vehicle_id.lower())
+        ]
+        field_name = sort.lstrip("-")
+        ordered = sorted(chosen, key=lambda v: v.vehicle_id)
+        if field_name != "vehicle_id":
+            ordered = sorted(ordered, key=lambda v: getattr(v, field_name) or 0, reverse=sort.startswith("-"))
+        return after(ordered, cursor, limit)
 
     def vehicle(self, vehicle_id: str) -> VehicleView | None:
         return next((v for v in self.vehicle_views if v.vehicle_id == vehicle_id), None)
@@ -63,13 +96,26 @@ class FakeReadModel:
         rider: str | None = None,
         status: str | None = None,
         cursor: str | None = None,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        epoch_id: int | None = None,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
     ) -> list[TripView]:
+        asked = {"vehicle_id": vehicle_id, "rider": rider, "status": status, "owner": owner, "kind": kind}
+        self.calls.append(("trips", {**asked, "epoch_id": epoch_id, "from_ms": from_ms, "to_ms": to_ms}))
         chosen = [
             t
             for t in self.trip_views
             if (vehicle_id is None or t.vehicle_id == vehicle_id)
             and (rider is None or t.rider == rider)
             and (t.status == status if status else t.status != "rejected")
+            and (owner is None or t.owner == owner)
+            and (kind is None or t.kind == kind)
+            and (epoch_id is None or t.epoch_id == epoch_id)
+            and (from_ms is None or (t.end_ms or 0) >= from_ms)
+            and (to_ms is None or (t.end_ms or 0) < to_ms)
         ]
         return after(sorted(chosen, key=lambda t: (t.end_ms or 0, t.trip_id), reverse=True), cursor, limit)
 
@@ -93,8 +139,10 @@ class FakeReadModel:
     def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
         return after(sorted(self.epoch_views, key=lambda e: e.epoch_id, reverse=True), cursor, limit)
 
-    def payouts(self, limit: int = 100, cursor: str | None = None) -> list[PayoutView]:
-        return after(sorted(self.payout_views, key=lambda p: p.owner), cursor, limit)
+    def payouts(self, limit: int = 100, cursor: str | None = None, *, owner: str | None = None) -> list[PayoutView]:
+        self.calls.append(("payouts", {"owner": owner}))
+        chosen = [p for p in self.payout_views if owner is None or p.owner == owner]
+        return after(sorted(chosen, key=lambda p: p.owner), cursor, limit)
 
     def stats(self) -> Stats:
         return self.counts
@@ -152,6 +200,18 @@ def sample() -> FakeReadModel:
     )
 
 
+def config(**changes: Any) -> DashboardConfig:
+    """A configuration for tests: a fixed session key, the chain label the pages show."""
+    return replace(DashboardConfig(session_secret=SECRET, chain_label="anvil 31337"), **changes)
+
+
+def app_as(model: Any, who: Principal | None = OPERATOR, **config_changes: Any) -> FastAPI:
+    """The app over ``model`` with ``who`` signed in (None: anonymous), without going through a login."""
+    app = create_app(model, config(**config_changes))
+    app.dependency_overrides[deps.principal] = lambda: who
+    return app
+
+
 @pytest.fixture()
 def fake() -> FakeReadModel:
     return sample()
@@ -159,7 +219,13 @@ def fake() -> FakeReadModel:
 
 @pytest.fixture()
 def client(fake: FakeReadModel) -> TestClient:
-    return TestClient(create_app(fake, chain_label="anvil 31337"))
+    """An operator's client: the API tests here are about the data, test_api_scoping about who sees it."""
+    return TestClient(app_as(fake))
+
+
+@pytest.fixture()
+def anonymous(fake: FakeReadModel) -> TestClient:
+    return TestClient(create_app(fake, config()))
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
@@ -171,50 +237,41 @@ def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
-def test_the_page_shows_every_vehicle_and_each_owners_payouts_in_euros(client: TestClient) -> None:
-    page = client.get("/")
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    for vehicle_id in ("bike-0001", "scooter-0002", "car-0003"):
-        assert vehicle_id in page.text
-    for euros in ("€ 12,345.68", "€ 0.99", "€ 0.00", "€ 2.51"):
-        assert euros in page.text
-    assert "0xa1a1…a1a1" in page.text
+def test_the_public_page_shows_the_counts_in_the_visitors_language_and_nothing_per_vehicle(
+    anonymous: TestClient,
+) -> None:
+    english = anonymous.get("/", headers={"accept-language": "en"})
+    dutch = anonymous.get("/", headers={"accept-language": "nl-BE,nl;q=0.9"})
+    assert english.status_code == dutch.status_code == 200
+    assert english.headers["content-type"].startswith("text/html")
+    assert 'data-stat="settled_micro">€1.23<' in english.text
+    assert 'data-stat="settled_micro">€\xa01,23<' in dutch.text
+    for text in (english.text, dutch.text):
+        assert "bike-0001" not in text and "scooter-0002" not in text  # no vehicle, no position
+        assert OWNER_A not in text and RIDER_1 not in text and "51.2" not in text
+        assert "anvil 31337" in text
 
 
-def test_the_page_shows_counts_epochs_and_trips_on_first_load(client: TestClient) -> None:
-    page = client.get("/").text
-    assert 'data-stat="telemetry">1000<' in page
-    assert "€ 1.23" in page  # settled total and the first trip's fare
-    assert "0xcdcd…cdcd" in page and ">42<" in page and ">61000<" in page
-    assert "bike-0001:12" in page and "10 min 00 s" in page and "1.85 km" in page
-    assert "anvil 31337" in page
+def test_a_signed_in_person_is_sent_from_the_public_page_to_their_own_view(fake: FakeReadModel) -> None:
+    operator = TestClient(app_as(fake)).get("/", follow_redirects=False)
+    rider = TestClient(app_as(fake, Principal(Role.ACCOUNT, RIDER_1))).get("/", follow_redirects=False)
+    assert (operator.status_code, operator.headers["location"]) == (303, "/fleet")
+    assert (rider.status_code, rider.headers["location"]) == (303, "/rider")
 
 
-def test_the_page_credits_the_zone_boundary_and_links_its_source_code(client: TestClient) -> None:
-    page = client.get("/").text
-    assert "Zone boundary: Bron: Stad Antwerpen (open geodata)" in page
-    assert "Source code (AGPL-3.0-or-later)</a>" in page
+def test_the_pages_load_their_script_and_style_from_the_app_itself(anonymous: TestClient) -> None:
+    for path in ("/", "/login"):
+        page = anonymous.get(path).text
+        assert 'href="/static/css/base.css"' in page
+        assert 'src="http' not in page and 'href="//' not in page and 'href="http' not in page
+    assert "javascript" in anonymous.get("/static/js/login.js").headers["content-type"]
+    assert anonymous.get("/static/css/base.css").headers["content-type"].startswith("text/css")
 
 
-def test_the_page_loads_its_script_and_style_from_the_app_itself(client: TestClient) -> None:
-    page = client.get("/").text
-    assert 'src="static/dashboard.js"' in page and 'href="static/dashboard.css"' in page
-    assert 'src="http' not in page and 'href="//' not in page
-    assert "javascript" in client.get("/static/dashboard.js").headers["content-type"]
-    assert client.get("/static/dashboard.css").headers["content-type"].startswith("text/css")
-
-
-def test_the_page_escapes_a_hostile_vehicle_id(fake: FakeReadModel) -> None:
-    fake.vehicle_views.append(vehicle("<script>alert(1)</script>"))
-    page = TestClient(create_app(fake)).get("/").text
+def test_the_login_page_escapes_a_hostile_next_path(anonymous: TestClient) -> None:
+    page = anonymous.get("/login", params={"next": '/x"><script>alert(1)</script>'}).text
     assert "<script>alert(1)</script>" not in page
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
-
-
-def test_the_page_says_so_when_there_is_nothing_yet() -> None:
-    page = TestClient(create_app(FakeReadModel())).get("/").text
-    assert "No vehicles yet." in page and "No trips yet." in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page or 'value="/"' in page
 
 
 def test_the_vehicles_endpoint_returns_the_fleet_by_id(client: TestClient, fake: FakeReadModel) -> None:
@@ -253,13 +310,6 @@ def test_a_cursor_no_page_handed_out_is_a_422_problem(client: TestClient, cursor
 def test_a_list_limit_is_bounded(client: TestClient) -> None:
     assert_problem(client.get("/api/v1/vehicles", params={"limit": 1001}), 422)
     assert_problem(client.get("/api/v1/payouts", params={"limit": 0}), 422)
-
-
-def test_the_page_shows_the_first_screen_and_links_the_next_page(fake: FakeReadModel) -> None:
-    fake.vehicle_views = [vehicle(f"bike-{n:04}") for n in range(120)]
-    page = TestClient(create_app(fake)).get("/").text
-    assert "bike-0049" in page and "bike-0050" not in page
-    assert 'data-more="vehicles"' in page and 'data-more="trips"' not in page
 
 
 def test_one_vehicle_is_found_by_its_id(client: TestClient, fake: FakeReadModel) -> None:
@@ -391,7 +441,7 @@ def test_openapi_documents_every_api_v1_path(client: TestClient) -> None:
         "/api/v1/vehicles", "/api/v1/vehicles/{vehicle_id}", "/api/v1/trips", "/api/v1/trips/{trip_id}",
         "/api/v1/epochs", "/api/v1/payouts", "/api/v1/stats", "/api/v1/rejects",
         "/api/v1/vehicles/{vehicle_id}/registry", "/api/v1/trips/{trip_id}/receipt",
-        "/api/v1/accounts/{address}/balance-proof",
+        "/api/v1/accounts/{address}/balance-proof", "/api/v1/me",
     }  # fmt: skip
     assert "micro-euro" in spec["components"]["schemas"]["Trip"]["properties"]["fare_micro"]["description"]
     not_found = spec["paths"]["/api/v1/trips/{trip_id}"]["get"]["responses"]["404"]
@@ -418,12 +468,12 @@ def test_an_unreachable_store_is_a_503_problem_that_hides_its_url() -> None:
         def stats(self) -> Stats:
             raise StoreUnavailable("postgresql://user:secret@db/smartzone", "connection refused")
 
-    body = assert_problem(TestClient(create_app(DownReadModel())).get("/api/v1/stats"), 503)
+    body = assert_problem(TestClient(app_as(DownReadModel())).get("/api/v1/stats"), 503)
     assert "database" in body["detail"] and "secret" not in body["detail"]
 
 
 def test_the_read_model_can_be_overridden_per_test(fake: FakeReadModel) -> None:
-    app = create_app(FakeReadModel())
+    app = app_as(FakeReadModel())
     app.dependency_overrides[read_model] = lambda: fake
     assert len(TestClient(app).get("/api/v1/vehicles").json()["items"]) == 3
 
@@ -432,7 +482,7 @@ def test_the_app_offers_its_own_source_code_with_the_licence() -> None:
     import io
     import tarfile
 
-    client = TestClient(create_app(FakeReadModel()))
+    client = TestClient(create_app(FakeReadModel(), config()))
     page = client.get("/")
     assert 'href="/source.tar.gz"' in page.text
     response = client.get("/source.tar.gz")
@@ -450,7 +500,7 @@ def test_a_balance_proof_is_served_by_address_in_any_case_404_for_none_and_422_f
     document = {"account": account.checksum, "earned_micro": 5, "spent_micro": 0, "epoch_id": 3, "chain_id": 31337,
                 "contract": "0x" + "C1" * 20, "root": "0x" + "00" * 32, "leaf_types": ["uint256"], "leaf_values": ["1"],
                 "proof": []}  # fmt: skip
-    client = TestClient(create_app(FakeReadModel(balances={account: document})))
+    client = TestClient(app_as(FakeReadModel(balances={account: document})))
     assert client.get(f"/api/v1/accounts/{str(account).lower()}/balance-proof").json() == document
     missing = client.get(f"/api/v1/accounts/{'0x' + '12' * 20}/balance-proof")
     assert missing.status_code == 404 and "no epoch on chain" in missing.json()["detail"]
