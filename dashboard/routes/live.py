@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -98,7 +98,7 @@ def clock_event(now_ms: int) -> Event:
     return Event("clock", {"now_ms": now_ms})
 
 
-async def stream(hub: Hub, viewer: Viewer, resume: str | None, now: Callable[[], int]) -> AsyncIterator[str]:
+async def stream(hub: Hub, viewer: Viewer, resume: str | None, now: Callable[[], int]) -> AsyncGenerator[str, None]:
     """The events of one client until it disconnects (its task is cancelled) or falls hopelessly behind."""
     client = hub.add(viewer)
     try:

@@ -10,8 +10,8 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from dashboard.deps import read_model
 from dashboard.app import create_app
+from dashboard.deps import read_model
 from sensors.address import Address
 from settlement.errors import StoreUnavailable
 from settlement.receipts import verify_receipt

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from web3 import Web3
 
-from dashboard.routes import jsonrpc
 from dashboard.app import create_app
+from dashboard.routes import jsonrpc
 from settlement.chain import Web3Clearing
 from settlement.chain import rpc as chain_rpc
 from settlement.chain.rpc import EmbeddedRpc
