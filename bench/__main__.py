@@ -58,6 +58,9 @@ RUNNERS: dict[str, Callable[[Options], list[Section]]] = {
     "settle": run_module("settle", "Settling: pricing and trees per trip; an epoch of trips from close to receipt"),
     "gas": run_module("gas", "Clearing gas: O(1) epoch commits against one ERC-20 transfer per trip"),
     "research": run_module("research", RESEARCH_TITLE),
+    "dashboard_live": run_module(
+        "dashboard_live", "Live push (issue #11): a reading published → seen by live clients, beside /healthz"
+    ),
 }
 
 
