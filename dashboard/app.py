@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import cast
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -11,10 +14,14 @@ from fastapi_offline import FastAPIOffline
 from starlette.middleware.sessions import SessionMiddleware
 
 from dashboard import health
+from dashboard.changes import AlertSink, ChangeSource, LiveReads
 from dashboard.config import DashboardConfig
+from dashboard.deps import wall_ms
+from dashboard.geo import load_zone
 from dashboard.health import Check, Readiness
+from dashboard.hub import Hub
 from dashboard.problems import add_problem_handlers
-from dashboard.routes import api, auth, jsonrpc, pages, source
+from dashboard.routes import api, auth, jsonrpc, live, metrics, pages, source
 from dashboard.security import HeadAsGet, RequestGuard, SameOriginWrites, SecurityHeaders
 from sensors.redaction import redact_url
 from settlement.views import ReadModel
@@ -48,12 +55,16 @@ def create_app(
     readiness: Sequence[Check] = (),
     chain_reader: jsonrpc.ChainReader | None = None,
     clock: Callable[[], int] | None = None,
+    alert_store: AlertSink | None = None,
+    live_options: live.LiveOptions | None = None,
 ) -> FastAPI:
     """The dashboard over ``read_model`` as ``config`` says (None: nobody can sign in, a session key of this
     process only). ``config.chain_label`` names the chain in the page footer (credentials in it are masked),
     ``config.source_url`` is where users get the source code, as the AGPL asks (default: the app serves its own),
     and ``readiness`` are the checks ``/readyz`` runs (``dashboard.health``). With a ``chain_reader`` (the embedded
     chain's) it serves a read-only JSON-RPC endpoint at ``/rpc``. ``clock`` gives wall-clock ms (tests fix it).
+    ``alert_store`` keeps the alerts the change source opens (None: no alerts are judged); ``live_options`` set
+    the live push (``dashboard.routes.live``), whose change source runs while the app does (its lifespan).
     """
     config = config or DashboardConfig(session_secret=secrets.token_urlsafe(32))
     title = config.title
@@ -66,6 +77,7 @@ def create_app(
         openapi_tags=TAGS,
         license_info={"name": "AGPL-3.0-or-later", "identifier": "AGPL-3.0-or-later"},
         static_url="/docs-assets",
+        lifespan=_live_lifespan,
     )
     app.state.read_model = read_model
     app.state.config = config
@@ -74,6 +86,7 @@ def create_app(
     app.state.readiness = Readiness(readiness)
     label = redact_url(config.chain_label) if config.chain_label else None
     app.state.page = pages.PageInfo(title, label, config.source_url or SOURCE_PATH)
+    _wire_live(app, read_model, config, clock, alert_store, live_options or live.LiveOptions())
     add_problem_handlers(app)
     # the last added runs first: HEAD is answered from the full GET, which carries the security headers
     app.add_middleware(
@@ -91,6 +104,8 @@ def create_app(
     app.add_middleware(HeadAsGet)
     app.include_router(api.router)
     app.include_router(auth.router)
+    app.include_router(live.router)
+    app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(source.router)
@@ -98,3 +113,42 @@ def create_app(
         app.include_router(jsonrpc.router(chain_reader))
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
+
+
+def _wire_live(
+    app: FastAPI,
+    read_model: ReadModel,
+    config: DashboardConfig,
+    clock: Callable[[], int] | None,
+    alert_store: AlertSink | None,
+    options: live.LiveOptions,
+) -> None:
+    """The hub of live clients and the change source that feeds it (started by the lifespan)."""
+    app.state.hub = Hub()
+    app.state.alert_store = alert_store
+    app.state.live_limits = options.limits
+    app.state.changes = None
+    if options.enabled:
+        app.state.changes = ChangeSource(
+            cast(LiveReads, read_model),  # TODO(data): a plain argument once ReadModel has the live reads
+            app.state.hub,
+            clock or wall_ms,
+            config.thresholds,
+            alert_store,
+            load_zone() if options.zone else None,
+            options.timing,
+        )
+
+
+@contextlib.asynccontextmanager
+async def _live_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the change source while the app serves."""
+    source: ChangeSource | None = getattr(app.state, "changes", None)
+    task = asyncio.create_task(source.run(), name="live-changes") if source is not None else None
+    try:
+        yield
+    finally:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

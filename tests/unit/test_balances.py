@@ -166,9 +166,7 @@ def test_every_account_proves_its_balance_against_the_root() -> None:
 def test_a_leaf_is_the_double_keccak_of_the_abi_words_the_contract_encodes() -> None:
     tree = BalanceTree.of({ALICE: (0, 0)}, CHAIN, CONTRACT)  # one leaf: the root is the leaf
 
-    words = b"".join(
-        [CHAIN.to_bytes(32, "big"), bytes(12) + CONTRACT.raw, bytes(12) + ALICE.raw, bytes(32), bytes(32)]
-    )
+    words = b"".join([CHAIN.to_bytes(32, "big"), bytes(12) + CONTRACT.raw, bytes(12) + ALICE.raw, bytes(32), bytes(32)])
     assert tree.root == keccak(keccak(words))
     assert tree.proof(ALICE, 1).proof == ()
 

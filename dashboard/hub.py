@@ -1,0 +1,183 @@
+"""The live hub: fans the change source's events out to each connected client, bounded and filtered per client.
+
+Every event gets a sequence number; the stream sends it as the SSE ``id`` (with the hub's boot token), so that
+a client reconnecting with ``Last-Event-ID`` is sent what it missed: the alerts, epochs and trips kept in a
+ring, and the latest row of every vehicle changed since. A client too slow to read gets its vehicle rows (and
+trip costs, and KPIs) coalesced, latest per key, instead of growing memory; one whose queue of other events
+still overflows is dropped with a final ``status`` event. Everything runs on the event loop: no locks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dashboard.fleet import Row
+
+COALESCED = ("vehicles", "trip", "kpis")
+REPLAYED = ("alert", "epoch", "trip")
+STAFF_ONLY = ("vehicles", "kpis", "alert", "epoch")
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who a stream is for: staff see everything; an account sees only its own trips (``rider``, lower case)."""
+
+    staff: bool
+    rider: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One server-sent event; ``seq`` None for one that is not numbered (status, clock, reset)."""
+
+    name: str
+    data: dict[str, object]
+    seq: int | None = None
+
+    def visible_to(self, viewer: Viewer) -> bool:
+        if viewer.staff:
+            return True
+        if self.name == "trip":
+            rider = self.data.get("rider")
+            return isinstance(rider, str) and viewer.rider is not None and rider.lower() == viewer.rider
+        return self.name not in STAFF_ONLY
+
+
+@dataclass(eq=False)
+class Client:
+    """One connected stream's pending events: coalesced vehicle rows, trips and KPIs, and a bounded queue."""
+
+    viewer: Viewer
+    max_queue: int = 1000
+    queue: deque[Event] = field(default_factory=deque)
+    rows: dict[str, Row] = field(default_factory=dict)
+    rows_seq: int = 0
+    trips: dict[str, Event] = field(default_factory=dict)
+    kpis: Event | None = None
+    dropped: bool = False
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def offer(self, event: Event) -> None:
+        """Queue ``event`` if this client may see it; drop the client when its queue overflows."""
+        if self.dropped or not event.visible_to(self.viewer):
+            return
+        if event.name == "vehicles":
+            for r in event.data["rows"]:  # type: ignore[attr-defined]
+                self.rows[str(r[0])] = r
+            self.rows_seq = event.seq or self.rows_seq
+        elif event.name == "trip":
+            self.trips[str(event.data.get("trip_id"))] = event
+        elif event.name == "kpis":
+            self.kpis = event
+        elif len(self.queue) >= self.max_queue:
+            self.drop()
+        else:
+            self.queue.append(event)
+        self.wake.set()
+
+    def drop(self) -> None:
+        """Give up on this client: forget what it has pending, leave it one last event, end its stream."""
+        self.dropped = True
+        self.queue.clear()
+        self.rows.clear()
+        self.trips.clear()
+        self.kpis = None
+        self.queue.append(Event("status", {"ok": False, "reason": "too_slow"}))
+        self.wake.set()
+
+    def take(self) -> list[Event]:
+        """Everything pending, in sequence order (unnumbered events first), and clear it."""
+        events = list(self.queue)
+        self.queue.clear()
+        if self.rows:
+            events.append(Event("vehicles", {"rows": list(self.rows.values())}, self.rows_seq))
+            self.rows = {}
+        events += self.trips.values()
+        self.trips = {}
+        if self.kpis is not None:
+            events.append(self.kpis)
+            self.kpis = None
+        self.wake.clear()
+        return sorted(events, key=lambda e: -1 if e.seq is None else e.seq)
+
+
+class Hub:
+    """The clients of one app and what they may be replayed on reconnect."""
+
+    def __init__(self, *, ring: int = 2000, max_queue: int = 1000) -> None:
+        self.boot = secrets.token_hex(4)
+        self.clients: set[Client] = set()
+        self.ok = True
+        self._seq = 0
+        self._ring: deque[Event] = deque(maxlen=ring)
+        self._evicted = 0  # the newest seq the ring no longer holds
+        self._rows: dict[str, tuple[int, Row]] = {}
+        self._max_queue = max_queue
+
+    @property
+    def seq(self) -> int:
+        """The number of the last event published."""
+        return self._seq
+
+    def event_id(self, seq: int) -> str:
+        return f"{self.boot}.{seq}"
+
+    def add(self, viewer: Viewer) -> Client:
+        client = Client(viewer, self._max_queue)
+        self.clients.add(client)
+        if not self.ok:
+            client.offer(Event("status", {"ok": False}))
+        return client
+
+    def remove(self, client: Client) -> None:
+        self.clients.discard(client)
+
+    def publish(self, name: str, data: dict[str, object]) -> Event:
+        """Number an event, keep it for replay where it is kept, and offer it to every client."""
+        self._seq += 1
+        event = Event(name, data, self._seq)
+        if name == "vehicles":
+            for r in data["rows"]:  # type: ignore[attr-defined]
+                self._rows[str(r[0])] = (self._seq, r)
+        elif name in REPLAYED:
+            if len(self._ring) == self._ring.maxlen and self._ring[0].seq is not None:
+                self._evicted = self._ring[0].seq
+            self._ring.append(event)
+        for client in list(self.clients):
+            client.offer(event)
+        return event
+
+    def publish_rows(self, rows: Sequence[Row]) -> None:
+        if rows:
+            self.publish("vehicles", {"rows": list(rows)})
+
+    def set_ok(self, ok: bool) -> None:
+        """Tell every client when the change source loses or regains the database."""
+        if ok != self.ok:
+            self.ok = ok
+            for client in list(self.clients):
+                client.offer(Event("status", {"ok": ok}))
+
+    def replay(self, client: Client, last_event_id: str | None) -> bool:
+        """Offer ``client`` what it missed after ``last_event_id``; False when that cannot be done (another boot,
+        or older than the ring), so that the client must reload its snapshot."""
+        seq = self._parse(last_event_id)
+        if seq is None or seq < self._evicted:
+            return False
+        for event in self._ring:
+            if event.seq is not None and event.seq > seq:
+                client.offer(event)
+        newer = [(s, r) for s, r in self._rows.values() if s > seq]
+        if newer:
+            client.offer(Event("vehicles", {"rows": [r for _, r in newer]}, max(s for s, _ in newer)))
+        return True
+
+    def _parse(self, last_event_id: str | None) -> int | None:
+        boot, _, number = (last_event_id or "").partition(".")
+        if boot != self.boot or not number.isdigit() or int(number) > self._seq:
+            return None
+        return int(number)

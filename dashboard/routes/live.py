@@ -1,0 +1,198 @@
+"""Live push and the fleet's state now: ``/api/v1/live`` (server-sent events), the fleet snapshot, KPIs, alerts."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
+
+from dashboard import fleet
+from dashboard.alerts import alert_fields
+from dashboard.changes import KPI_FIELDS, AlertSink, LiveReads, Timing, day_start_ms, fields
+from dashboard.config import Principal, Role
+from dashboard.deps import Clock, Config, Who
+from dashboard.hub import Event, Hub, Viewer
+from dashboard.problems import INVALID, NOT_FOUND
+
+RETRY_MS = 3000
+HEARTBEAT_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class LiveLimits:
+    """How many live streams one principal and the whole app may hold at once."""
+
+    per_principal: int = 20
+    total: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    """The live push of one app: whether its change source runs, how often it reads, how many streams it holds,
+    and whether it judges vehicles against the zone's polygon."""
+
+    enabled: bool = True
+    timing: Timing = field(default_factory=Timing)
+    limits: LiveLimits = LiveLimits()
+    zone: bool = True
+
+
+def require(*roles: Role) -> Callable[[Principal | None], Principal]:
+    """TODO(auth): replaced by ``dashboard.deps.require`` once helper AUTH's branch is merged."""
+
+    def dependency(who: Who) -> Principal:
+        if who is None:
+            raise HTTPException(401, "sign in first")
+        if who.role not in roles:
+            raise HTTPException(403, "your role may not see this")
+        return who
+
+    return dependency
+
+
+Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.RESEARCHER))]  # TODO(auth): deps.Staff
+Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]  # TODO(auth): deps.Operator
+Signed = Annotated[Principal, Depends(require(Role.OPERATOR, Role.RESEARCHER, Role.ACCOUNT))]  # TODO(auth)
+
+
+def live_reads(request: Request) -> LiveReads:
+    """The read model, as the live routes read it."""
+    model: LiveReads = request.app.state.read_model
+    return model
+
+
+def hub(request: Request) -> Hub:
+    value: Hub = request.app.state.hub
+    return value
+
+
+def alert_store(request: Request) -> AlertSink | None:
+    store: AlertSink | None = getattr(request.app.state, "alert_store", None)
+    return store
+
+
+Reads = Annotated[LiveReads, Depends(live_reads)]
+TheHub = Annotated[Hub, Depends(hub)]
+Alerts = Annotated[AlertSink | None, Depends(alert_store)]
+
+
+def json_response(body: object) -> Response:
+    return Response(orjson.dumps(body), media_type="application/json")
+
+
+router = APIRouter(prefix="/api/v1")
+
+
+def encode(event: Event, hub: Hub) -> str:
+    """One event in the text/event-stream format (numbered events carry an ``id``)."""
+    head = "" if event.seq is None else f"id: {hub.event_id(event.seq)}\n"
+    return f"{head}event: {event.name}\ndata: {orjson.dumps(event.data).decode()}\n\n"
+
+
+def clock_event(now_ms: int) -> Event:
+    return Event("clock", {"now_ms": now_ms})
+
+
+async def stream(hub: Hub, viewer: Viewer, resume: str | None, now: Callable[[], int]) -> AsyncGenerator[str, None]:
+    """The events of one client until it disconnects (its task is cancelled) or falls hopelessly behind."""
+    client = hub.add(viewer)
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        if resume is not None and not hub.replay(client, resume):
+            yield encode(Event("reset", {}), hub)
+        yield encode(clock_event(now()), hub)
+        while True:
+            for event in client.take():
+                yield encode(event, hub)
+            if client.dropped:
+                return
+            try:
+                await asyncio.wait_for(client.wake.wait(), HEARTBEAT_S)
+            except TimeoutError:
+                yield encode(clock_event(now()), hub)
+    finally:
+        hub.remove(client)
+
+
+def check_capacity(request: Request, hub: Hub, who: Principal) -> None:
+    limits: LiveLimits = getattr(request.app.state, "live_limits", LiveLimits())
+    if len(hub.clients) >= limits.total:
+        raise HTTPException(503, "too many live streams on this server; try again later", {"Retry-After": "10"})
+    mine = sum(1 for c in hub.clients if c.viewer == viewer_of(who))
+    if mine >= limits.per_principal:
+        raise HTTPException(503, "too many live streams for you; close one first", {"Retry-After": "10"})
+
+
+def viewer_of(who: Principal) -> Viewer:
+    return Viewer(staff=who.staff, rider=None if who.staff else who.subject.lower())
+
+
+@router.get(
+    "/live",
+    tags=["live"],
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "Server-sent events"}},
+)
+async def live(
+    request: Request,
+    who: Signed,
+    the_hub: TheHub,
+    now: Clock,
+    last_event_id: Annotated[str | None, Header(max_length=64)] = None,
+    after: Annotated[str | None, Query(max_length=64, description="Resume after this event id.")] = None,
+) -> StreamingResponse:
+    """Server-sent events: `vehicles`, `kpis`, `alert`, `epoch` (staff), `trip` (staff, and a rider's own),
+    `clock` every 15 s, `status` when the server loses or regains its database, `reset` when what was missed
+    cannot be replayed (reload the snapshot). Resumes after `Last-Event-ID` (or `after`, the `event_id` of
+    `/api/v1/fleet`)."""
+    check_capacity(request, the_hub, who)
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    body = stream(the_hub, viewer_of(who), last_event_id or after, now)
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+
+@router.get("/fleet", tags=["live"])
+def get_fleet(who: Staff, reads: Reads, the_hub: TheHub, config: Config, now: Clock) -> Response:
+    """Every vehicle as a compact row (`columns` name them) with its display status: the live map's snapshot.
+    Then follow `/api/v1/live?after=<event_id>` for the changes."""
+    at = now()
+    event_id = the_hub.event_id(the_hub.seq)  # taken before the read: a change after it is sent again, not lost
+    rows = fleet.rows(reads.fleet(), at, config.thresholds)
+    return json_response({"now_ms": at, "event_id": event_id, "columns": fleet.COLUMNS, "rows": rows})
+
+
+@router.get("/kpis", tags=["live"])
+def get_kpis(who: Staff, reads: Reads, config: Config, now: Clock) -> Response:
+    """Trips in the last hour and today, today's revenue and averages (days in Europe/Brussels), and how many
+    vehicles have each display status."""
+    at = now()
+    body = fields(reads.kpis(at, day_start_ms(at)), KPI_FIELDS)
+    body["status_counts"] = fleet.counts_of(reads.fleet(), at, config.thresholds)
+    body["now_ms"] = at
+    return json_response(body)
+
+
+@router.get("/alerts", tags=["live"], responses=INVALID)
+def get_alerts(
+    who: Staff,
+    store: Alerts,
+    open_only: Annotated[bool, Query(description="Only alerts not cleared yet.")] = True,
+    limit: Annotated[int, Query(ge=1, le=1000, description="At most this many, newest first.")] = 200,
+) -> Response:
+    """Alerts newest first: battery low, offline, fault, outside the zone, rejected readings."""
+    views = [] if store is None else store.alerts(open_only=open_only, limit=limit)
+    return json_response({"items": [alert_fields(a) for a in views]})
+
+
+@router.post("/alerts/{alert_id}/ack", tags=["live"], responses=NOT_FOUND)
+def ack_alert(alert_id: int, who: Operator, store: Alerts, now: Clock) -> Response:
+    """Acknowledge an alert (the first acknowledgement stays)."""
+    view = None if store is None else store.ack(alert_id, who.subject, now())
+    if view is None:
+        raise HTTPException(404, f"no alert with id {alert_id}")
+    return json_response(alert_fields(view))
