@@ -33,7 +33,7 @@ def node() -> str:
 
 def genuine() -> list[dict[str, Any]]:
     """Each trip of the unit tests' epoch (trip 4's charge set by its voucher) and a trip settled without consent."""
-    cases = []
+    cases: list[dict[str, Any]] = []
     for n, trip in enumerate(EPOCH, start=1):
         leaf = leaf_hash(LEAF_TYPES, priced(trip, CONTEXT.domain).leaf(CONTEXT, 3))
         cases.append({"name": f"trip_{n}", "receipt": receipt(n), "leaf": "0x" + leaf.hex(), "root": "0x" + ROOT.hex()})
