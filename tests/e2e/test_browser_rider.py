@@ -105,7 +105,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     config = DashboardConfig(
         session_secret="s" * 32, public_rpc_url=f"{base}/rpc", contract=chain.address, chain_id=chain.chain_id()
     )
-    app = create_app(reads, config, chain_reader=EmbeddedRpc(chain.sender.w3))  # type: ignore[arg-type]
+    app = create_app(reads, config, chain_reader=EmbeddedRpc(chain.sender.w3))
     app.include_router(rider.router)  # the lead wires it into create_app
     who: list[Principal | None] = [Principal(Role.ACCOUNT, RIDER)]
     app.dependency_overrides[deps.principal] = lambda: who[0]  # TODO(auth): sign in through AUTH's login once merged
@@ -159,6 +159,7 @@ def local_only(page: Page, base: str) -> list[str]:
 
 def shot(page: Page, view: str, lang: str, viewport: dict[str, int]) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky header at the top of a full-page shot
     page.screenshot(path=str(SHOTS / f"rider-{view}-{lang}-{viewport['width']}.png"), full_page=True)
 
 

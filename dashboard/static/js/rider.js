@@ -112,7 +112,9 @@ function listen() {
   const note = document.getElementById("live");
   const source = new EventSource("/api/v1/live");
   source.addEventListener("open", () => { if (note) note.textContent = t("rider.live.on"); });
-  source.addEventListener("error", () => { if (note) note.textContent = t("rider.live.off"); });
+  source.addEventListener("error", () => {
+    if (note) note.textContent = source.readyState === EventSource.CLOSED ? t("rider.live.off") : "";
+  });
   source.addEventListener("trip", (event) => {
     try { applyTrip(JSON.parse(event.data)); } catch { /* a malformed event changes nothing */ }
   });
