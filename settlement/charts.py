@@ -14,6 +14,7 @@ from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
@@ -170,6 +171,9 @@ def _save(fig: Figure, path: Target, fmt: str | None = None) -> Target:
         path.parent.mkdir(parents=True, exist_ok=True)
         fmt = fmt or ("svg" if path.suffix == ".svg" else "png")
     fmt = fmt or "png"
-    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    fig.savefig(path, format=fmt, metadata=metadata)
+    if fmt == "svg":  # texts as <text> (searchable, small), not glyph outlines
+        with rc_context({"svg.fonttype": "none", "svg.hashsalt": "smartzone"}):
+            fig.savefig(path, format=fmt, metadata={"Date": None})
+    else:
+        fig.savefig(path, format=fmt, metadata={"Software": None})
     return path
