@@ -47,7 +47,12 @@ class ZoneMap:
 
 
 def trips_per_hour(
-    trips: pd.DataFrame, path: Target, *, tz: str = "UTC", words: Mapping[str, str] | None = None, fmt: str | None = None
+    trips: pd.DataFrame,
+    path: Target,
+    *,
+    tz: str = "UTC",
+    words: Mapping[str, str] | None = None,
+    fmt: str | None = None,
 ) -> Target:
     """Bars: trips started in each hour from the first to the last, by status (stacked); hours shown in ``tz``.
 

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Protocol, cast
 from urllib.parse import quote
 
+from babel.numbers import format_decimal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -130,7 +131,7 @@ def coin_text(wei: int | None, lang: Language) -> str:
     """Wei as the chain's native coin (for gas), to a thousandth, in ``lang``."""
     if wei is None:
         return display.NONE
-    return display.number(Decimal(wei).scaleb(-18).quantize(Decimal("0.001")), lang)
+    return format_decimal(Decimal(wei).scaleb(-18), "#,##0.000", locale=lang.locale)
 
 
 router = APIRouter()

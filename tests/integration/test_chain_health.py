@@ -39,6 +39,7 @@ def test_the_probe_reads_the_head_the_settlers_balance_and_the_last_epoch() -> N
         assert reading.chain_id == 31337
         assert reading.latest_block == clearing.block_number() >= 2
         assert reading.settler == settler
+        assert reading.settler_balance_wei is not None
         assert 0 < reading.settler_balance_wei < ANVIL_BALANCE_WEI  # it paid for two deployments
         assert reading.contract_last_epoch == 0
         assert NodeProbe(url, idle)().settler_balance_wei == 0

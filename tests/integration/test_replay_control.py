@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -58,7 +58,7 @@ class Listener:
 
 
 @pytest.fixture()
-def setup(tmp_path: Path) -> tuple[ThreadedReplayControl, Listener, str]:
+def setup(tmp_path: Path) -> Iterator[tuple[ThreadedReplayControl, Listener, str]]:
     url = services.mosquitto_url()
     root = f"sz-rc-{uuid.uuid4().hex[:8]}"
     write_recording(tmp_path / "slow.jsonl.gz", root, 200, 100)  # 20 recorded seconds
