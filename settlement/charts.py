@@ -176,8 +176,8 @@ def _save(fig: Figure, path: Target, fmt: str | None = None) -> Target:
         path.parent.mkdir(parents=True, exist_ok=True)
         fmt = fmt or ("svg" if path.suffix == ".svg" else "png")
     fmt = fmt or "png"
-    if fmt == "svg":  # texts as <text> (searchable, small), not glyph outlines
-        with rc_context({"svg.fonttype": "none", "svg.hashsalt": "smartzone"}):
+    if fmt == "svg":  # the same file for the same chart (ids from a fixed salt); texts drawn as outlines
+        with rc_context({"svg.hashsalt": "smartzone"}):
             fig.savefig(path, format=fmt, metadata={"Date": None})
     else:
         fig.savefig(path, format=fmt, metadata={"Software": None})
