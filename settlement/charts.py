@@ -7,19 +7,23 @@ given as plain coordinates (``ZoneMap``), so this module needs no street data of
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 import pandas as pd
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 LonLat = tuple[float, float]
+Target = TypeVar("Target", Path, BinaryIO)
+TRIPS_WORDS = {"ylabel": "trips", "legend": "status", "empty": "no trips"}
+UTILISATION_WORDS = {"title": "Share of the fleet on trips per hour", "ylabel": "% of vehicles", "empty": "no trips"}
 DPI = 120
 MAX_TICKS = 40
 
@@ -42,28 +46,65 @@ class ZoneMap:
         return min(lons), min(lats), max(lons), max(lats)
 
 
-def trips_per_hour(trips: pd.DataFrame, path: Path) -> Path:
-    """Bars: trips started in each UTC hour from the first to the last, by status (stacked)."""
+def trips_per_hour(
+    trips: pd.DataFrame,
+    path: Target,
+    *,
+    tz: str = "UTC",
+    words: Mapping[str, str] | None = None,
+    fmt: str | None = None,
+) -> Target:
+    """Bars: trips started in each hour from the first to the last, by status (stacked); hours shown in ``tz``.
+
+    ``words`` replaces the English texts (keys ``title``, ``ylabel``, ``legend``, ``empty``); ``fmt`` the format
+    (default: the file's suffix, else PNG)."""
+    text = {**TRIPS_WORDS, "title": f"Trips started per hour ({tz})", **(words or {})}
     fig = _figure(9, 4)
     ax = fig.add_subplot()
     started = trips.dropna(subset=["start_time"])
     if started.empty:
-        ax.text(0.5, 0.5, "no trips", ha="center", va="center", transform=ax.transAxes)
+        ax.text(0.5, 0.5, text["empty"], ha="center", va="center", transform=ax.transAxes)
     else:
-        hours = started["start_time"].dt.floor("h")
+        hours = started["start_time"].dt.floor("h")  # whole-hour offsets: a UTC hour is a local hour
         counts = pd.crosstab(hours, started["status"]).sort_index()
         counts = counts.reindex(pd.date_range(counts.index.min(), counts.index.max(), freq="h"), fill_value=0)
         bottom = np.zeros(len(counts))
         for status in counts.columns:
             ax.bar(counts.index, counts[status], width=1 / 24 * 0.8, bottom=bottom, align="edge", label=status)
             bottom += counts[status].to_numpy()
-        ax.legend(title="status", fontsize="small")
-        ax.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M"))
+        ax.legend(title=text["legend"], fontsize="small")
+        ax.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M", tz=tz))
         fig.autofmt_xdate()
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_title("Trips started per hour (UTC)")
-    ax.set_ylabel("trips")
-    return _save(fig, path)
+    ax.set_title(text["title"])
+    ax.set_ylabel(text["ylabel"])
+    return _save(fig, path, fmt)
+
+
+def fleet_utilisation(
+    utilisation: pd.DataFrame,
+    path: Target,
+    *,
+    tz: str = "UTC",
+    words: Mapping[str, str] | None = None,
+    fmt: str | None = None,
+) -> Target:
+    """Bars: the share of the fleet on trips in each period (the mean over vehicles of ``analysis.utilisation``), in
+    per cent, periods shown in ``tz``; ``words`` and ``fmt`` as for ``trips_per_hour``."""
+    text = {**UTILISATION_WORDS, **(words or {})}
+    fig = _figure(9, 4)
+    ax = fig.add_subplot()
+    share = utilisation.groupby("period", sort=True)["utilisation"].mean() * 100 if len(utilisation) else None
+    if share is None or share.empty:
+        ax.text(0.5, 0.5, text["empty"], ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.bar(share.index, share.to_numpy(float), width=1 / 24 * 0.8, align="edge", color="#0b5cad")
+        ax.xaxis.set_major_formatter(DateFormatter("%m-%d %H:%M", tz=tz))
+        ax.set_ylim(0, max(5.0, float(share.max()) * 1.15))
+        fig.autofmt_xdate()
+    ax.set_title(text["title"])
+    ax.set_ylabel(text["ylabel"])
+    return _save(fig, path, fmt)
 
 
 def utilisation_heatmap(utilisation: pd.DataFrame, path: Path) -> Path:
@@ -129,7 +170,15 @@ def _ticks(set_ticks: Setter, set_labels: Setter, labels: list[str]) -> None:
     set_labels([labels[i] for i in positions])
 
 
-def _save(fig: Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", metadata={"Software": None})
+def _save(fig: Figure, path: Target, fmt: str | None = None) -> Target:
+    """Write ``fig`` to a file path (format from ``fmt``, else its suffix) or a binary stream (``fmt``, else PNG)."""
+    if isinstance(path, Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fmt = fmt or ("svg" if path.suffix == ".svg" else "png")
+    fmt = fmt or "png"
+    if fmt == "svg":  # the same file for the same chart (ids from a fixed salt); texts drawn as outlines
+        with rc_context({"svg.hashsalt": "smartzone"}):
+            fig.savefig(path, format=fmt, metadata={"Date": None})
+    else:
+        fig.savefig(path, format=fmt, metadata={"Software": None})
     return path

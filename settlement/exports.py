@@ -9,7 +9,7 @@ times are stored in milliseconds (UTC), integers as int64: money stays exact.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -77,3 +77,61 @@ def _write(frame: pd.DataFrame, path: Path, fmt: str, schema: pa.Schema) -> Path
         table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
         pq.write_table(table, path, coerce_timestamps="ms", allow_truncated_timestamps=False)
     return path
+
+
+CSV_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def csv_stream(frames: Iterable[pd.DataFrame]) -> Iterator[bytes]:
+    """``frames`` (chunks of one table, at least one) as CSV bytes, a chunk at a time: one header, UTC times."""
+    header = True
+    for frame in frames:
+        yield frame.to_csv(index=False, header=header, date_format=CSV_TIME_FORMAT).encode("utf-8")
+        header = False
+
+
+class _Spool:
+    """A write-only file that hands out what was written since it was last asked; ``tell`` counts every byte."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.written = 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.written += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.written
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+    def take(self) -> bytes:
+        data, self.parts = b"".join(self.parts), []
+        return data
+
+
+def parquet_stream(frames: Iterable[pd.DataFrame]) -> Iterator[bytes]:
+    """``frames`` (chunks of one table with the same columns, at least one) as one Parquet file's bytes, a row group
+    per chunk, handed out as each is written: memory holds one chunk, not the table."""
+    spool = _Spool()
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    for frame in frames:
+        if schema is None:
+            schema = pa.Schema.from_pandas(frame, preserve_index=False)
+        table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+        if writer is None:
+            sink = pa.PythonFile(spool, mode="w")
+            writer = pq.ParquetWriter(sink, table.schema, coerce_timestamps="ms", allow_truncated_timestamps=False)
+        writer.write_table(table)
+        yield spool.take()
+    if writer is not None:
+        writer.close()
+        yield spool.take()
