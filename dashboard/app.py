@@ -21,7 +21,7 @@ from dashboard.geo import load_zone
 from dashboard.health import Check, Readiness
 from dashboard.hub import Hub
 from dashboard.problems import add_problem_handlers
-from dashboard.routes import api, auth, jsonrpc, live, metrics, pages, source
+from dashboard.routes import api, auth, jsonrpc, live, metrics, operator, pages, research, rider, settlement, source
 from dashboard.security import HeadAsGet, RequestGuard, SameOriginWrites, SecurityHeaders
 from sensors.redaction import redact_url
 from settlement.views import ReadModel
@@ -106,6 +106,10 @@ def create_app(
     app.include_router(auth.router)
     app.include_router(live.router)
     app.include_router(metrics.router)
+    app.include_router(operator.router)
+    app.include_router(rider.router)
+    app.include_router(settlement.router)
+    app.include_router(research.router)
     app.include_router(health.router)
     app.include_router(pages.router)
     app.include_router(source.router)

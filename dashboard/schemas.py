@@ -29,7 +29,12 @@ class Vehicle(_View):
     battery_pct: float | None = Field(description="Battery level in percent; null without a battery.")
     lat: float | None = Field(description="WGS 84 latitude of the last position.")
     lon: float | None = Field(description="WGS 84 longitude of the last position.")
-    last_seen_ms: int | None = Field(description="When the vehicle was last heard from, ms since the epoch.")
+    last_seen_ms: int | None = Field(description="The device's own time of its last reading, ms since the epoch.")
+    received_ms: int | None = Field(
+        None, description="When the platform received that reading (wall clock), ms since the epoch: 'last seen'."
+    )
+    fault_code: str | None = Field(None, description="The code of the vehicle's current fault, if any.")
+    state_ms: int | None = Field(None, description="When the vehicle entered its state, ms since the epoch.")
 
 
 class Trip(_View):
@@ -196,6 +201,8 @@ class Payout(_View):
     trip_count: int
     settled_micro: int = Field(description=f"Earned in settled epochs. {MICRO}")
     pending_micro: int = Field(description=f"Earned in trips not yet settled. {MICRO}")
+    claimed_micro: int = Field(0, description=f"Already claimed from the clearing contract. {MICRO}")
+    claimable_micro: int = Field(0, description=f"Settled and not yet claimed: what a claim pays now. {MICRO}")
 
 
 class Stats(_View):
