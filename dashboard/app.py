@@ -7,6 +7,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import cast
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -22,7 +23,7 @@ from dashboard.health import Check, Readiness
 from dashboard.hub import Hub
 from dashboard.problems import add_problem_handlers
 from dashboard.routes import api, auth, jsonrpc, live, metrics, operator, pages, research, rider, settlement, source
-from dashboard.security import HeadAsGet, RequestGuard, SameOriginWrites, SecurityHeaders
+from dashboard.security import HeadAsGet, RequestGuard, SameOriginWrites, SecurityHeaders, page_policy
 from sensors.redaction import redact_url
 from settlement.views import ReadModel
 
@@ -100,7 +101,7 @@ def create_app(
     app.add_middleware(RequestGuard)
     allowed = (config.public_origin,) if config.public_origin else ()
     app.add_middleware(SameOriginWrites, allowed_origins=allowed, exempt=(jsonrpc.PATH,))
-    app.add_middleware(SecurityHeaders, docs_paths=DOCS_PATHS)
+    app.add_middleware(SecurityHeaders, docs_paths=DOCS_PATHS, policy=page_policy(_rpc_origin(config)))
     app.add_middleware(HeadAsGet)
     app.include_router(api.router)
     app.include_router(auth.router)
@@ -117,6 +118,12 @@ def create_app(
         app.include_router(jsonrpc.router(chain_reader))
     app.mount("/static", StaticFiles(directory=pages.STATIC), name="static")
     return app
+
+
+def _rpc_origin(config: DashboardConfig) -> tuple[str, ...]:
+    """The origin of the chain's JSON-RPC that browsers read, when it is not the app's own /rpc."""
+    url = urlsplit(config.public_rpc_url or "")
+    return (f"{url.scheme}://{url.netloc}",) if url.scheme in ("http", "https") and url.netloc else ()
 
 
 def _wire_live(

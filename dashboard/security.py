@@ -27,6 +27,18 @@ log = logging.getLogger(__name__)
 
 BASE_POLICY = "base-uri 'none'; object-src 'none'; frame-ancestors 'none'; form-action 'self'"
 PAGE_POLICY = f"default-src 'self'; {BASE_POLICY}"
+TILE_HOSTS = ("https://tile.openstreetmap.org",)
+"""Where the map's background tiles come from when online (the zone's own layers are served by the app)."""
+
+
+def page_policy(connect: tuple[str, ...] = (), images: tuple[str, ...] = TILE_HOSTS) -> str:
+    """The pages' Content-Security-Policy: everything from the app itself, map tiles from ``images``, and JSON-RPC
+    reads from ``connect`` (a chain node other than the app's own /rpc, for the rider's in-browser verify)."""
+    image_src = " ".join(("'self'", "data:", *images))
+    connect_src = " ".join(("'self'", *connect))
+    return f"default-src 'self'; img-src {image_src}; connect-src {connect_src}; {BASE_POLICY}"
+
+
 # Swagger UI and ReDoc: their inline start-up script (by hash), inline styles (ReDoc's styled components
 # write <style> elements), data: images (Swagger UI's icons) and a blob: worker (ReDoc's search)
 DOCS_POLICY = (
@@ -35,7 +47,9 @@ DOCS_POLICY = (
 )
 HEADERS = (
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with our own form posts, which
+    # the same-origin check must then refuse; nothing is sent to other sites either way
+    (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 )
 INLINE_SCRIPT = re.compile(rb"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
@@ -156,9 +170,10 @@ class HeadAsGet:
 class SecurityHeaders:
     """A Content-Security-Policy, nosniff, no referrer and no framing on every HTTP response."""
 
-    def __init__(self, app: ASGIApp, docs_paths: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, docs_paths: Iterable[str] = (), policy: str = PAGE_POLICY) -> None:
         self.app = app
         self.docs_paths = frozenset(docs_paths)
+        self.policy = policy.encode()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -170,7 +185,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = _with(message, PAGE_POLICY.encode())
+                message = _with(message, self.policy)
             await send(message)
 
         await self.app(scope, receive, with_headers)
