@@ -325,6 +325,10 @@ def test_the_running_cost_follows_the_riders_trip_events_and_ignores_others(as_r
         cost = page.locator(f'.trip-card[data-trip="{RUNNING}"] [data-cost]')
         expect(cost).to_have_text("€\xa02,34")
         shot(page, "running", "nl", PHONE)
+        page.goto(f"{as_rider.url}/rider/trips/{RUNNING}")
+        expect(page.locator("#charged")).to_have_text("€\xa02,34")
+        expect(page.locator('[data-fare="signed"]')).to_have_text("€\xa02,34")
+        expect(page.locator("#route-note")).to_contain_text("Voor deze rit zijn geen posities opgeslagen")
 
 
 def test_an_anonymous_visitor_is_sent_to_sign_in(served: Served, browser: Browser) -> None:
@@ -336,3 +340,20 @@ def test_an_anonymous_visitor_is_sent_to_sign_in(served: Served, browser: Browse
             assert page.url == f"{served.url}/login?next=/rider"
     finally:
         served.who[0] = Principal(Role.ACCOUNT, RIDER)
+
+
+def test_more_appends_the_next_page_in_place(
+    as_rider: Served, browser: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rider, "PAGE_SIZE", 2)  # the served app reads it per request
+    with context(browser, "en", PHONE) as ctx:
+        page = ctx.new_page()
+        quiet_live(page)
+        page.goto(f"{as_rider.url}/rider")
+        rows = page.locator("#trips tbody tr")
+        expect(rows).to_have_count(2)
+        page.locator("#more").click()
+        expect(rows).to_have_count(3)
+        expect(page.locator("#more")).to_have_count(0)
+        assert page.url == f"{as_rider.url}/rider"  # appended, not navigated
+        assert rows.evaluate_all("rs => rs.map(r => r.dataset.trip)") == ["car-1:10", "bike-2:1", "bike-1:1"]

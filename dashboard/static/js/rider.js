@@ -215,7 +215,9 @@ async function runVerify(button) {
   try {
     const { verifyReceipt, httpRpc } = await import("/static/js/verify.js");
     const receipt = await api(`/api/v1/trips/${encodeURIComponent(config.trip_id)}/receipt`);
-    verdict = await verifyReceipt(receipt, { rpc: httpRpc(config.rpc_url), contract: config.contract, chainId: config.chain_id });
+    verdict = await verifyReceipt(receipt, {
+      rpc: httpRpc(config.rpc_url), contract: config.contract, chainId: config.chain_id, rider: config.subject,
+    });
   } catch (error) {
     verdict = { ok: false, check: "receipt", detail: error.message };
   }
