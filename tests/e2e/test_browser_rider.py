@@ -221,7 +221,10 @@ def test_verify_checks_the_receipt_against_the_root_the_chain_holds(
         refused = local_only(page, as_rider.url)
         quiet_live(page)
         calls: list[str] = []
+        errors: list[str] = []
         page.on("request", lambda r: calls.append(r.post_data or "") if r.url.endswith("/rpc") else None)
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{as_rider.url}/rider/trips/bike-2:1")
         expect(page.locator("#route-map svg path.track")).to_have_count(1)
         fare = as_rider.receipt["fare"]["charged_micro"]
@@ -233,7 +236,7 @@ def test_verify_checks_the_receipt_against_the_root_the_chain_holds(
         assert str(block) in text and {"nl": "Gecontroleerd", "en": "Verified"}[lang] in text
         assert any('"eth_call"' in c and as_rider.receipt["contract"].lower()[2:] in c.lower() for c in calls)
         shot(page, "trip-verified", lang, viewport)
-        assert refused == []
+        assert refused == [] and errors == []  # no CSP refusal, no script error
 
 
 def tampered(page: Page, change: Any) -> None:

@@ -197,12 +197,14 @@ async function showRoute() {
 
 // ---- verify ------------------------------------------------------------------------------------------------
 
+/** The verdict's headline and its detail: the blocks read when verified, the technical reason when not. */
 function verdictText(verdict) {
   if (verdict.ok) {
-    const base = t("rider.verify.ok", { block: String(verdict.block), epoch: verdict.epochId, chain: String(verdict.chainId) });
-    return verdict.commitBlock > 0n ? `${base} ${t("rider.verify.committed_in", { block: String(verdict.commitBlock) })}` : base;
+    const head = t("rider.verify.ok", { block: String(verdict.block), epoch: verdict.epochId, chain: String(verdict.chainId) });
+    const detail = verdict.commitBlock > 0n ? t("rider.verify.committed_in", { block: String(verdict.commitBlock) }) : "";
+    return [head, detail];
   }
-  return t("rider.verify.failed", { check: t(`rider.check.${verdict.check}`), detail: verdict.detail });
+  return [t("rider.verify.failed", { check: t(`rider.check.${verdict.check}`) }), verdict.detail];
 }
 
 async function runVerify(button) {
@@ -223,7 +225,13 @@ async function runVerify(button) {
   }
   out.className = `verdict ${verdict.ok ? "ok" : "bad"}`;
   out.dataset.check = verdict.ok ? "" : verdict.check;
-  out.textContent = verdictText(verdict);
+  const [head, detail] = verdictText(verdict);
+  const strong = document.createElement("strong");
+  strong.textContent = head;
+  const small = document.createElement("span");
+  small.className = "detail";
+  small.textContent = detail;
+  out.replaceChildren(strong, small);
   button.disabled = false;
 }
 
