@@ -120,7 +120,7 @@ function listen() {
   });
 }
 
-// ---- the trip's route: a minimal map of our own (SVG over the zone's GeoJSON) until helper OPS's map.js ----------
+// ---- the trip's route: OPS's Leaflet map (map.js) when served, else a minimal SVG map of the zone's GeoJSON -------
 
 function bounds(rings) {
   const box = [Infinity, Infinity, -Infinity, -Infinity];
@@ -178,6 +178,22 @@ export async function drawRoute(element, route) {
   }
   element.replaceChildren(svg);
   element.dataset.points = String(points.length);
+  element.dataset.map = "svg";
+}
+
+/** The route on helper OPS's Leaflet base map (map.js) when Leaflet is loaded; false when it is not there. */
+async function leafletRoute(element, route) {
+  if (!window.L) return false;
+  try {
+    const { baseMap, trackLine } = await import("/static/js/map.js");
+    const { map } = await baseMap(element, { tiles: config.map?.tiles ?? null, geo: config.map?.geo ?? {} });
+    if (route.points.length) trackLine(map, route.points.map(([, lat, lon]) => [lat, lon]), { fit: true });
+    element.dataset.points = String(route.points.length);
+    element.dataset.map = "leaflet";
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function showRoute() {
@@ -185,7 +201,7 @@ async function showRoute() {
   const note = document.getElementById("route-note");
   try {
     const route = await api(`/api/v1/trips/${encodeURIComponent(config.trip_id)}/route`);
-    await drawRoute(element, route);
+    if (!(await leafletRoute(element, route))) await drawRoute(element, route);
     note.textContent = route.points.length
       ? `${t("rider.route.points", { n: route.points.length })}${route.truncated ? ` · ${t("rider.route.truncated")}` : ""}`
       : t("rider.route.none");
