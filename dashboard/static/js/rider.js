@@ -187,7 +187,15 @@ async function leafletRoute(element, route) {
   try {
     const { baseMap, trackLine } = await import("/static/js/map.js");
     const { map } = await baseMap(element, { tiles: config.map?.tiles ?? null, geo: config.map?.geo ?? {} });
-    if (route.points.length) trackLine(map, route.points.map(([, lat, lon]) => [lat, lon]), { fit: true });
+    const line = route.points.map(([, lat, lon]) => [lat, lon]);
+    if (line.length) {
+      trackLine(map, line, { fit: true });
+      const css = getComputedStyle(document.documentElement);
+      for (const [at, colour] of [[line[0], "--ok"], [line[line.length - 1], "--bad"]]) {
+        const fillColor = css.getPropertyValue(colour).trim() || "#888";
+        window.L.circleMarker(at, { radius: 7, weight: 2, color: "#fff", fillColor, fillOpacity: 1 }).addTo(map);
+      }
+    }
     element.dataset.points = String(route.points.length);
     element.dataset.map = "leaflet";
     return true;
@@ -205,7 +213,7 @@ async function showRoute() {
     note.textContent = route.points.length
       ? `${t("rider.route.points", { n: route.points.length })}${route.truncated ? ` · ${t("rider.route.truncated")}` : ""}`
       : t("rider.route.none");
-    note.append(document.createElement("br"), t("rider.route.source"));
+    if (element.dataset.map === "svg") note.append(document.createElement("br"), t("rider.route.source"));
   } catch (error) {
     note.textContent = t("common.error", { detail: error.message });
   }
