@@ -310,3 +310,26 @@ def test_a_trip_in_progress_has_its_own_page_with_the_cost_so_far_and_no_receipt
     assert "in progress" in html.text and 'id="verify"' not in html.text
     config = json.loads(re.search(r'id="sz-config">(.*?)</script>', html.text, re.DOTALL).group(1))  # type: ignore[union-attr]
     assert config["running"] is True and config["committed"] is False
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/trips/" + "x" * 2000 + "/route",
+        "/api/v1/trips/%00%ff'\"<script>/route",
+        "/rider/trips/%00%ff'\"<script>",
+        "/rider?cursor=" + "A" * 600,
+        "/rider?cursor=%ff%00",
+    ],
+)
+def test_malformed_input_is_a_clear_4xx_never_a_500(mine_and_others: FakeReads, path: str) -> None:
+    response = client_for(mine_and_others, account()).get(path)
+    assert 400 <= response.status_code < 500
+    assert "<script>" not in response.text
+
+
+def test_head_answers_the_pages_without_a_body(mine_and_others: FakeReads) -> None:
+    client = client_for(mine_and_others, account())
+    for path in ("/rider", "/rider/trips/bike-1:1"):
+        response = client.head(path)
+        assert response.status_code == 200 and response.content == b""
