@@ -19,6 +19,8 @@ from dashboard.routes.pages import render
 from settlement.views import InvalidCursor, NotCommitted, TripView, cursor_after
 
 PAGE_SIZE = 20
+TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+GEO = {name: f"/static/geo/{name}.geojson" for name in ("zone", "streets", "stations")}
 ROUTE_POINTS = 5000
 """The most track points a route holds (a trip of 2 hours at one reading per 2 s)."""
 
@@ -202,6 +204,7 @@ def rider_trip(trip_id: str, request: Request, model: Reads, lang: Lang, who: Wh
         "rpc_url": config.public_rpc_url,
         "contract": config.contract,
         "chain_id": config.chain_id,
+        "map": {"tiles": TILE_URL, "geo": GEO},
     }
     return render(request, "rider_trip.html", context, lang=lang, principal=who, script_config=script)
 

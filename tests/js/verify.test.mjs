@@ -71,11 +71,14 @@ test("a charge above the consent's cap is refused by the cap check even when eve
   assert.throws(() => verify.checkReceipt(fixture.capped.receipt), (e) => e.check === "cap");
 });
 
-test("a receipt of another contract or chain than the dashboard's is refused", () => {
+test("a receipt of another contract, chain or rider than the dashboard's and the signed-in one is refused", () => {
   const { receipt } = fixture.genuine[0];
   assert.throws(() => verify.checkReceipt(receipt, { contract: `0x${"12".repeat(20)}` }), (e) => e.check === "contract");
   assert.throws(() => verify.checkReceipt(receipt, { chainId: 1 }), (e) => e.check === "chain");
-  assert.doesNotThrow(() => verify.checkReceipt(receipt, { contract: receipt.contract.toLowerCase(), chainId: receipt.chain_id }));
+  assert.throws(() => verify.checkReceipt(receipt, { rider: `0x${"34".repeat(20)}` }), (e) => e.check === "rider");
+  assert.doesNotThrow(() => verify.checkReceipt(receipt, {
+    contract: receipt.contract.toLowerCase(), chainId: receipt.chain_id, rider: receipt.trip.rider.toLowerCase(),
+  }));
 });
 
 test("verify reads the root from the chain at its latest block and says which", async () => {

@@ -299,3 +299,37 @@ def test_the_rider_words_exist_in_both_languages_under_the_rider_prefix() -> Non
             assert words[lang][f"rider.status.{key}"]
     checks = set(re.findall(r'new Refused\("(\w+)"', (MESSAGES.parents[1] / "static/js/verify.js").read_text()))
     assert checks and all(f"rider.check.{c}" in words["en"] for c in checks | {"rpc", "error", "receipt"})
+
+
+def test_a_trip_in_progress_has_its_own_page_with_the_cost_so_far_and_no_receipt_yet() -> None:
+    running = trip(7, status="open", end_ms=None, duration_s=None, fare_micro=None, charged_micro=None,
+                   signed_micro=450_000, epoch_id=None)  # fmt: skip
+    html = client_for(FakeReads([running]), account()).get("/rider/trips/bike-7:1", headers={"Accept-Language": "en"})
+    assert html.status_code == 200
+    assert re.search(r'id="charged">€0.45<', html.text) and 'data-fare="signed">€0.45<' in html.text
+    assert "in progress" in html.text and 'id="verify"' not in html.text
+    config = json.loads(re.search(r'id="sz-config">(.*?)</script>', html.text, re.DOTALL).group(1))  # type: ignore[union-attr]
+    assert config["running"] is True and config["committed"] is False
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/trips/" + "x" * 2000 + "/route",
+        "/api/v1/trips/%00%ff'\"<script>/route",
+        "/rider/trips/%00%ff'\"<script>",
+        "/rider?cursor=" + "A" * 600,
+        "/rider?cursor=%ff%00",
+    ],
+)
+def test_malformed_input_is_a_clear_4xx_never_a_500(mine_and_others: FakeReads, path: str) -> None:
+    response = client_for(mine_and_others, account()).get(path)
+    assert 400 <= response.status_code < 500
+    assert "<script>" not in response.text
+
+
+def test_head_answers_the_pages_without_a_body(mine_and_others: FakeReads) -> None:
+    client = client_for(mine_and_others, account())
+    for path in ("/rider", "/rider/trips/bike-1:1"):
+        response = client.head(path)
+        assert response.status_code == 200 and response.content == b""

@@ -120,7 +120,7 @@ function listen() {
   });
 }
 
-// ---- the trip's route: a minimal map of our own (SVG over the zone's GeoJSON) until helper OPS's map.js ----------
+// ---- the trip's route: OPS's Leaflet map (map.js) when served, else a minimal SVG map of the zone's GeoJSON -------
 
 function bounds(rings) {
   const box = [Infinity, Infinity, -Infinity, -Infinity];
@@ -178,6 +178,30 @@ export async function drawRoute(element, route) {
   }
   element.replaceChildren(svg);
   element.dataset.points = String(points.length);
+  element.dataset.map = "svg";
+}
+
+/** The route on helper OPS's Leaflet base map (map.js) when Leaflet is loaded; false when it is not there. */
+async function leafletRoute(element, route) {
+  if (!window.L) return false;
+  try {
+    const { baseMap, trackLine } = await import("/static/js/map.js");
+    const { map } = await baseMap(element, { tiles: config.map?.tiles ?? null, geo: config.map?.geo ?? {} });
+    const line = route.points.map(([, lat, lon]) => [lat, lon]);
+    if (line.length) {
+      trackLine(map, line, { fit: true });
+      const css = getComputedStyle(document.documentElement);
+      for (const [at, colour] of [[line[0], "--ok"], [line[line.length - 1], "--bad"]]) {
+        const fillColor = css.getPropertyValue(colour).trim() || "#888";
+        window.L.circleMarker(at, { radius: 7, weight: 2, color: "#fff", fillColor, fillOpacity: 1 }).addTo(map);
+      }
+    }
+    element.dataset.points = String(route.points.length);
+    element.dataset.map = "leaflet";
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 async function showRoute() {
@@ -185,11 +209,11 @@ async function showRoute() {
   const note = document.getElementById("route-note");
   try {
     const route = await api(`/api/v1/trips/${encodeURIComponent(config.trip_id)}/route`);
-    await drawRoute(element, route);
+    if (!(await leafletRoute(element, route))) await drawRoute(element, route);
     note.textContent = route.points.length
       ? `${t("rider.route.points", { n: route.points.length })}${route.truncated ? ` · ${t("rider.route.truncated")}` : ""}`
       : t("rider.route.none");
-    note.append(document.createElement("br"), t("rider.route.source"));
+    if (element.dataset.map === "svg") note.append(document.createElement("br"), t("rider.route.source"));
   } catch (error) {
     note.textContent = t("common.error", { detail: error.message });
   }
@@ -197,12 +221,14 @@ async function showRoute() {
 
 // ---- verify ------------------------------------------------------------------------------------------------
 
+/** The verdict's headline and its detail: the blocks read when verified, the technical reason when not. */
 function verdictText(verdict) {
   if (verdict.ok) {
-    const base = t("rider.verify.ok", { block: String(verdict.block), epoch: verdict.epochId, chain: String(verdict.chainId) });
-    return verdict.commitBlock > 0n ? `${base} ${t("rider.verify.committed_in", { block: String(verdict.commitBlock) })}` : base;
+    const head = t("rider.verify.ok", { block: String(verdict.block), epoch: verdict.epochId, chain: String(verdict.chainId) });
+    const detail = verdict.commitBlock > 0n ? t("rider.verify.committed_in", { block: String(verdict.commitBlock) }) : "";
+    return [head, detail];
   }
-  return t("rider.verify.failed", { check: t(`rider.check.${verdict.check}`), detail: verdict.detail });
+  return [t("rider.verify.failed", { check: t(`rider.check.${verdict.check}`) }), verdict.detail];
 }
 
 async function runVerify(button) {
@@ -215,13 +241,21 @@ async function runVerify(button) {
   try {
     const { verifyReceipt, httpRpc } = await import("/static/js/verify.js");
     const receipt = await api(`/api/v1/trips/${encodeURIComponent(config.trip_id)}/receipt`);
-    verdict = await verifyReceipt(receipt, { rpc: httpRpc(config.rpc_url), contract: config.contract, chainId: config.chain_id });
+    verdict = await verifyReceipt(receipt, {
+      rpc: httpRpc(config.rpc_url), contract: config.contract, chainId: config.chain_id, rider: config.subject,
+    });
   } catch (error) {
     verdict = { ok: false, check: "receipt", detail: error.message };
   }
   out.className = `verdict ${verdict.ok ? "ok" : "bad"}`;
   out.dataset.check = verdict.ok ? "" : verdict.check;
-  out.textContent = verdictText(verdict);
+  const [head, detail] = verdictText(verdict);
+  const strong = document.createElement("strong");
+  strong.textContent = head;
+  const small = document.createElement("span");
+  small.className = "detail";
+  small.textContent = detail;
+  out.replaceChildren(strong, small);
   button.disabled = false;
 }
 

@@ -142,6 +142,9 @@ function sameAsLeaf(receipt, values, expect) {
   if (expect.contract && expect.contract.toLowerCase() !== contract.toLowerCase()) {
     throw new Refused("contract", `the receipt names contract ${contract}, this dashboard's is ${expect.contract}`);
   }
+  if (expect.rider && expect.rider.toLowerCase() !== rider.toLowerCase()) {
+    throw new Refused("rider", `the trip's rider is ${rider}, not the signed-in ${expect.rider}`);
+  }
   const trip = receipt.trip;
   const said = { trip_id: tripId, owner, rider, start_ms: startMs, end_ms: endMs, distance_m: distanceM,
     duration_s: ceilSeconds(endMs - startMs) };
@@ -215,7 +218,8 @@ export function checkConsent(receipt, values) {
 }
 
 /** Every check that needs no chain: shape, leaf, proof to the receipt's root, fields, signatures, limits.
- * ``expect`` ({contract, chainId}, either may be null) is what this dashboard settles on. Throws Refused. */
+ * ``expect`` ({contract, chainId, rider}, each may be null): what this dashboard settles on, and who is signed in.
+ * Throws Refused. */
 export function checkReceipt(receipt, expect = {}) {
   const { values, root } = shape(receipt);
   const leaf = leafHash(LEAF_TYPES, values);
@@ -255,7 +259,7 @@ export async function readChain(rpc, contract, epochId) {
 }
 
 /** The whole verdict: {ok: true, block, commitBlock, epochId, chainId, leaf} or {ok: false, check, detail}.
- * ``options``: {rpc, contract, chainId} (rpc from ``httpRpc``; contract and chainId as configured, may be null). */
+ * ``options``: {rpc, contract, chainId, rider} (rpc from ``httpRpc``; the others as ``checkReceipt``'s expect). */
 export async function verifyReceipt(receipt, options) {
   try {
     const checked = checkReceipt(receipt, options);
