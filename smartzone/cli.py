@@ -146,6 +146,7 @@ def _server(
     broker: Any = None,
     chain_reader: Any = None,
     contract: str | None = None,
+    chain_id: int | None = None,
 ) -> tuple[Any, tuple[str, ...]]:
     """The dashboard's server and what its banner must say (a password made for this run, demo tokens).
 
@@ -161,7 +162,7 @@ def _server(
     checks = [database_check(database), settlement_lag_check(database, settings.ready_max_lag_s)]
     if broker is not None:
         checks.append(broker_check(lambda: bool(broker.connected), broker.url))  # its url is redacted already
-    setup = dashboard_setup(settings, contract=contract, rpc_served=chain_reader is not None)
+    setup = dashboard_setup(settings, chain_id=chain_id, contract=contract, rpc_served=chain_reader is not None)
     app = create_app(
         read_model(database, settings.chain_id),
         setup.config,
@@ -325,7 +326,9 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         stack.callback(sim.join)
         stack.callback(sim_stop.set)
         reader = chain_reader(part.aggregator.clearing, own_node=node is not None)
-        server, notes = _server(settings, database, broker=part.client, chain_reader=reader, contract=part.contract)
+        server, notes = _server(
+            settings, database, broker=part.client, chain_reader=reader, contract=part.contract, chain_id=part.chain_id
+        )
         _serve_in_thread(server, stack, sock)
         access_note = "anonymous allowed: demo" if settings.demo else "passwords and ACL"
         print(
