@@ -153,16 +153,29 @@ function displayStatus(v) {
   return "available";
 }
 
+/** A "last seen" that keeps counting (refreshed by tick()). */
+function since(ms) {
+  const node = document.createElement("time");
+  node.className = "ago";
+  if (ms != null) { node.dataset.ms = String(ms); node.dateTime = new Date(ms).toISOString(); node.title = when(ms); }
+  node.textContent = ago(ms);
+  return node;
+}
+
+function tick() {
+  for (const node of document.querySelectorAll("time.ago[data-ms]")) node.textContent = ago(Number(node.dataset.ms));
+}
+
 function vehicleRow(v) {
   const tr = document.createElement("tr");
   tr.dataset.vehicle = v.vehicle_id;
   const status = document.createElement("span");
-  const shown = displayStatus(v);
+  const shown = layer?.get(v.vehicle_id)?.status ?? displayStatus(v);   // the map's (the server's) status first
   status.className = `badge s-${shown}`;
   status.textContent = t(`fleet.status.${shown}`);
   tr.append(cell(t("fleet.col.vehicle"), vehicleLink(v.vehicle_id)), cell(t("fleet.col.kind"), kindLabel(v.kind)),
     cell(t("fleet.col.status"), status), cell(t("fleet.col.battery"), battery(v.battery_pct)),
-    cell(t("fleet.col.seen"), ago(v.received_ms ?? v.last_seen_ms)));
+    cell(t("fleet.col.seen"), since(v.received_ms ?? v.last_seen_ms)));
   tr.children[3].classList.add("num");
   return tr;
 }
@@ -225,7 +238,7 @@ function patchTable(rows) {                       // rows already on screen foll
     status.className = `badge s-${row[2]}`;
     status.textContent = t(`fleet.status.${row[2]}`);
     tr.children[3].textContent = battery(row[3]);
-    tr.children[4].textContent = ago(row[6]);
+    tr.children[4].replaceChildren(since(row[6]));
   }
 }
 
@@ -276,6 +289,7 @@ async function main() {
   await Promise.allSettled([
     api("/api/v1/kpis").then(showKpis), loadAlerts(), startTable(), loadRejects(),
   ]);
+  setInterval(tick, 5000);
   document.body.dataset.ready = "true";
 }
 

@@ -70,7 +70,7 @@ export async function baseMap(element, { tiles = null, geo = {}, stations = true
     layers.zone = L.geoJSON(zone, {
       style: { color: accent, weight: 2, fillColor: accent, fillOpacity: 0.06, dashArray: "6 4" }, interactive: false,
     }).addTo(map);
-    map.fitBounds(layers.zone.getBounds(), { padding: [8, 8] });
+    map.fitBounds(layers.zone.getBounds(), { padding: [8, 8], animate: false });
   }
   if (points) {
     layers.stations = L.geoJSON(points, {
@@ -81,6 +81,16 @@ export async function baseMap(element, { tiles = null, geo = {}, stations = true
   }
   element.dataset.layers = Object.keys(layers).sort().join(" ");
   return { map, layers };
+}
+
+const RIM_LIMIT = 3000;
+
+/** Circles of radius r at the points [x0, y0, x1, y1, ...] added to the current path. */
+function circles(ctx, xy, r) {
+  for (let i = 0; i < xy.length; i += 2) {
+    ctx.moveTo(xy[i] + r, xy[i + 1]);
+    ctx.arc(xy[i], xy[i + 1], r, 0, 2 * Math.PI);
+  }
 }
 
 /** A vehicle record from a row in COLUMNS order. */
@@ -158,7 +168,7 @@ export const VehicleLayer = L.Layer.extend({
     if (!this.frame && this.map) this.frame = requestAnimationFrame(() => this.draw());
   },
 
-  /** Redraw now: size the canvas to the map, project new positions, fill one path per status. */
+  /** Redraw now: size the canvas to the map, project moved vehicles, fill one path of dots per status. */
   draw() {
     this.frame = 0;
     if (!this.dirty || !this.map) return;
@@ -191,19 +201,18 @@ export const VehicleLayer = L.Layer.extend({
       (buckets[v.status] || buckets.offline).push(x, y);
       drawn += 1;
     }
-    ctx.lineWidth = 1;
-    ctx.strokeStyle = "rgba(255,255,255,0.9)";
-    for (const status of STATUSES) {
-      const xy = buckets[status];
-      if (!xy.length) continue;
+    if (drawn <= RIM_LIMIT) {                         // a white rim keeps overlapping dots apart; skipped in crowds
       ctx.beginPath();
-      for (let i = 0; i < xy.length; i += 2) {
-        ctx.moveTo(xy[i] + r, xy[i + 1]);
-        ctx.arc(xy[i], xy[i + 1], r, 0, 2 * Math.PI);
-      }
+      for (const status of STATUSES) circles(ctx, buckets[status], r + 1.5);
+      ctx.fillStyle = "rgba(255,255,255,0.9)";
+      ctx.fill();
+    }
+    for (const status of STATUSES) {                  // one path and one fill per status: faults drawn last, on top
+      if (!buckets[status].length) continue;
+      ctx.beginPath();
+      circles(ctx, buckets[status], r);
       ctx.fillStyle = this.colours[status];
       ctx.fill();
-      ctx.stroke();
     }
     const ms = performance.now() - started;
     this.canvas.dataset.drawn = String(drawn);
@@ -233,8 +242,8 @@ export const VehicleLayer = L.Layer.extend({
 export function trackLine(map, points, { fit = true, colour = null } = {}) {
   const line = L.polyline(points, { color: colour || cssVar("--accent", "#0b5cad"), weight: 4, opacity: 0.9 });
   line.addTo(map);
-  if (fit && points.length > 1) map.fitBounds(line.getBounds(), { padding: [16, 16], maxZoom: 18 });
-  else if (fit && points.length === 1) map.setView(points[0], 17);
+  if (fit && points.length > 1) map.fitBounds(line.getBounds(), { padding: [16, 16], maxZoom: 18, animate: false });
+  else if (fit && points.length === 1) map.setView(points[0], 17, { animate: false });
   return line;
 }
 
