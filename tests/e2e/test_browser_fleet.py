@@ -24,6 +24,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
 from playwright.sync_api import Browser, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Request as BrowserRequest
 
 from dashboard import deps, display
 from dashboard.app import create_app
@@ -237,7 +238,8 @@ def fake_router(data: FakeData) -> APIRouter:
 
 def build_app(data: FakeData, who: dict[str, Principal | None]) -> FastAPI:
     app = create_app(data, DashboardConfig(session_secret="s" * 32), clock=lambda: NOW)  # type: ignore[arg-type]
-    app.include_router(operator.router)  # TODO(lead): remove once create_app includes it
+    if not any(getattr(route, "path", None) == "/fleet" for route in app.routes):
+        app.include_router(operator.router)  # until create_app includes it
     router = fake_router(data)
     app.include_router(router)
     added = len(router.routes)
@@ -318,7 +320,12 @@ def open_page(
     page = context.new_page()
     outside: list[str] = []
     page.route(f"https://{TILE_HOST}/**", lambda route: route.abort("internetdisconnected"))
-    page.on("request", lambda r: urlsplit(r.url).hostname not in (None, "127.0.0.1") and outside.append(r.url))
+
+    def note(request: BrowserRequest) -> None:
+        if urlsplit(request.url).hostname not in (None, "127.0.0.1"):
+            outside.append(request.url)
+
+    page.on("request", note)
     page.on("console", lambda m: report(m.type, m.text))
     page.on("pageerror", lambda e: report("error", str(e)))
     page.goto(base + path)
