@@ -497,6 +497,11 @@ def test_the_vehicles_table_filters_searches_sorts_and_pages(
     page.wait_for_function(
         "(id) => document.querySelector('#vehicles tbody tr').dataset.vehicle === id", arg=cars[-1].vehicle_id
     )
+    assert page.input_value("#f-sort") == "-battery_pct"  # the menu (the phone's way to sort) follows the header
+    page.select_option("#f-sort", "battery_pct")
+    page.wait_for_function(
+        "(id) => document.querySelector('#vehicles tbody tr').dataset.vehicle === id", arg=cars[0].vehicle_id
+    )
     page.select_option("#f-kind", "")
     page.fill("#f-q", "00007")
     wait_for(page, "() => document.querySelectorAll('#vehicles tbody tr').length === 1")

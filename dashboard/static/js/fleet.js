@@ -206,9 +206,10 @@ async function loadVehicles(more = false) {
   $("#vehicles").dataset.loaded = String(query.shown);
 }
 
-function setSort(sort) {
-  const current = query.sort;
-  query.sort = sort === "battery_pct" && current === "battery_pct" ? "-battery_pct" : sort;
+/** Sort by a header's column (battery toggles lowest/highest first) or by the sort menu's choice. */
+function setSort(sort, toggle = true) {
+  query.sort = toggle && sort === "battery_pct" && query.sort === "battery_pct" ? "-battery_pct" : sort;
+  $("#f-sort").value = query.sort;
   for (const button of document.querySelectorAll("#vehicles button.sort")) {
     const key = button.dataset.sort, th = button.parentElement;
     const on = key === query.sort || (key === "battery_pct" && query.sort === "-battery_pct");
@@ -221,7 +222,7 @@ function startTable() {
   let typing = 0;
   const form = $("#vehicle-filter");
   form.addEventListener("submit", (e) => { e.preventDefault(); loadVehicles(); });
-  form.addEventListener("change", () => loadVehicles());
+  form.addEventListener("change", (e) => (e.target.id === "f-sort" ? setSort(e.target.value, false) : loadVehicles()));
   $("#f-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => loadVehicles(), 250); });
   for (const button of document.querySelectorAll("#vehicles button.sort")) {
     button.addEventListener("click", () => setSort(button.dataset.sort));
