@@ -70,7 +70,15 @@ export async function baseMap(element, { tiles = null, geo = {}, stations = true
     layers.zone = L.geoJSON(zone, {
       style: { color: accent, weight: 2, fillColor: accent, fillOpacity: 0.06, dashArray: "6 4" }, interactive: false,
     }).addTo(map);
-    map.fitBounds(layers.zone.getBounds(), { padding: [8, 8], animate: false });
+    let touched = false, fitting = false;             // until someone else pans or zooms, a resize refits the zone
+    const fit = () => {
+      fitting = true;
+      map.fitBounds(layers.zone.getBounds(), { padding: [8, 8], animate: false });
+      fitting = false;
+    };
+    fit();
+    map.on("dragstart zoomstart", () => { touched = touched || !fitting; });
+    map.on("resize", () => { if (!touched) fit(); });
   }
   if (points) {
     layers.stations = L.geoJSON(points, {

@@ -25,7 +25,12 @@ async function showTrack() {
   const points = track.points;
   $("#map").dataset.points = String(points.length);
   $("#track-none").hidden = points.length > 0;
-  if (points.length) trackLine(map, points.map((p) => [p.lat, p.lon]));
+  if (points.length) {
+    trackLine(map, points.map((p) => [p.lat, p.lon]));
+    const last = points[points.length - 1];              // where the vehicle is now
+    window.L.circleMarker([last.lat, last.lon], { radius: 7, weight: 2, color: "#fff", fillOpacity: 1 })
+      .bindTooltip(when(last.timestamp_ms)).addTo(map);
+  }
   window.szVehicle = { map, track };
   showBattery(points.filter((p) => p.battery_pct != null));
 }
