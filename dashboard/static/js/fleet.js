@@ -98,7 +98,10 @@ function alertAction(alert) {
   button.dataset.ack = String(alert.alert_id);
   button.addEventListener("click", async () => {
     button.disabled = true;
-    try { putAlert(await api(`/api/v1/alerts/${alert.alert_id}/ack`, { method: "POST" })); }
+    try {
+      const acked = await api(`/api/v1/alerts/${alert.alert_id}/ack`, { method: "POST" });
+      putAlert(acked || { ...alert, acked_ms: Date.now() + offset, acked_by: config.subject });  // 204: no body
+    }
     catch (error) { button.disabled = false; button.title = error.message; }
   });
   return button;
