@@ -98,7 +98,10 @@ function alertAction(alert) {
   button.dataset.ack = String(alert.alert_id);
   button.addEventListener("click", async () => {
     button.disabled = true;
-    try { putAlert(await api(`/api/v1/alerts/${alert.alert_id}/ack`, { method: "POST" })); }
+    try {
+      const acked = await api(`/api/v1/alerts/${alert.alert_id}/ack`, { method: "POST" });
+      putAlert(acked || { ...alert, acked_ms: Date.now() + offset, acked_by: config.subject });  // 204: no body
+    }
     catch (error) { button.disabled = false; button.title = error.message; }
   });
   return button;
@@ -153,16 +156,29 @@ function displayStatus(v) {
   return "available";
 }
 
+/** A "last seen" that keeps counting (refreshed by tick()). */
+function since(ms) {
+  const node = document.createElement("time");
+  node.className = "ago";
+  if (ms != null) { node.dataset.ms = String(ms); node.dateTime = new Date(ms).toISOString(); node.title = when(ms); }
+  node.textContent = ago(ms);
+  return node;
+}
+
+function tick() {
+  for (const node of document.querySelectorAll("time.ago[data-ms]")) node.textContent = ago(Number(node.dataset.ms));
+}
+
 function vehicleRow(v) {
   const tr = document.createElement("tr");
   tr.dataset.vehicle = v.vehicle_id;
   const status = document.createElement("span");
-  const shown = displayStatus(v);
+  const shown = layer?.get(v.vehicle_id)?.status ?? displayStatus(v);   // the map's (the server's) status first
   status.className = `badge s-${shown}`;
   status.textContent = t(`fleet.status.${shown}`);
   tr.append(cell(t("fleet.col.vehicle"), vehicleLink(v.vehicle_id)), cell(t("fleet.col.kind"), kindLabel(v.kind)),
     cell(t("fleet.col.status"), status), cell(t("fleet.col.battery"), battery(v.battery_pct)),
-    cell(t("fleet.col.seen"), ago(v.received_ms ?? v.last_seen_ms)));
+    cell(t("fleet.col.seen"), since(v.received_ms ?? v.last_seen_ms)));
   tr.children[3].classList.add("num");
   return tr;
 }
@@ -193,9 +209,10 @@ async function loadVehicles(more = false) {
   $("#vehicles").dataset.loaded = String(query.shown);
 }
 
-function setSort(sort) {
-  const current = query.sort;
-  query.sort = sort === "battery_pct" && current === "battery_pct" ? "-battery_pct" : sort;
+/** Sort by a header's column (battery toggles lowest/highest first) or by the sort menu's choice. */
+function setSort(sort, toggle = true) {
+  query.sort = toggle && sort === "battery_pct" && query.sort === "battery_pct" ? "-battery_pct" : sort;
+  $("#f-sort").value = query.sort;
   for (const button of document.querySelectorAll("#vehicles button.sort")) {
     const key = button.dataset.sort, th = button.parentElement;
     const on = key === query.sort || (key === "battery_pct" && query.sort === "-battery_pct");
@@ -208,7 +225,7 @@ function startTable() {
   let typing = 0;
   const form = $("#vehicle-filter");
   form.addEventListener("submit", (e) => { e.preventDefault(); loadVehicles(); });
-  form.addEventListener("change", () => loadVehicles());
+  form.addEventListener("change", (e) => (e.target.id === "f-sort" ? setSort(e.target.value, false) : loadVehicles()));
   $("#f-q").addEventListener("input", () => { clearTimeout(typing); typing = setTimeout(() => loadVehicles(), 250); });
   for (const button of document.querySelectorAll("#vehicles button.sort")) {
     button.addEventListener("click", () => setSort(button.dataset.sort));
@@ -225,7 +242,7 @@ function patchTable(rows) {                       // rows already on screen foll
     status.className = `badge s-${row[2]}`;
     status.textContent = t(`fleet.status.${row[2]}`);
     tr.children[3].textContent = battery(row[3]);
-    tr.children[4].textContent = ago(row[6]);
+    tr.children[4].replaceChildren(since(row[6]));
   }
 }
 
@@ -276,6 +293,7 @@ async function main() {
   await Promise.allSettled([
     api("/api/v1/kpis").then(showKpis), loadAlerts(), startTable(), loadRejects(),
   ]);
+  setInterval(tick, 5000);
   document.body.dataset.ready = "true";
 }
 

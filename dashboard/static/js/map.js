@@ -70,7 +70,15 @@ export async function baseMap(element, { tiles = null, geo = {}, stations = true
     layers.zone = L.geoJSON(zone, {
       style: { color: accent, weight: 2, fillColor: accent, fillOpacity: 0.06, dashArray: "6 4" }, interactive: false,
     }).addTo(map);
-    map.fitBounds(layers.zone.getBounds(), { padding: [8, 8] });
+    let touched = false, fitting = false;             // until someone else pans or zooms, a resize refits the zone
+    const fit = () => {
+      fitting = true;
+      map.fitBounds(layers.zone.getBounds(), { padding: [8, 8], animate: false });
+      fitting = false;
+    };
+    fit();
+    map.on("dragstart zoomstart", () => { touched = touched || !fitting; });
+    map.on("resize", () => { if (!touched) fit(); });
   }
   if (points) {
     layers.stations = L.geoJSON(points, {
@@ -81,6 +89,50 @@ export async function baseMap(element, { tiles = null, geo = {}, stations = true
   }
   element.dataset.layers = Object.keys(layers).sort().join(" ");
   return { map, layers };
+}
+
+const CROWD = 3000;   // above this many dots in view, stamp pixels instead of filling paths (no antialiasing)
+
+/** Circles of radius r at the points [x0, y0, x1, y1, ...] added to the current path. */
+function circles(ctx, xy, r) {
+  for (let i = 0; i < xy.length; i += 2) {
+    ctx.moveTo(xy[i] + r, xy[i + 1]);
+    ctx.arc(xy[i], xy[i + 1], r, 0, 2 * Math.PI);
+  }
+}
+
+/** Antialiased dots with a white rim: one path and one fill per status, faults last (on top). */
+function paint(ctx, buckets, colours, r) {
+  ctx.beginPath();
+  for (const status of STATUSES) circles(ctx, buckets[status], r + 1.5);
+  ctx.fillStyle = "rgba(255,255,255,0.9)";
+  ctx.fill();
+  for (const status of STATUSES) {
+    if (!buckets[status].length) continue;
+    ctx.beginPath();
+    circles(ctx, buckets[status], r);
+    ctx.fillStyle = colours[status];
+    ctx.fill();
+  }
+}
+
+/** The pixel offsets of a disc of radius r, as [dx0, dy0, dx1, dy1, ...]. */
+function disc(r) {
+  const out = [], reach = Math.ceil(r);
+  for (let dy = -reach; dy <= reach; dy++) {
+    for (let dx = -reach; dx <= reach; dx++) if (dx * dx + dy * dy <= r * r) out.push(dx, dy);
+  }
+  return out;
+}
+
+/** A CSS colour as the 32-bit RGBA word of an ImageData pixel (read back from a 1×1 canvas). */
+function pixelWord(colour) {
+  const probe = document.createElement("canvas");
+  probe.width = probe.height = 1;
+  const ctx = probe.getContext("2d", { willReadFrequently: true });
+  ctx.fillStyle = colour;
+  ctx.fillRect(0, 0, 1, 1);
+  return new Uint32Array(ctx.getImageData(0, 0, 1, 1).data.buffer)[0];
 }
 
 /** A vehicle record from a row in COLUMNS order. */
@@ -109,6 +161,7 @@ export const VehicleLayer = L.Layer.extend({
     this.canvas.setAttribute("aria-hidden", "true");
     map.getPanes().overlayPane.appendChild(this.canvas);
     this.colours = Object.fromEntries(STATUSES.map((s) => [s, statusColour(s)]));
+    this.discRatio = 0;
     map.on("move moveend zoomend resize viewreset", this.schedule, this);
     map.on("click", this.hit, this);
     this.schedule();
@@ -152,13 +205,40 @@ export const VehicleLayer = L.Layer.extend({
     return counts;
   },
 
+  /** Crowds: write each dot's pixels straight into one ImageData (no path rasterising), then put it once. */
+  stamp(ctx, buckets, ratio) {
+    const w = this.canvas.width, h = this.canvas.height;
+    if (!this.image || this.image.width !== w || this.image.height !== h) {
+      this.image = ctx.createImageData(w, h);
+      this.words = new Uint32Array(this.image.data.buffer);
+    }
+    if (this.discRatio !== ratio) {
+      this.discRatio = ratio;
+      this.disc = disc(this.radius * ratio);
+      this.wordOf = Object.fromEntries(STATUSES.map((s) => [s, pixelWord(this.colours[s])]));
+    }
+    const words = this.words, offsets = this.disc;
+    words.fill(0);
+    for (const status of STATUSES) {
+      const xy = buckets[status], word = this.wordOf[status];
+      for (let i = 0; i < xy.length; i += 2) {
+        const cx = Math.round(xy[i] * ratio), cy = Math.round(xy[i + 1] * ratio);
+        for (let k = 0; k < offsets.length; k += 2) {
+          const x = cx + offsets[k], y = cy + offsets[k + 1];
+          if (x >= 0 && y >= 0 && x < w && y < h) words[y * w + x] = word;
+        }
+      }
+    }
+    ctx.putImageData(this.image, 0, 0);
+  },
+
   /** Ask for a redraw on the next animation frame (several calls in one frame draw once). */
   schedule() {
     this.dirty = true;
     if (!this.frame && this.map) this.frame = requestAnimationFrame(() => this.draw());
   },
 
-  /** Redraw now: size the canvas to the map, project new positions, fill one path per status. */
+  /** Redraw now: size the canvas to the map, project moved vehicles, draw the dots in view (paths, or pixels in a crowd). */
   draw() {
     this.frame = 0;
     if (!this.dirty || !this.map) return;
@@ -191,20 +271,8 @@ export const VehicleLayer = L.Layer.extend({
       (buckets[v.status] || buckets.offline).push(x, y);
       drawn += 1;
     }
-    ctx.lineWidth = 1;
-    ctx.strokeStyle = "rgba(255,255,255,0.9)";
-    for (const status of STATUSES) {
-      const xy = buckets[status];
-      if (!xy.length) continue;
-      ctx.beginPath();
-      for (let i = 0; i < xy.length; i += 2) {
-        ctx.moveTo(xy[i] + r, xy[i + 1]);
-        ctx.arc(xy[i], xy[i + 1], r, 0, 2 * Math.PI);
-      }
-      ctx.fillStyle = this.colours[status];
-      ctx.fill();
-      ctx.stroke();
-    }
+    if (drawn > CROWD) this.stamp(ctx, buckets, ratio);
+    else paint(ctx, buckets, this.colours, r);
     const ms = performance.now() - started;
     this.canvas.dataset.drawn = String(drawn);
     this.canvas.dataset.total = String(this.vehicles.size);
@@ -233,8 +301,8 @@ export const VehicleLayer = L.Layer.extend({
 export function trackLine(map, points, { fit = true, colour = null } = {}) {
   const line = L.polyline(points, { color: colour || cssVar("--accent", "#0b5cad"), weight: 4, opacity: 0.9 });
   line.addTo(map);
-  if (fit && points.length > 1) map.fitBounds(line.getBounds(), { padding: [16, 16], maxZoom: 18 });
-  else if (fit && points.length === 1) map.setView(points[0], 17);
+  if (fit && points.length > 1) map.fitBounds(line.getBounds(), { padding: [16, 16], maxZoom: 18, animate: false });
+  else if (fit && points.length === 1) map.setView(points[0], 17, { animate: false });
   return line;
 }
 

@@ -1,11 +1,12 @@
 // A vehicle's page: its recent track on the map and its battery over that track (one read of
 // /api/v1/vehicles/{id}/track), its trips a page at a time, its alerts.
-import { api, clock, config, distance, duration, eur, t, when, ZONE } from "/static/js/format.js";
+import { api, clock, config, distance, duration, eur, locale, t, when, ZONE } from "/static/js/format.js";
 import { baseMap, trackLine } from "/static/js/map.js";
 
 const $ = (selector) => document.querySelector(selector);
 const vehicle = config.vehicle || {};
 const id = encodeURIComponent(vehicle.vehicle_id || "");
+const hourMinute = new Intl.DateTimeFormat(locale, { timeZone: ZONE, hour: "2-digit", minute: "2-digit", hour12: false });
 
 function cell(label, content, numeric = false) {
   const td = document.createElement("td");
@@ -24,7 +25,12 @@ async function showTrack() {
   const points = track.points;
   $("#map").dataset.points = String(points.length);
   $("#track-none").hidden = points.length > 0;
-  if (points.length) trackLine(map, points.map((p) => [p.lat, p.lon]));
+  if (points.length) {
+    trackLine(map, points.map((p) => [p.lat, p.lon]));
+    const last = points[points.length - 1];              // where the vehicle is now
+    window.L.circleMarker([last.lat, last.lon], { radius: 7, weight: 2, color: "#fff", fillOpacity: 1 })
+      .bindTooltip(when(last.timestamp_ms)).addTo(map);
+  }
   window.szVehicle = { map, track };
   showBattery(points.filter((p) => p.battery_pct != null));
 }
@@ -47,7 +53,7 @@ function showBattery(points) {
       { value: (u, s) => (s == null ? "—" : clock(s * 1000)) },
       { label: t("fleet.vehicle.battery.axis"), stroke: accent, width: 2, fill: "rgba(90,162,240,.12)" },
     ],
-    axes: [axis, { ...axis, values: (u, ticks) => ticks.map((v) => `${v} %`) }],
+    axes: [{ ...axis, values: (u, ticks) => ticks.map((s) => hourMinute.format(new Date(s * 1000))) }, { ...axis, values: (u, ticks) => ticks.map((v) => `${v} %`) }],
   };
   const data = [points.map((p) => p.timestamp_ms / 1000), points.map((p) => p.battery_pct)];
   const chart = new uPlot(options, data, box);
