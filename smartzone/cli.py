@@ -156,6 +156,7 @@ def _server(
 
     from dashboard.app import create_app
     from dashboard.health import broker_check, database_check, settlement_lag_check
+    from settlement.alerts import SqlAlertStore
     from smartzone.parts import read_model
     from smartzone.web import dashboard_setup
 
@@ -168,6 +169,7 @@ def _server(
         setup.config,
         readiness=checks,
         chain_reader=chain_reader,
+        alert_store=SqlAlertStore(database),
     )
     # log_config None: uvicorn's records go to the root handlers, through the redaction filter
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", log_config=None)
