@@ -555,21 +555,10 @@ def _vehicle_columns(v: sa.Table) -> list[sa.ColumnElement[Any]]:
 
 
 def _vehicle(r: sa.Row) -> VehicleView:
-    return VehicleView(
-        r.vehicle_id,
-        r.operator,
-        r.kind,
-        str(r.owner) if r.owner else None,
-        r.state,
-        bool(r.online),
-        r.battery_pct,
-        r.lat,
-        r.lon,
-        r.last_seen_ms,
-        r.received_ms,
-        r.fault_code,
-        r.state_ms,
-    )
+    """A view of a row of ``_vehicle_columns``: they come in the view's order, the owner as text and ``online`` as a
+    bool (SQLAlchemy's Boolean on SQLite too), so the row is passed as is (attribute access per column would cost
+    more than the query for the whole fleet)."""
+    return VehicleView(*r)
 
 
 def _trip(r: sa.Row) -> TripView:
