@@ -371,7 +371,10 @@ def test_the_aggregator_stamps_vehicle_rows_with_receipt_time_and_fault_code(dat
 
 def test_the_memory_read_model_answers_as_the_sql_one_on_the_same_data(filled: SqlReadModel) -> None:
     from settlement.memory import MemoryReadModel
+    from settlement.views import ReadModel
 
+    both: list[ReadModel] = [filled, MemoryReadModel()]  # each implements the port (checked by mypy)
+    assert len(both) == 2
     every_trip = [t for status in ("priced", "open", "rejected") for t in filled.trips(1000, status=status)]
     memory = MemoryReadModel(
         vehicle_views=filled.fleet(),

@@ -1,5 +1,5 @@
 """The dashboard's read side without a database: vehicle updates with receipt time and fault code, the cursors of
-each vehicle sort, and the aggregator stamping vehicles in memory."""
+each vehicle sort, the aggregator stamping vehicles in memory, and the memory read model (the dashboard's fake)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,17 @@ from sensors.signing import sign
 from sensors.wire import VehicleStatus
 from settlement.aggregator import Aggregator
 from settlement.enrolment import enrol, trust_operator
-from settlement.memory import MemoryState, MemoryUnitOfWork
+from settlement.memory import MemoryReadModel, MemoryState, MemoryUnitOfWork
 from settlement.vehicles import latest_updates
-from settlement.views import VEHICLE_SORTS, InvalidCursor, VehicleView, check_sort, cursor_after, vehicle_cursor
+from settlement.views import (
+    VEHICLE_SORTS,
+    InvalidCursor,
+    ReadModel,
+    VehicleView,
+    check_sort,
+    cursor_after,
+    vehicle_cursor,
+)
 from tests.money import fake_money
 from tests.signed import OPERATOR, SignedFleet, key_of
 
@@ -115,3 +123,35 @@ def test_an_unknown_sort_is_a_value_error_naming_the_sorts() -> None:
         cursor_after(view(), sort="owner")
     with pytest.raises(ValueError, match="unknown sort"):
         check_sort("battery_pct; drop table vehicles")
+
+
+def fleet_of(n: int) -> MemoryReadModel:
+    views = [
+        view(vehicle_id=f"bike-{i:02d}", battery_pct=None if i % 4 == 0 else float(i % 3), received_ms=T0 + i % 2)
+        for i in range(n)
+    ]
+    return MemoryReadModel(vehicle_views=views[::-1])
+
+
+def test_the_memory_read_model_is_a_read_model_and_pages_every_sort_in_order() -> None:
+    model: ReadModel = fleet_of(10)
+    by_battery, cursor = [], None
+    while page := model.vehicles(3, cursor, sort="-battery_pct"):
+        by_battery += [v.vehicle_id for v in page]
+        cursor = cursor_after(page[-1], sort="-battery_pct")
+    assert by_battery == ["bike-02", "bike-05", "bike-01", "bike-07", "bike-03", "bike-06", "bike-09",
+                          "bike-00", "bike-04", "bike-08"]  # fmt: skip
+    assert [v.vehicle_id for v in model.fleet()] == [f"bike-{i:02d}" for i in range(10)]
+    with pytest.raises(InvalidCursor):
+        model.vehicles(3, cursor, sort="battery_pct")
+
+
+def test_the_memory_read_model_filters_like_the_sql_one_and_refuses_what_it_refuses() -> None:
+    model = fleet_of(12)
+    assert [v.vehicle_id for v in model.vehicles(search="KE-1")] == ["bike-10", "bike-11"]
+    assert model.vehicles(state="on_trip") == [] and len(model.vehicles(online=True)) == 12
+    with pytest.raises(ValueError, match="not an owner address"):
+        model.vehicles(owner="0xnot")
+    with pytest.raises(ValueError, match="unknown sort"):
+        model.vehicles(sort="-owner")
+    assert [v.vehicle_id for v in model.vehicles_received_since(T0 + 1)] == [f"bike-{i:02d}" for i in range(1, 12, 2)]
