@@ -134,18 +134,8 @@ class SqlReadModel:
             return [_trip(r) for r in conn.execute(query).all()]
 
     def running_trips(self, rider: str | None = None, limit: int = 1000) -> list[TripView]:
-        """Open trips through the (status, start_ms, trip_id) index, or the rider's through theirs."""
-        t = table_of(TripRow)
-        query = (
-            sa.select(*_as_text(t))
-            .where(t.c.status == TripStatus.OPEN.value)
-            .order_by(t.c.start_ms.desc(), t.c.trip_id.desc())
-            .limit(limit)
-        )
-        if rider is not None:
-            query = query.where(t.c.rider == rider, t.c.end_ms.is_(None))
         with self._db.reading() as conn:
-            return [_trip(r) for r in conn.execute(query).all()]
+            return [_trip(r) for r in conn.execute(running_query(rider, limit)).all()]
 
     def kpis(self, now_ms: int, day_start_ms: int) -> Kpis:
         """One range scan of the (end_ms, trip_id) index over the day (and the last hour, if it began before)."""
@@ -457,6 +447,19 @@ def vehicles_query(
             beyond = key < value if descending else key > value
             query = query.where(sa.or_(beyond, sa.and_(key == value, v.c.vehicle_id > after), key.is_(None)))
     return query
+
+
+def running_query(rider: str | None, limit: int) -> sa.Select[Any]:
+    """The statement of ``SqlReadModel.running_trips``: open trips along the (status, start_ms, trip_id) index, or a
+    rider's along theirs (open trips have no end)."""
+    t = table_of(TripRow)
+    query = (
+        sa.select(*_as_text(t))
+        .where(t.c.status == TripStatus.OPEN.value)
+        .order_by(t.c.start_ms.desc(), t.c.trip_id.desc())
+        .limit(limit)
+    )
+    return query if rider is None else query.where(t.c.rider == rider, t.c.end_ms.is_(None))
 
 
 def received_since_query(since_ms: int, limit: int) -> sa.Select[Any]:

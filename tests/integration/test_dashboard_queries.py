@@ -14,7 +14,14 @@ from alembic import command
 
 from sensors.address import Address
 from settlement.db import Database
-from settlement.queries import SqlReadModel, kpis_query, received_since_query, trips_query, vehicles_query
+from settlement.queries import (
+    SqlReadModel,
+    kpis_query,
+    received_since_query,
+    running_query,
+    trips_query,
+    vehicles_query,
+)
 from settlement.schema import EpochRow, OwnerTotalRow, RejectRow, TelemetryRow, TripRow, VehicleRow, table_of
 from settlement.views import VEHICLE_SORTS, InvalidCursor, VehicleView, cursor_after
 from tests.integration.test_read_model import plan
@@ -315,6 +322,7 @@ def test_the_dashboards_lists_are_read_from_indexes_without_a_sort(database: Dat
         trips_query(20, kind="car"),
         trips_query(20, from_ms=T0, to_ms=T0 + 600_000),
         received_since_query(T0 + 1_000, 100),
+        running_query(None, 100),
         kpis_query(T0 + 3_600_000, T0),
         vehicles_query(50, sort="vehicle_id", cursor=cursor_after(filled.fleet()[3])),
     ]
