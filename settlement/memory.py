@@ -452,7 +452,7 @@ class MemoryAlertStore:
             if self._open_one(kind, vehicle_id, code) is not None:
                 return None
             alert_id = max(self._alerts, default=0) + 1
-            alert = AlertView(alert_id, kind, vehicle_id, code, detail and detail[:256], at_ms, None, None, None)
+            alert = AlertView(alert_id, kind, vehicle_id, code[:64], detail and detail[:256], at_ms, None, None, None)
             return self._keep(alert, at_ms)
 
     def clear(self, kind: str, vehicle_id: str, code: str, at_ms: int) -> AlertView | None:
@@ -474,7 +474,7 @@ class MemoryAlertStore:
         return sorted(found, key=lambda a: (self._changed[a.alert_id], a.alert_id))
 
     def _open_one(self, kind: str, vehicle_id: str, code: str) -> AlertView | None:
-        key = (kind, vehicle_id, code)
+        key = (kind, vehicle_id, code[:64])  # cut as the SQL store cuts it (settlement.alerts.MAX_CODE)
         return next(
             (a for a in self._alerts.values() if (a.kind, a.vehicle_id, a.code) == key and a.cleared_ms is None), None
         )

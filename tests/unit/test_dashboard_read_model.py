@@ -49,13 +49,15 @@ def test_a_fault_event_carries_its_code_and_any_other_state_change_clears_it(fle
     assert (updates["bike-2"].state, updates["bike-2"].fault_code) == (VehicleStatus.NON_OPERATIONAL, "")
     assert (updates["car-1"].state, updates["car-1"].fault_code) == (VehicleStatus.AVAILABLE, None)
     assert {u.received_ms for u in updates.values()} == {7}
+    (long,) = latest_updates([fault(fleet, "bike-1", 6, T0, "x" * 256)])
+    assert long.fault_code == "x" * 64  # a device's long detail is cut, never refused
     (telemetry,) = latest_updates([fleet.telemetry("bike-1", 9, T0)])
     assert (telemetry.state, telemetry.fault_code, telemetry.received_ms) == (None, None, None)
 
 
 def vehicle_story(aggregator: Aggregator, fleet: SignedFleet, clock: list[float], seen: Callable[[], Seen]) -> None:
-    """A vehicle reports, faults, reports while broken, sends a late reading, is repaired and goes offline; the
-    row follows, stamped with the platform's clock at each change (not the device's)."""
+    """A vehicle reports, faults, reports while broken, sends a late reading, is repaired, goes offline and faults
+    with a long code; the row follows, stamped with the platform's clock at each change (not the device's)."""
 
     def at(step: int, *messages: object) -> Seen:
         clock[0] = WALL_S + step
@@ -70,6 +72,8 @@ def vehicle_story(aggregator: Aggregator, fleet: SignedFleet, clock: list[float]
     cleared = fleet.event("bike-1", 5, EventType.FAULT_CLEARED, T0 + 3_000)
     assert at(20, cleared) == ("available", None, wall + 20_000, True)
     assert at(25, fleet.state("bike-1", T0 + 4_000, online=False)) == ("available", None, wall + 25_000, False)
+    long = fault(fleet, "bike-1", 6, T0 + 5_000, "y" * 200)  # a long code is cut, the row still updated
+    assert at(30, long) == ("non_operational", "y" * 64, wall + 30_000, True)
 
 
 def test_the_aggregator_stamps_a_vehicle_with_its_receipt_time_and_fault_code(
