@@ -18,6 +18,10 @@ _VIEW = (
 )  # fmt: skip
 
 
+MAX_CODE = 64
+"""Characters of an alert's code kept (a fault code is cut to as many); open and clear cut it alike."""
+
+
 def check_kind(kind: str) -> str:
     """``kind`` if it is one of ``ALERT_KINDS``; ``ValueError`` naming them else."""
     if kind not in ALERT_KINDS:
@@ -37,7 +41,7 @@ class SqlAlertStore:
         row = {
             "kind": check_kind(kind),
             "vehicle_id": vehicle_id,
-            "code": code,
+            "code": code[:MAX_CODE],
             "detail": None if detail is None else detail[:256],
             "opened_ms": at_ms,
             "changed_ms": at_ms,
@@ -52,7 +56,8 @@ class SqlAlertStore:
     def clear(self, kind: str, vehicle_id: str, code: str, at_ms: int) -> AlertView | None:
         statement = (
             sa.update(_A)
-            .where(_A.c.kind == kind, _A.c.vehicle_id == vehicle_id, _A.c.code == code, _A.c.cleared_ms.is_(None))
+            .where(_A.c.kind == kind, _A.c.vehicle_id == vehicle_id, _A.c.code == code[:MAX_CODE])
+            .where(_A.c.cleared_ms.is_(None))
             .values(cleared_ms=at_ms, changed_ms=_later(at_ms))
             .returning(*_VIEW)
         )

@@ -8,25 +8,50 @@ from __future__ import annotations
 
 import copy
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
+from typing import Any
 
-from sensors.address import Address
+from sensors.address import Address, InvalidAddress
 from sensors.messages import Event, Telemetry, VehicleState
 from sensors.wire import VehicleStatus
 from settlement.clearing import ClearingCommit
 from settlement.dead_letters import MAX_REASON_CHARS, MAX_SAMPLE_BYTES, RejectCount, counts_of, cut
 from settlement.epochs import ClosedEpoch
 from settlement.errors import StoreRefused
-from settlement.lifecycle import HELD_REASONS, ON_CHAIN_EPOCH, EpochStatus, TripStatus, check_epoch, check_trip
+from settlement.lifecycle import (
+    HELD_REASONS,
+    ON_CHAIN_EPOCH,
+    SETTLED,
+    UNSETTLED,
+    EpochStatus,
+    TripStatus,
+    check_epoch,
+    check_trip,
+)
 from settlement.ports import ChainReceipt
 from settlement.records import Reject, VehicleMark
 from settlement.registry import RegistryEntry
 from settlement.retention import StoredTelemetry, Track, TrackKey
 from settlement.trips import TripRecord, TripSplit
 from settlement.vehicles import VehicleUpdate, is_gateway
-from settlement.views import ALERT_KINDS, AlertView
+from settlement.views import (
+    ALERT_KINDS,
+    AlertView,
+    EpochView,
+    Kpis,
+    NotCommitted,
+    PayoutView,
+    RegistryProofView,
+    Stats,
+    TrackPoint,
+    TripView,
+    VehicleView,
+    check_sort,
+    cursor_key,
+    vehicle_cursor,
+)
 
 
 @dataclass
@@ -427,7 +452,7 @@ class MemoryAlertStore:
             if self._open_one(kind, vehicle_id, code) is not None:
                 return None
             alert_id = max(self._alerts, default=0) + 1
-            alert = AlertView(alert_id, kind, vehicle_id, code, detail and detail[:256], at_ms, None, None, None)
+            alert = AlertView(alert_id, kind, vehicle_id, code[:64], detail and detail[:256], at_ms, None, None, None)
             return self._keep(alert, at_ms)
 
     def clear(self, kind: str, vehicle_id: str, code: str, at_ms: int) -> AlertView | None:
@@ -449,7 +474,7 @@ class MemoryAlertStore:
         return sorted(found, key=lambda a: (self._changed[a.alert_id], a.alert_id))
 
     def _open_one(self, kind: str, vehicle_id: str, code: str) -> AlertView | None:
-        key = (kind, vehicle_id, code)
+        key = (kind, vehicle_id, code[:64])  # cut as the SQL store cuts it (settlement.alerts.MAX_CODE)
         return next(
             (a for a in self._alerts.values() if (a.kind, a.vehicle_id, a.code) == key and a.cleared_ms is None), None
         )
@@ -458,3 +483,202 @@ class MemoryAlertStore:
         self._alerts[alert.alert_id] = alert
         self._changed[alert.alert_id] = max(self._changed.get(alert.alert_id, at_ms), at_ms)
         return alert
+
+
+_PRICED_OR_LATER = frozenset(
+    {TripStatus.PRICED.value, TripStatus.ADJUSTED.value} | {s.value for s in UNSETTLED | SETTLED}
+)
+
+
+@dataclass
+class MemoryReadModel:
+    """``settlement.views.ReadModel`` over lists of views, with the SQL read model's filters, orders and cursors:
+    the dashboard's fake. ``receipts`` maps a trip to its receipt, or to None while its epoch is not on chain;
+    ``dead_letters`` holds (reason code, received_ms) per dead letter."""
+
+    vehicle_views: list[VehicleView] = field(default_factory=list)
+    trip_views: list[TripView] = field(default_factory=list)
+    epoch_views: list[EpochView] = field(default_factory=list)
+    payout_views: list[PayoutView] = field(default_factory=list)
+    tracks: dict[str, list[TrackPoint]] = field(default_factory=dict)
+    dead_letters: list[tuple[str, int]] = field(default_factory=list)
+    counts: Stats = field(default_factory=lambda: Stats(0, 0, 0, 0, 0, 0, 0, 0))
+    proofs: dict[str, RegistryProofView] = field(default_factory=dict)
+    receipts: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    balances: dict[Address, dict[str, Any]] = field(default_factory=dict)
+
+    def vehicles(
+        self,
+        limit: int = 100,
+        cursor: str | None = None,
+        *,
+        state: str | None = None,
+        kind: str | None = None,
+        owner: str | None = None,
+        online: bool | None = None,
+        search: str | None = None,
+        sort: str = "vehicle_id",
+    ) -> list[VehicleView]:
+        key = _vehicle_order(check_sort(sort))
+        wanted = None if owner is None else _owner_text(owner)
+        chosen = sorted(
+            (
+                v
+                for v in self.vehicle_views
+                if (state is None or v.state == state)
+                and (kind is None or v.kind == kind)
+                and (wanted is None or v.owner == wanted)
+                and (online is None or v.online == online)
+                and (not search or search.lower() in v.vehicle_id.lower())
+            ),
+            key=key,
+        )
+        if cursor is not None:
+            value, vehicle_id = vehicle_cursor(cursor, sort)
+            mark = key(_at(sort, value, vehicle_id))
+            chosen = [v for v in chosen if key(v) > mark]
+        return chosen[:limit]
+
+    def fleet(self) -> list[VehicleView]:
+        return sorted(self.vehicle_views, key=lambda v: v.vehicle_id)
+
+    def vehicles_received_since(self, since_ms: int, limit: int = 10_000) -> list[VehicleView]:
+        found = [v for v in self.vehicle_views if v.received_ms is not None and v.received_ms >= since_ms]
+        return sorted(found, key=lambda v: (v.received_ms or 0, v.vehicle_id))[:limit]
+
+    def vehicle(self, vehicle_id: str) -> VehicleView | None:
+        return next((v for v in self.vehicle_views if v.vehicle_id == vehicle_id), None)
+
+    def track(self, vehicle_id: str, *, since_ms: int | None = None, limit: int = 500) -> list[TrackPoint]:
+        points = [p for p in self.tracks.get(vehicle_id, []) if since_ms is None or p.timestamp_ms >= since_ms]
+        return sorted(points, key=lambda p: p.timestamp_ms)[-limit:] if limit > 0 else []
+
+    def trips(
+        self,
+        limit: int = 100,
+        vehicle_id: str | None = None,
+        rider: str | None = None,
+        status: str | None = None,
+        cursor: str | None = None,
+        *,
+        owner: str | None = None,
+        kind: str | None = None,
+        epoch_id: int | None = None,
+        from_ms: int | None = None,
+        to_ms: int | None = None,
+    ) -> list[TripView]:
+        wanted = None if owner is None else _owner_text(owner)
+        equal = {"vehicle_id": vehicle_id, "rider": rider, "kind": kind, "epoch_id": epoch_id, "owner": wanted}
+        chosen = [
+            t
+            for t in self.trip_views
+            if (t.status == status if status else t.status in _PRICED_OR_LATER)
+            and all(getattr(t, name) == value for name, value in equal.items() if value is not None)
+            and _within(t.end_ms if t.end_ms is not None else t.start_ms, from_ms, to_ms)
+        ]
+        chosen.sort(key=_trip_order, reverse=True)  # end descending with no end last, then id descending
+        if cursor is not None:
+            end_ms, trip_id = cursor_key(cursor, int, str)
+            mark = (end_ms is not None, end_ms or 0, str(trip_id))
+            chosen = [t for t in chosen if _trip_order(t) < mark]
+        return chosen[:limit]
+
+    def running_trips(self, rider: str | None = None, limit: int = 1000) -> list[TripView]:
+        running = [t for t in self.trip_views if t.status == TripStatus.OPEN.value and rider in (None, t.rider)]
+        return sorted(running, key=lambda t: (t.start_ms or 0, t.trip_id), reverse=True)[:limit]
+
+    def kpis(self, now_ms: int, day_start_ms: int) -> Kpis:
+        ended = [t for t in self.trip_views if t.status in _PRICED_OR_LATER and t.end_ms is not None]
+        hour = [t for t in ended if now_ms - 3_600_000 <= (t.end_ms or 0) <= now_ms]
+        today = [t for t in ended if day_start_ms <= (t.end_ms or 0) <= now_ms]
+        revenue = sum((t.charged_micro if t.charged_micro is not None else t.fare_micro) or 0 for t in today)
+        n = len(today)
+        durations = [t.duration_s for t in today if t.duration_s is not None]
+        distances = [t.distance_m for t in today if t.distance_m is not None]
+        return Kpis(
+            trips_last_hour=len(hour),
+            trips_today=n,
+            revenue_today_micro=revenue,
+            avg_duration_s=sum(durations) / len(durations) if durations else None,
+            avg_distance_m=sum(distances) / len(distances) if distances else None,
+            avg_fare_micro=(revenue + n // 2) // n if n else None,
+        )
+
+    def rejects_since(self, since_ms: int) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for code, at in self.dead_letters:
+            if at >= since_ms:
+                found[code] = found.get(code, 0) + 1
+        return found
+
+    def rejects_by_code(self) -> dict[str, int]:
+        return self.rejects_since(-(2**63))
+
+    def registry_proof(self, vehicle_id: str) -> RegistryProofView | None:
+        return self.proofs.get(vehicle_id)
+
+    def trip(self, trip_id: str) -> TripView | None:
+        return next((t for t in self.trip_views if t.trip_id == trip_id), None)
+
+    def trip_receipt(self, trip_id: str) -> dict[str, Any] | None:
+        if trip_id in self.receipts and self.receipts[trip_id] is None:
+            raise NotCommitted(f"trip {trip_id} is not on chain yet: it has a receipt once its epoch is")
+        return self.receipts.get(trip_id)
+
+    def balance_proof(self, account: Address) -> dict[str, Any] | None:
+        return self.balances.get(account)
+
+    def epochs(self, limit: int = 100, cursor: str | None = None) -> list[EpochView]:
+        chosen = sorted(self.epoch_views, key=lambda e: e.epoch_id, reverse=True)
+        if cursor is not None:
+            (before,) = cursor_key(cursor, int)
+            chosen = [e for e in chosen if before is None or e.epoch_id < before]  # type: ignore[operator]
+        return chosen[:limit]
+
+    def payouts(self, limit: int = 100, cursor: str | None = None, *, owner: str | None = None) -> list[PayoutView]:
+        wanted = None if owner is None else _owner_text(owner)
+        chosen = sorted((p for p in self.payout_views if wanted in (None, p.owner)), key=lambda p: p.owner)
+        if cursor is not None:
+            (after,) = cursor_key(cursor, str)
+            chosen = [p for p in chosen if after is None or p.owner > str(after)]
+        return chosen[:limit]
+
+    def stats(self) -> Stats:
+        return self.counts
+
+
+def _owner_text(owner: str) -> str:
+    try:
+        return str(Address.parse(owner))
+    except InvalidAddress:
+        raise ValueError(f"not an owner address: {owner[:60]!r}") from None
+
+
+def _vehicle_order(sort: str) -> Callable[[VehicleView], tuple[bool, float, str]]:
+    """The order of a vehicle sort as a key: values first (ascending, or descending for ``-``), nulls last, by id."""
+
+    def key(v: VehicleView) -> tuple[bool, float, str]:
+        if sort == "vehicle_id":
+            return (False, 0.0, v.vehicle_id)
+        value = v.received_ms if sort == "-received_ms" else v.battery_pct
+        return (value is None, -(value or 0) if sort.startswith("-") else (value or 0), v.vehicle_id)
+
+    return key
+
+
+def _at(sort: str, value: float | int | None, vehicle_id: str) -> VehicleView:
+    """A stand-in vehicle at a cursor's place in ``sort``."""
+    stand_in = VehicleView(vehicle_id, "", "", None, "", False, None, None, None, None)
+    if sort == "-received_ms":
+        return replace(stand_in, received_ms=None if value is None else int(value))
+    return replace(stand_in, battery_pct=None if value is None else float(value))
+
+
+def _trip_order(t: TripView) -> tuple[bool, int, str]:
+    return (t.end_ms is not None, t.end_ms or 0, t.trip_id)
+
+
+def _within(at_ms: int | None, from_ms: int | None, to_ms: int | None) -> bool:
+    if from_ms is None and to_ms is None:
+        return True
+    return at_ms is not None and (from_ms is None or at_ms >= from_ms) and (to_ms is None or at_ms < to_ms)

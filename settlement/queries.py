@@ -134,18 +134,8 @@ class SqlReadModel:
             return [_trip(r) for r in conn.execute(query).all()]
 
     def running_trips(self, rider: str | None = None, limit: int = 1000) -> list[TripView]:
-        """Open trips through the (status, start_ms, trip_id) index, or the rider's through theirs."""
-        t = table_of(TripRow)
-        query = (
-            sa.select(*_as_text(t))
-            .where(t.c.status == TripStatus.OPEN.value)
-            .order_by(t.c.start_ms.desc(), t.c.trip_id.desc())
-            .limit(limit)
-        )
-        if rider is not None:
-            query = query.where(t.c.rider == rider, t.c.end_ms.is_(None))
         with self._db.reading() as conn:
-            return [_trip(r) for r in conn.execute(query).all()]
+            return [_trip(r) for r in conn.execute(running_query(rider, limit)).all()]
 
     def kpis(self, now_ms: int, day_start_ms: int) -> Kpis:
         """One range scan of the (end_ms, trip_id) index over the day (and the last hour, if it began before)."""
@@ -459,6 +449,19 @@ def vehicles_query(
     return query
 
 
+def running_query(rider: str | None, limit: int) -> sa.Select[Any]:
+    """The statement of ``SqlReadModel.running_trips``: open trips along the (status, start_ms, trip_id) index, or a
+    rider's along theirs (open trips have no end)."""
+    t = table_of(TripRow)
+    query = (
+        sa.select(*_as_text(t))
+        .where(t.c.status == TripStatus.OPEN.value)
+        .order_by(t.c.start_ms.desc(), t.c.trip_id.desc())
+        .limit(limit)
+    )
+    return query if rider is None else query.where(t.c.rider == rider, t.c.end_ms.is_(None))
+
+
 def received_since_query(since_ms: int, limit: int) -> sa.Select[Any]:
     """The statement of ``SqlReadModel.vehicles_received_since``, along the (received_ms, vehicle_id) index."""
     v = table_of(VehicleRow)
@@ -555,21 +558,10 @@ def _vehicle_columns(v: sa.Table) -> list[sa.ColumnElement[Any]]:
 
 
 def _vehicle(r: sa.Row) -> VehicleView:
-    return VehicleView(
-        r.vehicle_id,
-        r.operator,
-        r.kind,
-        str(r.owner) if r.owner else None,
-        r.state,
-        bool(r.online),
-        r.battery_pct,
-        r.lat,
-        r.lon,
-        r.last_seen_ms,
-        r.received_ms,
-        r.fault_code,
-        r.state_ms,
-    )
+    """A view of a row of ``_vehicle_columns``: they come in the view's order, the owner as text and ``online`` as a
+    bool (SQLAlchemy's Boolean on SQLite too), so the row is passed as is (attribute access per column would cost
+    more than the query for the whole fleet)."""
+    return VehicleView(*r)
 
 
 def _trip(r: sa.Row) -> TripView:

@@ -67,10 +67,15 @@ def latest_updates(messages: Iterable[Telemetry | Event], *, received_ms: int | 
     ]
 
 
+MAX_FAULT_CODE = 64
+"""Characters of a fault code kept (a device's ``detail`` may be longer: its start is kept, never refused)."""
+
+
 def fault_code_of(message: Telemetry | Event) -> str | None:
-    """The fault code a fault event reports (its ``detail``; '' when it names none), None for anything else."""
+    """The fault code a fault event reports (its ``detail``, cut to ``MAX_FAULT_CODE``; '' when it names none),
+    None for anything else."""
     if isinstance(message, Event) and message.event_type is EventType.FAULT:
-        return message.detail or ""
+        return (message.detail or "")[:MAX_FAULT_CODE]
     return None
 
 

@@ -14,7 +14,14 @@ from alembic import command
 
 from sensors.address import Address
 from settlement.db import Database
-from settlement.queries import SqlReadModel, kpis_query, received_since_query, trips_query, vehicles_query
+from settlement.queries import (
+    SqlReadModel,
+    kpis_query,
+    received_since_query,
+    running_query,
+    trips_query,
+    vehicles_query,
+)
 from settlement.schema import EpochRow, OwnerTotalRow, RejectRow, TelemetryRow, TripRow, VehicleRow, table_of
 from settlement.views import VEHICLE_SORTS, InvalidCursor, VehicleView, cursor_after
 from tests.integration.test_read_model import plan
@@ -114,7 +121,7 @@ def filled(database: Database) -> SqlReadModel:
     return SqlReadModel(database)
 
 
-def read_all(model: SqlReadModel, limit: int, **filters: Any) -> list[VehicleView]:
+def read_all(model: Any, limit: int, **filters: Any) -> list[VehicleView]:
     sort = filters.get("sort", "vehicle_id")
     seen: list[VehicleView] = []
     cursor = None
@@ -216,7 +223,7 @@ def test_a_track_is_the_newest_points_oldest_first(filled: SqlReadModel) -> None
     assert filled.track("nobody") == []
 
 
-def read_trips(model: SqlReadModel, limit: int, **filters: Any) -> list[str]:
+def read_trips(model: Any, limit: int, **filters: Any) -> list[str]:
     seen: list[str] = []
     cursor = None
     while True:
@@ -315,6 +322,7 @@ def test_the_dashboards_lists_are_read_from_indexes_without_a_sort(database: Dat
         trips_query(20, kind="car"),
         trips_query(20, from_ms=T0, to_ms=T0 + 600_000),
         received_since_query(T0 + 1_000, 100),
+        running_query(None, 100),
         kpis_query(T0 + 3_600_000, T0),
         vehicles_query(50, sort="vehicle_id", cursor=cursor_after(filled.fleet()[3])),
     ]
@@ -367,3 +375,30 @@ def test_the_aggregator_stamps_vehicle_rows_with_receipt_time_and_fault_code(dat
 
     vehicle_story(aggregator, fleet, clock, seen)
     assert [v.vehicle_id for v in read.vehicles_received_since(int(WALL_S * 1000) + 25_000)] == ["bike-1"]
+
+
+def test_the_memory_read_model_answers_as_the_sql_one_on_the_same_data(filled: SqlReadModel) -> None:
+    from settlement.memory import MemoryReadModel
+    from settlement.views import ReadModel
+
+    both: list[ReadModel] = [filled, MemoryReadModel()]  # each implements the port (checked by mypy)
+    assert len(both) == 2
+    every_trip = [t for status in ("priced", "open", "rejected") for t in filled.trips(1000, status=status)]
+    memory = MemoryReadModel(
+        vehicle_views=filled.fleet(),
+        trip_views=every_trip,
+        payout_views=filled.payouts(1000),
+        tracks={"bike-1": filled.track("bike-1", limit=1000)},
+        dead_letters=[("bad_signature", T0), ("bad_signature", T0 + 5), ("stale_seq", T0 + 9), ("x", T0 - 1)],
+    )
+    for sort in VEHICLE_SORTS:
+        for filters in ({}, {"kind": "bicycle"}, {"online": False, "search": "car"}, {"owner": OWNERS[2].lower()}):
+            assert read_all(memory, 4, sort=sort, **filters) == read_all(filled, 4, sort=sort, **filters)
+    for filters in ({}, {"owner": OWNERS[0]}, {"kind": "car", "from_ms": T0 + 300_000}, {"status": "open"}):
+        assert read_trips(memory, 3, **filters) == read_trips(filled, 3, **filters)
+    assert memory.running_trips(RIDERS[0]) == filled.running_trips(RIDERS[0])
+    assert memory.kpis(T0 + 60_000 * 19, T0 + 60_000 * 10) == filled.kpis(T0 + 60_000 * 19, T0 + 60_000 * 10)
+    assert memory.payouts(2, owner=OWNERS[0]) == filled.payouts(2, owner=OWNERS[0])
+    assert memory.rejects_since(T0) == filled.rejects_since(T0)
+    assert memory.track("bike-1", since_ms=T0 + 5_000, limit=4) == filled.track("bike-1", since_ms=T0 + 5_000, limit=4)
+    assert memory.vehicles_received_since(T0 + 1_000) == filled.vehicles_received_since(T0 + 1_000)

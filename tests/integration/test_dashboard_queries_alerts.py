@@ -146,3 +146,12 @@ def test_instances_opening_the_same_alert_at_once_open_it_once(instances: Instan
     winners = [r for r in results if r is not None]
     assert len(winners) == 1
     assert stores[0].alerts() == winners
+
+
+def test_a_long_code_is_cut_alike_when_opening_and_clearing(store: AlertStore) -> None:
+    code = "sensor-" + "x" * 300
+    opened = store.open("fault", "bike-1", code, T0, detail="d" * 1000)
+    assert opened is not None and opened.code == code[:64] and opened.detail == "d" * 256
+    assert store.open("fault", "bike-1", code, T0 + 1) is None
+    cleared = store.clear("fault", "bike-1", code, T0 + 2)
+    assert cleared is not None and cleared.alert_id == opened.alert_id

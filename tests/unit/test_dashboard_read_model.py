@@ -1,5 +1,5 @@
 """The dashboard's read side without a database: vehicle updates with receipt time and fault code, the cursors of
-each vehicle sort, and the aggregator stamping vehicles in memory."""
+each vehicle sort, the aggregator stamping vehicles in memory, and the memory read model (the dashboard's fake)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,17 @@ from sensors.signing import sign
 from sensors.wire import VehicleStatus
 from settlement.aggregator import Aggregator
 from settlement.enrolment import enrol, trust_operator
-from settlement.memory import MemoryState, MemoryUnitOfWork
+from settlement.memory import MemoryReadModel, MemoryState, MemoryUnitOfWork
 from settlement.vehicles import latest_updates
-from settlement.views import VEHICLE_SORTS, InvalidCursor, VehicleView, check_sort, cursor_after, vehicle_cursor
+from settlement.views import (
+    VEHICLE_SORTS,
+    InvalidCursor,
+    ReadModel,
+    VehicleView,
+    check_sort,
+    cursor_after,
+    vehicle_cursor,
+)
 from tests.money import fake_money
 from tests.signed import OPERATOR, SignedFleet, key_of
 
@@ -41,13 +49,15 @@ def test_a_fault_event_carries_its_code_and_any_other_state_change_clears_it(fle
     assert (updates["bike-2"].state, updates["bike-2"].fault_code) == (VehicleStatus.NON_OPERATIONAL, "")
     assert (updates["car-1"].state, updates["car-1"].fault_code) == (VehicleStatus.AVAILABLE, None)
     assert {u.received_ms for u in updates.values()} == {7}
+    (long,) = latest_updates([fault(fleet, "bike-1", 6, T0, "x" * 256)])
+    assert long.fault_code == "x" * 64  # a device's long detail is cut, never refused
     (telemetry,) = latest_updates([fleet.telemetry("bike-1", 9, T0)])
     assert (telemetry.state, telemetry.fault_code, telemetry.received_ms) == (None, None, None)
 
 
 def vehicle_story(aggregator: Aggregator, fleet: SignedFleet, clock: list[float], seen: Callable[[], Seen]) -> None:
-    """A vehicle reports, faults, reports while broken, sends a late reading, is repaired and goes offline; the
-    row follows, stamped with the platform's clock at each change (not the device's)."""
+    """A vehicle reports, faults, reports while broken, sends a late reading, is repaired, goes offline and faults
+    with a long code; the row follows, stamped with the platform's clock at each change (not the device's)."""
 
     def at(step: int, *messages: object) -> Seen:
         clock[0] = WALL_S + step
@@ -62,6 +72,8 @@ def vehicle_story(aggregator: Aggregator, fleet: SignedFleet, clock: list[float]
     cleared = fleet.event("bike-1", 5, EventType.FAULT_CLEARED, T0 + 3_000)
     assert at(20, cleared) == ("available", None, wall + 20_000, True)
     assert at(25, fleet.state("bike-1", T0 + 4_000, online=False)) == ("available", None, wall + 25_000, False)
+    long = fault(fleet, "bike-1", 6, T0 + 5_000, "y" * 200)  # a long code is cut, the row still updated
+    assert at(30, long) == ("non_operational", "y" * 64, wall + 30_000, True)
 
 
 def test_the_aggregator_stamps_a_vehicle_with_its_receipt_time_and_fault_code(
@@ -115,3 +127,35 @@ def test_an_unknown_sort_is_a_value_error_naming_the_sorts() -> None:
         cursor_after(view(), sort="owner")
     with pytest.raises(ValueError, match="unknown sort"):
         check_sort("battery_pct; drop table vehicles")
+
+
+def fleet_of(n: int) -> MemoryReadModel:
+    views = [
+        view(vehicle_id=f"bike-{i:02d}", battery_pct=None if i % 4 == 0 else float(i % 3), received_ms=T0 + i % 2)
+        for i in range(n)
+    ]
+    return MemoryReadModel(vehicle_views=views[::-1])
+
+
+def test_the_memory_read_model_is_a_read_model_and_pages_every_sort_in_order() -> None:
+    model: ReadModel = fleet_of(10)
+    by_battery, cursor = [], None
+    while page := model.vehicles(3, cursor, sort="-battery_pct"):
+        by_battery += [v.vehicle_id for v in page]
+        cursor = cursor_after(page[-1], sort="-battery_pct")
+    assert by_battery == ["bike-02", "bike-05", "bike-01", "bike-07", "bike-03", "bike-06", "bike-09",
+                          "bike-00", "bike-04", "bike-08"]  # fmt: skip
+    assert [v.vehicle_id for v in model.fleet()] == [f"bike-{i:02d}" for i in range(10)]
+    with pytest.raises(InvalidCursor):
+        model.vehicles(3, cursor, sort="battery_pct")
+
+
+def test_the_memory_read_model_filters_like_the_sql_one_and_refuses_what_it_refuses() -> None:
+    model = fleet_of(12)
+    assert [v.vehicle_id for v in model.vehicles(search="KE-1")] == ["bike-10", "bike-11"]
+    assert model.vehicles(state="on_trip") == [] and len(model.vehicles(online=True)) == 12
+    with pytest.raises(ValueError, match="not an owner address"):
+        model.vehicles(owner="0xnot")
+    with pytest.raises(ValueError, match="unknown sort"):
+        model.vehicles(sort="-owner")
+    assert [v.vehicle_id for v in model.vehicles_received_since(T0 + 1)] == [f"bike-{i:02d}" for i in range(1, 12, 2)]
