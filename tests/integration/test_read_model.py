@@ -102,7 +102,7 @@ def payouts_over_every_trip(database: Database) -> list[PayoutView]:
     )
     with database.reading() as conn:
         rows = conn.execute(query).all()
-    return sorted((PayoutView(str(o), int(n), int(s), int(p)) for o, n, s, p in rows), key=lambda p: p.owner)
+    return sorted((PayoutView(str(o), int(n), int(s), int(p), 0, int(s)) for o, n, s, p in rows), key=lambda p: p.owner)
 
 
 def read_all(read: object, limit: int, **filters: object) -> list[object]:
