@@ -56,20 +56,25 @@ class ResearchData(Protocol):
 
 
 class AnalysisData:
-    """``ResearchData`` over a ``settlement.db.Database`` with ``settlement.analysis``."""
+    """``ResearchData`` over a ``settlement.db.Database`` with ``settlement.analysis``, exports read ``chunk_rows``
+    rows at a time (default ``analysis.CHUNK_ROWS``)."""
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: Any, chunk_rows: int | None = None) -> None:
         self.db = db
+        self.chunk_rows = chunk_rows
 
     def trip_chunks(self, from_ms: int | None, to_ms: int | None) -> Iterator[pd.DataFrame]:
         from settlement import analysis
 
-        return _at_least_one(analysis.trip_chunks(self.db, from_ms, to_ms), analysis.TRIP_COLUMNS)
+        rows = self.chunk_rows or analysis.CHUNK_ROWS
+        return _at_least_one(analysis.trip_chunks(self.db, from_ms, to_ms, rows), analysis.TRIP_COLUMNS)
 
     def reading_chunks(self, from_ms: int | None, to_ms: int | None) -> Iterator[pd.DataFrame]:
         from settlement import analysis
 
-        return _at_least_one(analysis.reading_chunks(self.db, from_ms, to_ms), analysis.READING_COLUMNS)
+        rows = self.chunk_rows or analysis.CHUNK_ROWS
+        chunks = analysis.reading_chunks(self.db, from_ms, to_ms, chunk_rows=rows)
+        return _at_least_one(chunks, analysis.READING_COLUMNS)
 
     def trips(self, from_ms: int | None, to_ms: int | None) -> pd.DataFrame:
         from settlement import analysis
