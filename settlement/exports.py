@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -79,15 +80,27 @@ def _write(frame: pd.DataFrame, path: Path, fmt: str, schema: pa.Schema) -> Path
     return path
 
 
-CSV_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-
-
 def csv_stream(frames: Iterable[pd.DataFrame]) -> Iterator[bytes]:
-    """``frames`` (chunks of one table, at least one) as CSV bytes, a chunk at a time: one header, UTC times."""
+    """``frames`` (chunks of one table, at least one) as CSV bytes, a chunk at a time: one header, times in UTC as
+    ISO 8601 to the millisecond (``2026-11-30T08:15:00.000Z``), missing values empty."""
     header = True
     for frame in frames:
-        yield frame.to_csv(index=False, header=header, date_format=CSV_TIME_FORMAT).encode("utf-8")
+        yield _as_text(frame).to_csv(index=False, header=header).encode("utf-8")
         header = False
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column as text, converted column-wise: pandas writes nullable columns a value at a time, three times
+    slower."""
+    columns: dict[str, object] = {}
+    for name in frame.columns:
+        values = frame[name]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            raw = values.dt.tz_convert(None).to_numpy("datetime64[ms]")
+            columns[name] = np.where(np.isnat(raw), "", np.char.add(np.datetime_as_string(raw, unit="ms"), "Z"))
+        else:
+            columns[name] = values.astype("string").fillna("").to_numpy(object)
+    return pd.DataFrame(columns, index=frame.index)
 
 
 class _Spool:

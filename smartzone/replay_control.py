@@ -22,6 +22,8 @@ from simulator.recording import InvalidRecording, read_recording
 from simulator.replay import ReplayOptions, ReplayProgress, replay
 
 SUFFIXES = (".jsonl.gz",)
+SCAN_NOW_BYTES = 4 << 20
+"""A recording up to this size is scanned while the page waits; a larger one in the background."""
 STOP_WAIT_S = 5.0
 FLUSH_S = 5.0
 
@@ -68,11 +70,14 @@ def scan(path: Path) -> RecordingInfo:
 
 
 class RecordingFolder:
-    """The recordings of a folder, each scanned once per version of the file (size and modification time)."""
+    """The recordings of a folder, each scanned once per version of the file (size and modification time): a small
+    file at once, a large one in the background (listed without its counts until then)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, scan_now_bytes: int = SCAN_NOW_BYTES) -> None:
         self.folder = Path(folder)
+        self.scan_now_bytes = scan_now_bytes
         self._scanned: dict[str, tuple[tuple[int, int], RecordingInfo]] = {}
+        self._pending: set[str] = set()
         self._lock = threading.Lock()
 
     def path(self, name: str) -> Path:
@@ -96,14 +101,29 @@ class RecordingFolder:
         return found
 
     def info(self, path: Path) -> RecordingInfo:
+        """What the recording holds; counts None while a large file is still being scanned."""
         stat = path.stat()
         version = (stat.st_size, stat.st_mtime_ns)
         with self._lock:
             kept = self._scanned.get(path.name)
-            if kept is None or kept[0] != version:
-                kept = (version, scan(path))
-                self._scanned[path.name] = kept
-            return kept[1]
+            if kept is not None and kept[0] == version:
+                return kept[1]
+            if stat.st_size > self.scan_now_bytes:
+                if path.name not in self._pending:
+                    self._pending.add(path.name)
+                    threading.Thread(target=self._scan, args=(path, version), daemon=True).start()
+                return RecordingInfo(path.name, stat.st_size, None, None, None)
+        return self._scan(path, version)
+
+    def _scan(self, path: Path, version: tuple[int, int]) -> RecordingInfo:
+        try:
+            info = scan(path)
+        except OSError as exc:
+            info = RecordingInfo(path.name, version[0], None, None, None, damage=exc.strerror or type(exc).__name__)
+        with self._lock:
+            self._scanned[path.name] = (version, info)
+            self._pending.discard(path.name)
+        return info
 
 
 class ThreadedReplayControl:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from enum import StrEnum
 from typing import Annotated, Any, Protocol
 
 import pandas as pd
@@ -17,7 +19,6 @@ from dashboard.deps import Clock, Lang, Who
 from dashboard.i18n import Language, catalogue
 from dashboard.replay_control import (
     MAX_SPEED,
-    RecordingInfo,
     ReplayBusy,
     ReplayControl,
     ReplayStatus,
@@ -56,20 +57,25 @@ class ResearchData(Protocol):
 
 
 class AnalysisData:
-    """``ResearchData`` over a ``settlement.db.Database`` with ``settlement.analysis``."""
+    """``ResearchData`` over a ``settlement.db.Database`` with ``settlement.analysis``, exports read ``chunk_rows``
+    rows at a time (default ``analysis.CHUNK_ROWS``)."""
 
-    def __init__(self, db: Any) -> None:
+    def __init__(self, db: Any, chunk_rows: int | None = None) -> None:
         self.db = db
+        self.chunk_rows = chunk_rows
 
     def trip_chunks(self, from_ms: int | None, to_ms: int | None) -> Iterator[pd.DataFrame]:
         from settlement import analysis
 
-        return _at_least_one(analysis.trip_chunks(self.db, from_ms, to_ms), analysis.TRIP_COLUMNS)
+        rows = self.chunk_rows or analysis.CHUNK_ROWS
+        return _at_least_one(analysis.trip_chunks(self.db, from_ms, to_ms, rows), analysis.TRIP_COLUMNS)
 
     def reading_chunks(self, from_ms: int | None, to_ms: int | None) -> Iterator[pd.DataFrame]:
         from settlement import analysis
 
-        return _at_least_one(analysis.reading_chunks(self.db, from_ms, to_ms), analysis.READING_COLUMNS)
+        rows = self.chunk_rows or analysis.CHUNK_ROWS
+        chunks = analysis.reading_chunks(self.db, from_ms, to_ms, chunk_rows=rows)
+        return _at_least_one(chunks, analysis.READING_COLUMNS)
 
     def trips(self, from_ms: int | None, to_ms: int | None) -> pd.DataFrame:
         from settlement import analysis
@@ -153,20 +159,6 @@ class ReplayRequest(BaseModel):
     speed: float = Field(ge=0, le=MAX_SPEED, description="Recorded seconds per second; 0: as fast as possible.")
 
 
-def recording_json(info: RecordingInfo) -> dict[str, Any]:
-    return {
-        "name": info.name,
-        "size_bytes": info.size_bytes,
-        "messages": info.messages,
-        "duration_s": info.duration_s,
-        "started_ms": info.started_ms,
-        "topic_root": info.topic_root,
-        "scenario": info.scenario,
-        "seed": info.seed,
-        "damage": info.damage,
-    }
-
-
 router = APIRouter()
 api = APIRouter(prefix="/api/v1", tags=["research"], dependencies=[Depends(staff)])
 
@@ -174,7 +166,7 @@ api = APIRouter(prefix="/api/v1", tags=["research"], dependencies=[Depends(staff
 @api.get("/recordings")
 def list_recordings(control: Control) -> dict[str, Any]:
     """The recordings a replay can be started from: name, size, messages, recorded span and scenario."""
-    return {"items": [recording_json(r) for r in control.recordings()]}
+    return {"items": [asdict(r) for r in control.recordings()]}
 
 
 @api.post("/replays", status_code=201)
@@ -215,28 +207,22 @@ def _export(chunks: Iterator[pd.DataFrame], name: str, fmt: str) -> StreamingRes
     return StreamingResponse(stream, media_type=MEDIA[fmt], headers=headers)
 
 
-@api.get("/exports/trips.csv", response_class=StreamingResponse)
-def export_trips_csv(data: Data, from_ms: FromMs = None, to_ms: ToMs = None) -> StreamingResponse:
-    """Every trip (by start time, in a window) as CSV, streamed: money in micro-euro, times in UTC."""
-    return _export(data.trip_chunks(from_ms, to_ms), "trips", "csv")
+class Table(StrEnum):
+    TRIPS = "trips"
+    READINGS = "readings"
 
 
-@api.get("/exports/trips.parquet", response_class=StreamingResponse)
-def export_trips_parquet(data: Data, from_ms: FromMs = None, to_ms: ToMs = None) -> StreamingResponse:
-    """Every trip (by start time, in a window) as Parquet, streamed a row group at a time."""
-    return _export(data.trip_chunks(from_ms, to_ms), "trips", "parquet")
+class Format(StrEnum):
+    CSV = "csv"
+    PARQUET = "parquet"
 
 
-@api.get("/exports/readings.csv", response_class=StreamingResponse)
-def export_readings_csv(data: Data, from_ms: FromMs = None, to_ms: ToMs = None) -> StreamingResponse:
-    """Raw telemetry readings (by their time, in a window) as CSV, streamed."""
-    return _export(data.reading_chunks(from_ms, to_ms), "readings", "csv")
-
-
-@api.get("/exports/readings.parquet", response_class=StreamingResponse)
-def export_readings_parquet(data: Data, from_ms: FromMs = None, to_ms: ToMs = None) -> StreamingResponse:
-    """Raw telemetry readings (by their time, in a window) as Parquet, streamed a row group at a time."""
-    return _export(data.reading_chunks(from_ms, to_ms), "readings", "parquet")
+@api.get("/exports/{table}.{fmt}", response_class=StreamingResponse)
+def export(table: Table, fmt: Format, data: Data, from_ms: FromMs = None, to_ms: ToMs = None) -> StreamingResponse:
+    """Trips (by start time) or raw telemetry readings (by their time) in a window, as CSV or Parquet, streamed a
+    chunk at a time: `trips.csv`, `trips.parquet`, `readings.csv`, `readings.parquet`. Money in micro-euro, UTC."""
+    read = data.trip_chunks if table == Table.TRIPS else data.reading_chunks
+    return _export(read(from_ms, to_ms), table.value, fmt.value)
 
 
 def _svg(draw: Callable[[io.BytesIO], object]) -> bytes:

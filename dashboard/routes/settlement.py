@@ -99,7 +99,10 @@ def page_of(read: Any, cursor: str | None) -> tuple[list[Any], str | None]:
 
 
 def payouts_page(model: ReadModel, owner: str | None, cursor: str | None) -> tuple[list[PayoutView], str | None]:
+    """A page of payouts (``owner``'s only, if given: an account's page never reads anyone else's)."""
     source = cast(PayoutSource, model)
+    if owner is None:  # without the filter: also a read model from before the data contract's owner filter
+        return page_of(source.payouts, cursor)
     return page_of(lambda n, after: source.payouts(n, after, owner=owner), cursor)
 
 

@@ -37,10 +37,11 @@ PUSHED = EpochView(7, 12, 31_450_000, "0x" + "00" * 32, "committed", "0x" + "77"
 
 def epoch(epoch_id: int, status: str = "final") -> EpochView:
     settled = status != "closed"
+    closed = T0 - (7 - epoch_id) * 600_000
     return EpochView(
         epoch_id, 10 + epoch_id, 14_260_000 + epoch_id * 1_000_000, "0x" + "00" * 32, status,
         TX[:-2] + f"{epoch_id:02x}" if settled else None, 1200 + epoch_id if settled else None,
-        65_812 if settled else None, T0 - (7 - epoch_id) * 600_000, T0 - (7 - epoch_id) * 600_000 + 8_000 if settled else None,
+        65_812 if settled else None, closed, closed + 8_000 if settled else None,
     )  # fmt: skip
 
 
@@ -63,7 +64,8 @@ class Data:
     def frame(self) -> pd.DataFrame:
         starts = [T0 - h * 3_600_000 - m * 60_000 for h in range(8) for m in range(0, 60, 7 + h)]
         times = pd.Series(pd.to_datetime(starts, unit="ms", utc=True))
-        rows = {"trip_id": [f"t{i}" for i in range(len(starts))], "status": ["final"] * len(starts), "start_time": times}
+        rows = {"trip_id": [f"t{i}" for i in range(len(starts))], "status": ["final"] * len(starts)}
+        rows["start_time"] = list(times)
         return pd.DataFrame({n: pd.Series(rows.get(n, [None] * len(starts)), dtype=d) for n, d in TRIP_COLUMNS.items()})
 
     def trip_chunks(self, from_ms: int | None, to_ms: int | None) -> Iterator[pd.DataFrame]:
@@ -109,10 +111,11 @@ def served() -> Iterator[tuple[str, FakeReplayControl]]:
     )  # fmt: skip
     app.state.replay_control = control
     app.state.research_data = Data()
-    app.state.chain_status = FakeChainStatus(
-        ChainHealth("anvil · 127.0.0.1:8545", True, None, T0, 31337, 1207, OWNER, 9_987_654_321_000_000_000_000, 5, 5,
-                    T0 - 42_000, 42, 1, 16)  # fmt: skip
-    )
+    health = ChainHealth(
+        "anvil · 127.0.0.1:8545", True, None, T0, 31337, 1207, OWNER, 9_987_654_321_000_000_000_000, 5, 5,
+        T0 - 42_000, 42, 1, 16,
+    )  # fmt: skip
+    app.state.chain_status = FakeChainStatus(health)
     app.dependency_overrides[deps.principal] = lambda: Principal(Role.OPERATOR, "operator")
     port = services.free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -149,7 +152,8 @@ def page_at(browser: Browser, width: int, height: int, lang: str, base: str) -> 
 
 def shoot(page: Page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    phone = (page.viewport_size or {}).get("width", 0) < 600
+    size = page.viewport_size
+    phone = size is not None and size["width"] < 600
     page.screenshot(path=str(SCREENSHOTS / name), full_page=phone)  # a phone's page scrolls: the whole of it
 
 

@@ -130,3 +130,12 @@ def test_a_broker_that_is_away_fails_the_replay_with_its_reason(tmp_path: Path) 
     control.start("r.jsonl.gz", 0)
     assert wait_until(lambda: control.status().state == "failed", 30)
     assert "127.0.0.1" in (control.status().error or "")
+
+
+def test_a_large_recording_is_listed_at_once_and_counted_in_the_background(tmp_path: Path) -> None:
+    write_recording(tmp_path / "big.jsonl.gz", "sz-big", 500, 10)
+    control = ThreadedReplayControl(tmp_path, broker_connector("mqtt://127.0.0.1:1"))
+    control.folder.scan_now_bytes = 10  # every file counts as large here
+    (first,) = control.recordings()
+    assert first.name == "big.jsonl.gz" and first.size_bytes > 10
+    assert wait_until(lambda: control.recordings()[0].messages == 500, 30)
