@@ -15,6 +15,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.middleware.sessions import SessionMiddleware
 
 from dashboard import health
+from dashboard.chain_status import ChainStatus
 from dashboard.changes import AlertSink, ChangeSource, LiveReads
 from dashboard.config import DashboardConfig
 from dashboard.deps import wall_ms
@@ -22,6 +23,7 @@ from dashboard.geo import load_zone
 from dashboard.health import Check, Readiness
 from dashboard.hub import Hub
 from dashboard.problems import add_problem_handlers
+from dashboard.replay_control import ReplayControl
 from dashboard.routes import api, auth, jsonrpc, live, metrics, operator, pages, research, rider, settlement, source
 from dashboard.security import HeadAsGet, RequestGuard, SameOriginWrites, SecurityHeaders, page_policy
 from sensors.redaction import redact_url
@@ -58,6 +60,9 @@ def create_app(
     clock: Callable[[], int] | None = None,
     alert_store: AlertSink | None = None,
     live_options: live.LiveOptions | None = None,
+    chain_status: ChainStatus | None = None,
+    replay_control: ReplayControl | None = None,
+    research_data: research.ResearchData | None = None,
 ) -> FastAPI:
     """The dashboard over ``read_model`` as ``config`` says (None: nobody can sign in, a session key of this
     process only). ``config.chain_label`` names the chain in the page footer (credentials in it are masked),
@@ -66,6 +71,9 @@ def create_app(
     chain's) it serves a read-only JSON-RPC endpoint at ``/rpc``. ``clock`` gives wall-clock ms (tests fix it).
     ``alert_store`` keeps the alerts the change source opens (None: no alerts are judged); ``live_options`` set
     the live push (``dashboard.routes.live``), whose change source runs while the app does (its lifespan).
+    ``chain_status`` is the chain's health on the settlement page, ``replay_control`` starts and stops the research
+    view's replays (stopped with the app), ``research_data`` feeds its downloads and charts; without one, what needs
+    it says it is not configured.
     """
     config = config or DashboardConfig(session_secret=secrets.token_urlsafe(32))
     title = config.title
@@ -83,6 +91,9 @@ def create_app(
     app.state.read_model = read_model
     app.state.config = config
     app.state.clock = clock
+    app.state.chain_status = chain_status
+    app.state.replay_control = replay_control
+    app.state.research_data = research_data
     app.state.templates = pages.templates()
     app.state.readiness = Readiness(readiness)
     label = redact_url(config.chain_label) if config.chain_label else None
@@ -159,6 +170,9 @@ async def _live_lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        replays: ReplayControl | None = getattr(app.state, "replay_control", None)
+        if replays is not None:
+            await asyncio.to_thread(replays.stop)  # a replay does not outlive the app
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -147,29 +147,42 @@ def _server(
     chain_reader: Any = None,
     contract: str | None = None,
     chain_id: int | None = None,
+    sender: Any = None,
+    replay_url: str | None = None,
 ) -> tuple[Any, tuple[str, ...]]:
     """The dashboard's server and what its banner must say (a password made for this run, demo tokens).
 
     ``broker`` (the aggregator's ``MqttClient`` in ``up``) joins the readiness checks; ``chain_reader`` (the chain
-    ``up`` runs) is served read-only at ``/rpc``, where browsers read the chain."""
+    ``up`` runs) is served read-only at ``/rpc``, where browsers read the chain; ``sender`` (the settler's chain
+    connection in ``up``) is what the chain's health is read over (else a connection to ``chain_url`` of its own);
+    replays publish to ``replay_url`` (else the settings' broker)."""
     import uvicorn
 
     from dashboard.app import create_app
     from dashboard.health import broker_check, database_check, settlement_lag_check
+    from dashboard.routes.research import AnalysisData
     from settlement.alerts import SqlAlertStore
     from smartzone.parts import read_model
-    from smartzone.web import dashboard_setup
+    from smartzone.replay_control import ThreadedReplayControl, broker_connector
+    from smartzone.web import chain_health, dashboard_setup
 
     checks = [database_check(database), settlement_lag_check(database, settings.ready_max_lag_s)]
     if broker is not None:
         checks.append(broker_check(lambda: bool(broker.connected), broker.url))  # its url is redacted already
     setup = dashboard_setup(settings, chain_id=chain_id, contract=contract, rpc_served=chain_reader is not None)
+    model = read_model(database, settings.chain_id)
     app = create_app(
-        read_model(database, settings.chain_id),
+        model,
         setup.config,
         readiness=checks,
         chain_reader=chain_reader,
         alert_store=SqlAlertStore(database),
+        chain_status=chain_health(settings, model, sender, setup.config.contract),
+        replay_control=ThreadedReplayControl(
+            settings.recordings_dir or settings.data_dir / "recordings",
+            broker_connector(replay_url or settings.broker_url(), settings.mqtt_protocol, settings.ca_file()),
+        ),
+        research_data=AnalysisData(database),
     )
     # log_config None: uvicorn's records go to the root handlers, through the redaction filter
     config = uvicorn.Config(app, host=settings.http_host, port=settings.http_port, log_level="warning", log_config=None)
@@ -329,7 +342,14 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         stack.callback(sim_stop.set)
         reader = chain_reader(part.aggregator.clearing, own_node=node is not None)
         server, notes = _server(
-            settings, database, broker=part.client, chain_reader=reader, contract=part.contract, chain_id=part.chain_id
+            settings,
+            database,
+            broker=part.client,
+            chain_reader=reader,
+            contract=part.contract,
+            chain_id=part.chain_id,
+            sender=getattr(part.aggregator.clearing, "sender", None),  # a Web3Clearing; a fake has none
+            replay_url=simulator_url,
         )
         _serve_in_thread(server, stack, sock)
         access_note = "anonymous allowed: demo" if settings.demo else "passwords and ACL"

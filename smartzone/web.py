@@ -7,6 +7,7 @@ import getpass
 import secrets
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from dashboard.config import DashboardConfig, Role, StaffUser, Thresholds
 from sensors.redaction import redact_url
@@ -106,3 +107,22 @@ def run_hash_password(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(hash_password(password))
     return 0
+
+
+def chain_health(settings: Settings, model: Any, sender: Any, contract: str | None) -> Any:
+    """The settlement page's chain health: read over ``sender`` (the settler's own connection, in ``up``), else over
+    a read-only connection to ``chain_url``; None without a chain to read."""
+    from dashboard.chain_status import LiveChainStatus
+    from dashboard.deps import wall_ms
+    from settlement.chain.health import NodeProbe
+
+    key = settings.private_key()
+    settler = address_of(bytes.fromhex(key.removeprefix("0x"))).checksum if key else None
+    if sender is not None:
+        probe = NodeProbe.of(sender, settler or getattr(sender, "account", None), contract)
+    elif settings.chain_url:
+        probe = NodeProbe(settings.chain_url, settler, contract)
+    else:
+        return None
+    label = redact_url(settings.chain_url) if settings.chain_url else "embedded py-evm (in memory)"
+    return LiveChainStatus(probe, model, wall_ms, label)
