@@ -443,7 +443,7 @@ def test_openapi_documents_every_api_v1_path(client: TestClient) -> None:
         "/api/v1/epochs", "/api/v1/payouts", "/api/v1/stats", "/api/v1/rejects",
         "/api/v1/vehicles/{vehicle_id}/registry", "/api/v1/trips/{trip_id}/receipt",
         "/api/v1/accounts/{address}/balance-proof", "/api/v1/me", "/api/v1/fleet", "/api/v1/live", "/api/v1/kpis",
-        "/api/v1/alerts", "/api/v1/chain", "/api/v1/recordings", "/api/v1/exports/trips.csv",
+        "/api/v1/alerts", "/api/v1/chain", "/api/v1/recordings", "/api/v1/exports/{table}.{fmt}",
     }  # fmt: skip
     for path in documented:  # every operation says what it does: its docstring is the OpenAPI text
         for operation in spec["paths"][path].values():
