@@ -60,7 +60,8 @@ def principal(request: Request) -> Principal | None:
 
     The session holds the role, the subject, when it was issued and, for staff, a fingerprint of the password hash
     it was opened with: a staff user removed from the configuration, or whose password changed, is anonymous again;
-    so is a session older than ``session_max_age_s`` or a wallet whose address is not in EIP-55 form.
+    so is a session older than ``session_max_age_s``, a wallet whose address is not in EIP-55 form, and a demo rider
+    token's session once demo mode is off.
     """
     data = request.scope.get("session")
     if not isinstance(data, dict):
@@ -73,7 +74,8 @@ def principal(request: Request) -> Principal | None:
     if not now - settings.session_max_age_s * 1000 <= issued <= now + SESSION_SKEW_MS:
         return None
     if Role(role) is Role.ACCOUNT:
-        return Principal(Role.ACCOUNT, subject) if _eip55(subject) else None
+        token_outside_demo = data.get("via") == "token" and not settings.demo
+        return Principal(Role.ACCOUNT, subject) if _eip55(subject) and not token_outside_demo else None
     user = next((u for u in settings.users if u.name == subject and u.role == role), None)
     if user is None or data.get("pw") != fingerprint(user.password_hash):
         return None
@@ -121,3 +123,15 @@ def login_redirect(request: Request) -> RedirectResponse:
     """Send an anonymous visitor of a page to the login page, to come back to this page afterwards."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/login?next={quote(here, safe='/')}", status_code=303)
+
+
+def page_guard(request: Request, who: Principal | None, *roles: Role) -> RedirectResponse | None:
+    """For a page only ``roles`` may see: None when ``who`` may; else where to send them instead (the login page
+    for an anonymous visitor, the overview, which forwards to their own page, for anyone else)::
+
+        if (away := page_guard(request, who, Role.OPERATOR)) is not None:
+            return away
+    """
+    if who is None:
+        return login_redirect(request)
+    return None if who.role in roles else RedirectResponse("/", status_code=303)
