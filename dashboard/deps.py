@@ -4,6 +4,7 @@ request, the clock. Tests replace any of them with ``app.dependency_overrides``.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from collections.abc import Callable
 from typing import Annotated
@@ -77,14 +78,15 @@ def principal(request: Request) -> Principal | None:
         token_outside_demo = data.get("via") == "token" and not settings.demo
         return Principal(Role.ACCOUNT, subject) if _eip55(subject) and not token_outside_demo else None
     user = next((u for u in settings.users if u.name == subject and u.role == role), None)
-    if user is None or data.get("pw") != fingerprint(user.password_hash):
+    if user is None or data.get("pw") != fingerprint(user.password_hash, settings.session_secret):
         return None
     return Principal(user.role, user.name)
 
 
-def fingerprint(password_hash: str) -> str:
-    """A short digest of a staff user's password hash, kept in the session to end it when the password changes."""
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+def fingerprint(password_hash: str, key: str) -> str:
+    """A short keyed digest of a staff user's password hash, kept in the session to end it when the password
+    changes (keyed: the session cookie is signed, not encrypted, and says nothing of the hash)."""
+    return hmac.new(key.encode(), password_hash.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def _eip55(text: str) -> bool:

@@ -113,7 +113,7 @@ def log_in(
         state.by_client.fail(client, at)
         return login_page(request, lang, config, safe_next(next), "auth.error.wrong", 401)
     state.by_user.clear(user_key)
-    start_session(request, user.role, user.name, at, pw=fingerprint(user.password_hash))
+    start_session(request, user.role, user.name, at, pw=fingerprint(user.password_hash, config.session_secret))
     return RedirectResponse(_after(Principal(user.role, user.name), next), status_code=303)
 
 
