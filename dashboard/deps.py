@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 
 from dashboard.config import DashboardConfig, Principal, Role
@@ -101,12 +101,14 @@ Who = Annotated[Principal | None, Depends(principal)]
 UNAUTHENTICATED = {"WWW-Authenticate": "Session"}
 
 
-def require(*roles: Role) -> Callable[[Principal | None], Principal]:
+def require(*roles: Role) -> Callable[[Principal | None, Response], Principal]:
     """A dependency that returns the signed-in Principal if its role is one of ``roles``; 401 (with
-    ``WWW-Authenticate: Session``) for an anonymous visitor, 403 for someone else."""
+    ``WWW-Authenticate: Session``) for an anonymous visitor, 403 for someone else. What it guards is one person's
+    view: no cache keeps it (``Cache-Control: private, no-store``)."""
     allowed = frozenset(roles)
 
-    def signed_in(who: Who) -> Principal:
+    def signed_in(who: Who, response: Response) -> Principal:
+        response.headers["Cache-Control"] = "private, no-store"
         if who is None:
             raise HTTPException(401, "sign in first", headers=UNAUTHENTICATED)
         if who.role not in allowed:

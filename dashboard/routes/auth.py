@@ -135,6 +135,7 @@ def log_out(request: Request) -> RedirectResponse:
 @router.get("/auth/siwe/nonce", tags=["auth"])
 def siwe_nonce(
     request: Request,
+    response: Response,
     config: Config,
     state: State,
     now: Clock,
@@ -150,6 +151,7 @@ def siwe_nonce(
     if state.nonces_by_client.blocked(client, at):  # one client may not crowd everyone's nonces out of the store
         raise HTTPException(429, "too many sign-in attempts from here; try again in a few minutes")
     state.nonces_by_client.fail(client, at)
+    response.headers["Cache-Control"] = "no-store"
     return SiweChallenge(
         address=eip55,
         nonce=state.nonces.issue(at),
