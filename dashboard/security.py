@@ -35,8 +35,8 @@ DOCS_POLICY = (
 )
 HEADERS = (
     (b"x-content-type-options", b"nosniff"),
-    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" even with our own forms,
-    # and the same-origin check of state-changing requests could not tell them from a sandboxed attacker
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with our own form posts, which
+    # the same-origin check must then refuse; nothing is sent to other sites either way
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 )

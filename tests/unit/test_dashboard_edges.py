@@ -297,7 +297,7 @@ def directives(policy: str) -> dict[str, str]:
 def test_every_response_carries_the_security_headers(client: TestClient, path: str) -> None:
     response = client.get(path)
     assert response.headers["x-content-type-options"] == "nosniff"
-    assert response.headers["referrer-policy"] == "same-origin"  # nothing leaves for another site
+    assert response.headers["referrer-policy"] == "same-origin"
     assert response.headers["x-frame-options"] == "DENY"
     policy = directives(response.headers["content-security-policy"])
     assert policy["default-src"] == "'self'"
