@@ -231,3 +231,23 @@ def test_outside_demo_mode_there_is_no_rider_token_form(browser: Browser) -> Non
             assert page.request.post(f"{base_url}/auth/token", form={"token": "rider-1"}).status == 404
         finally:
             page.close()
+
+
+def test_a_demo_rider_signs_in_with_a_token_on_a_phone(browser: Browser, base: str) -> None:
+    context = browser.new_context(viewport=PHONE, locale="nl-BE")
+    page = context.new_page()
+    problems = watched(page)
+    try:
+        page.goto(f"{base}/login")
+        page.fill("#login-token", "rider-2")
+        page.click("#token-form button[type=submit]")
+        page.wait_for_selector("#login-error")
+        assert "niet bekend" in page.inner_text("#login-error")  # the page answers in the visitor's language
+        page.fill("#login-token", "rider-1")
+        page.click("#token-form button[type=submit]")
+        page.wait_for_url(f"{base}/rider")
+        me = context.request.get(f"{base}/api/v1/me").json()
+        assert (me["role"], me["subject"]) == ("account", KEY.address)
+        assert problems == []
+    finally:
+        context.close()
