@@ -7,7 +7,9 @@ epoch's batched trips, then priced trips waiting for an epoch; the per-owner tot
 would have kept them. The app (``dashboard.create_app`` over ``SqlReadModel``) is served by uvicorn in a
 subprocess; ``--clients`` threads send ``--requests`` requests per endpoint and repeat, and each endpoint's
 p50 / p95 (the median over ``--repeats``) is printed with its ratio to ``/healthz``, the trivial endpoint,
-measured in the same rounds. ``/`` is also weighed (KB of HTML).
+measured in the same rounds. ``/`` is also weighed (KB of HTML). The lists need a login: each client thread signs
+in once as an operator (a user made for the run); "a rider's trips" is the rider filter, the query a signed-in
+rider's own list runs. The public endpoints (``/healthz``, stats, ``/``) are asked anonymously.
 
     python -m bench.read_side [--database sqlite postgresql] [--trips 1000000] [--vehicles 10000] [--workers 1]
                               [--quick]
@@ -16,6 +18,7 @@ measured in the same rounds. ``/`` is also weighed (KB of HTML).
 from __future__ import annotations
 
 import argparse
+import secrets
 import statistics
 import subprocess
 import sys
@@ -208,17 +211,26 @@ def copy_rows(conn: sa.Connection, table: sa.Table, rows: Iterator[dict[str, Any
 
 # --- serving and measuring ------------------------------------------------------------------------------------
 URL_VARIABLE = "SMARTZONE_BENCH_READ_URL"  # how the server subprocess tells its uvicorn workers the database
+SECRET_VARIABLE = "SMARTZONE_BENCH_READ_SECRET"  # the run's session key and password, shared by the workers
+BENCH_USER = "bench"
+PUBLIC = frozenset({"trivial (/healthz)", "stats", "page /"})
 
 
 def app_factory() -> Any:
-    """The dashboard over the database the server subprocess named (each uvicorn worker builds its own)."""
+    """The dashboard over the database the server subprocess named (each uvicorn worker builds its own), with one
+    operator, ``bench``, whose password is the run's secret."""
     import os
 
     from dashboard.app import create_app
+    from dashboard.auth import hash_password
+    from dashboard.config import DashboardConfig, Role, StaffUser
     from settlement.db import Database
     from settlement.queries import SqlReadModel
 
-    return create_app(SqlReadModel(Database.connect(os.environ[URL_VARIABLE])))
+    secret = os.environ[SECRET_VARIABLE]
+    user = StaffUser(BENCH_USER, Role.OPERATOR, hash_password(secret))
+    config = DashboardConfig(session_secret=secret, users=(user,))
+    return create_app(SqlReadModel(Database.connect(os.environ[URL_VARIABLE])), config)
 
 
 def serve(url: str, port: int, workers: int) -> int:
@@ -228,6 +240,7 @@ def serve(url: str, port: int, workers: int) -> int:
     import uvicorn
 
     os.environ[URL_VARIABLE] = url
+    os.environ.setdefault(SECRET_VARIABLE, secrets.token_urlsafe(32))
     uvicorn.run(
         "bench.read_side:app_factory",
         factory=True,
@@ -242,11 +255,13 @@ def serve(url: str, port: int, workers: int) -> int:
 
 @contextmanager
 def server(url: str, workers: int = 1) -> Iterator[str]:
-    """The app served by uvicorn in a subprocess; yields its base URL."""
+    """The app served by uvicorn in a subprocess; yields its base URL (``SECRET_VARIABLE`` holds the password)."""
+    import os
     import socket
 
     import httpx
 
+    os.environ[SECRET_VARIABLE] = secrets.token_urlsafe(32)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -283,8 +298,25 @@ def endpoints(sizes: Sizes) -> dict[str, Callable[[int], str]]:
     }
 
 
-def measure(base: str, path_of: Callable[[int], str], requests: int, clients: int) -> tuple[list[float], int]:
-    """Latencies (ms) of ``requests`` GETs sent by ``clients`` threads, and the size of the last response."""
+def signed_in(base: str) -> Any:
+    """An HTTP client with the run's operator signed in (one login per client thread, not per request)."""
+    import os
+
+    import httpx
+
+    client = httpx.Client(base_url=base, timeout=120)
+    login = {"name": BENCH_USER, "password": os.environ[SECRET_VARIABLE]}
+    response = client.post("/login", data=login, headers={"origin": base})
+    if response.status_code != 303:
+        raise RuntimeError(f"the bench user could not sign in ({response.status_code})")
+    return client
+
+
+def measure(
+    base: str, path_of: Callable[[int], str], requests: int, clients: int, signed: bool = True
+) -> tuple[list[float], int]:
+    """Latencies (ms) of ``requests`` GETs sent by ``clients`` threads (signed in unless ``signed`` is False), and
+    the size of the last response."""
     import httpx
 
     local = threading.local()
@@ -293,7 +325,7 @@ def measure(base: str, path_of: Callable[[int], str], requests: int, clients: in
     def one(i: int) -> float:
         nonlocal size
         if not hasattr(local, "client"):
-            local.client = httpx.Client(base_url=base, timeout=120)
+            local.client = signed_in(base) if signed else httpx.Client(base_url=base, timeout=120)
         began = time.perf_counter()
         response = local.client.get(path_of(i))
         elapsed = (time.perf_counter() - began) * 1000
@@ -319,11 +351,11 @@ def run(
     rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in endpoints(sizes)}
     page_kb = 0.0
     with server(url, workers) as base:
-        for path_of in endpoints(sizes).values():
-            measure(base, path_of, clients, clients)  # warm up: connections, caches
+        for name, path_of in endpoints(sizes).items():
+            measure(base, path_of, clients, clients, name not in PUBLIC)  # warm up: connections, caches
         for r in range(repeats):
             for name, path_of in endpoints(sizes).items():
-                latencies, size = measure(base, path_of, requests, clients)
+                latencies, size = measure(base, path_of, requests, clients, name not in PUBLIC)
                 rounds[name].append((percentile(latencies, 0.5), percentile(latencies, 0.95)))
                 if name == "page /":
                     page_kb = size / 1024

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, HTTPException, Query
 
 from dashboard.config import Principal, Role
-from dashboard.deps import Model, Operator, Signed, Staff
+from dashboard.deps import Model, Signed, Staff
 from dashboard.problems import FORBIDDEN, INVALID, NOT_COMMITTED, NOT_FOUND, SIGNED
 from dashboard.schemas import (
     BalanceProof,
@@ -249,6 +249,3 @@ def count_rejects(model: Model) -> dict[str, int]:
 def get_stats(model: Model) -> Stats:
     """Counts of vehicles, messages, trips and epochs, and the total settled."""
     return Stats.model_validate(model.stats())
-
-
-__all__ = ["Operator", "router"]

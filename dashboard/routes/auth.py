@@ -20,7 +20,7 @@ from dashboard.schemas import Me, SiweChallenge, SiweLogin
 from sensors.address import InvalidAddress, checksummed
 
 NONCE_TTL_MS = 5 * 60_000
-USER_FAILURES, CLIENT_FAILURES = 5, 20  # per 15 minutes
+USER_FAILURES, CLIENT_FAILURES, CLIENT_NONCES = 5, 20, 60  # per 15 minutes
 NAME_MAX, PASSWORD_MAX, TOKEN_MAX = 128, 1024, 256
 STATEMENT = "Sign in to the Smart Zone dashboard."
 
@@ -32,6 +32,7 @@ class AuthState:
     nonces: auth.NonceStore = field(default_factory=lambda: auth.MemoryNonces(NONCE_TTL_MS))
     by_user: auth.Throttle = field(default_factory=lambda: auth.Throttle(USER_FAILURES))
     by_client: auth.Throttle = field(default_factory=lambda: auth.Throttle(CLIENT_FAILURES))
+    nonces_by_client: auth.Throttle = field(default_factory=lambda: auth.Throttle(CLIENT_NONCES))
 
 
 def auth_state(request: Request) -> AuthState:
@@ -112,7 +113,7 @@ def log_in(
         state.by_client.fail(client, at)
         return login_page(request, lang, config, safe_next(next), "auth.error.wrong", 401)
     state.by_user.clear(user_key)
-    start_session(request, user.role, user.name, at, pw=fingerprint(user.password_hash))
+    start_session(request, user.role, user.name, at, pw=fingerprint(user.password_hash, config.session_secret))
     return RedirectResponse(_after(Principal(user.role, user.name), next), status_code=303)
 
 
@@ -134,6 +135,7 @@ def log_out(request: Request) -> RedirectResponse:
 @router.get("/auth/siwe/nonce", tags=["auth"])
 def siwe_nonce(
     request: Request,
+    response: Response,
     config: Config,
     state: State,
     now: Clock,
@@ -141,11 +143,15 @@ def siwe_nonce(
 ) -> SiweChallenge:
     """A fresh single-use nonce and what the Sign-In with Ethereum message must name: domain, URI, chain, times,
     and the wallet's ``address`` in its EIP-55 form (a browser has no Keccak to write it)."""
-    at, origin = now(), origin_of(request, config)
+    at, origin, client = now(), origin_of(request, config), client_key(request)
     try:
         eip55 = checksummed(address) if address else None
     except InvalidAddress as exc:
         raise HTTPException(422, str(exc)) from None
+    if state.nonces_by_client.blocked(client, at):  # one client may not crowd everyone's nonces out of the store
+        raise HTTPException(429, "too many sign-in attempts from here; try again in a few minutes")
+    state.nonces_by_client.fail(client, at)
+    response.headers["Cache-Control"] = "no-store"
     return SiweChallenge(
         address=eip55,
         nonce=state.nonces.issue(at),
@@ -193,7 +199,7 @@ def token_login(
         state.by_client.fail(client, at)
         return login_page(request, lang, config, safe_next(next), "auth.error.token", 401)
     subject = checksummed(address)
-    start_session(request, Role.ACCOUNT, subject, at)
+    start_session(request, Role.ACCOUNT, subject, at, via="token")
     return RedirectResponse(_after(Principal(Role.ACCOUNT, subject), next), status_code=303)
 
 

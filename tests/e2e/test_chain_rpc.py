@@ -121,10 +121,13 @@ def test_up_with_anvil_installed_deploys_on_anvil_prints_its_url_and_keeps_its_c
     with (tmp_path / "up.log").open("w") as log:
         up, banner = start_up(data, free_port(), log, SMARTZONE_SPEED="60", SMARTZONE_EPOCH_SECONDS="1")
         try:
-            url = banner["JSON-RPC"].split()[0]
-            assert url.startswith("http://127.0.0.1:") and "(anvil" in banner["JSON-RPC"]
-            node = Web3(HTTPProvider(url))
+            # browsers read the chain through the dashboard's read-only /rpc; the banner also names anvil itself
+            served = banner["JSON-RPC"].split()[0]
+            found = re.search(r"anvil itself at (http://127\.0\.0\.1:\d+)", banner["JSON-RPC"])
+            assert served.startswith("http://127.0.0.1:") and served.endswith("/rpc") and found, banner["JSON-RPC"]
+            node = Web3(HTTPProvider(found.group(1)))
             assert node.client_version.startswith("anvil") and node.eth.chain_id == 31337
+            assert Web3(HTTPProvider(served)).eth.chain_id == 31337
             contract = contract_of(banner)
             assert node.eth.get_code(contract)  # the clearing contract is on the chain the banner names
         finally:

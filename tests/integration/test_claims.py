@@ -9,7 +9,9 @@ import pytest
 from eth_utils import keccak
 from fastapi.testclient import TestClient
 
+from dashboard import deps
 from dashboard.app import create_app
+from dashboard.config import Principal, Role
 from sensors.address import Address
 from sensors.signing import address_of
 from settlement.aggregator import Aggregator, MoneyRules
@@ -53,7 +55,9 @@ def settled(database: Database, chain: Web3Clearing) -> tuple[Aggregator, TestCl
                 *fleet.trip("bike-1", 3, T0 + 3_600_000, minutes=20, metres=4000)]  # fmt: skip
     aggregator.handle([fleet.received(m) for m in messages])
     assert aggregator.settle_due(force=True) == [1]
-    return aggregator, TestClient(create_app(SqlReadModel(database)))
+    app = create_app(SqlReadModel(database))
+    app.dependency_overrides[deps.principal] = lambda: Principal(Role.OPERATOR, "operator")  # sees every balance
+    return aggregator, TestClient(app)
 
 
 def test_the_api_serves_balance_proofs_the_contract_accepts_and_claims_pay_once(

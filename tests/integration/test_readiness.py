@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -163,7 +164,8 @@ def test_an_epoch_closed_long_ago_and_never_committed_makes_readyz_503_with_the_
     (check,) = response.json()["checks"]
     assert check["name"] == "settlement" and not check["ok"]
     assert "4 trips wait for settlement" in check["detail"]
-    assert "epoch 2 was closed 1000 s ago and is not on chain" in check["detail"]
+    # the check reads the wall clock a moment after the test set the time: a loaded machine may take a second more
+    assert re.search(r"epoch 2 was closed 10\d\d s ago and is not on chain", check["detail"]), check["detail"]
     assert "over the limit of 300 s" in check["detail"]
 
 

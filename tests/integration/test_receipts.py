@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from dashboard import deps
 from dashboard.app import create_app
+from dashboard.config import Principal, Role
 from settlement.aggregator import Aggregator, MoneyRules
 from settlement.chain import Web3Clearing, Web3Token
 from settlement.db import Database
@@ -21,7 +23,7 @@ from smartzone.cli import main
 from smartzone.riders import fund_accounts
 from smartzone.verify import check_receipt
 from tests.integration.nodes import Node
-from tests.signed import OPERATOR, RIDER_KEY, SignedFleet
+from tests.signed import OPERATOR, RIDER, RIDER_KEY, SignedFleet
 
 T0 = 1_790_000_000_000
 
@@ -34,8 +36,16 @@ def database(tmp_path: Path) -> Iterator[Database]:
     db.close()
 
 
+def as_account(database: Database, address: str) -> TestClient:
+    """The API over ``database`` with the wallet ``address`` signed in."""
+    app = create_app(SqlReadModel(database))
+    app.dependency_overrides[deps.principal] = lambda: Principal(Role.ACCOUNT, address)
+    return TestClient(app)
+
+
 def settle_rides(database: Database, chain: Web3Clearing) -> TestClient:
-    """Three trips ingested and settled in epoch 1 by the aggregator; the API over the same database."""
+    """Three trips ingested and settled in epoch 1 by the aggregator; the API over the same database, with the
+    trips' rider signed in (a rider reads their own receipts)."""
     fleet = SignedFleet()
     trust_operator(lambda: SqlUnitOfWork(database), OPERATOR, fleet.operator_address, T0)
     enrol(lambda: SqlUnitOfWork(database), fleet.registrations(), fleet.domain, T0)
@@ -55,7 +65,7 @@ def settle_rides(database: Database, chain: Web3Clearing) -> TestClient:
         *fleet.trip("car-1", 10, T0 + 2000, minutes=30, metres=9000),
     ]
     aggregator.handle([fleet.received(m) for m in messages])
-    client = TestClient(create_app(SqlReadModel(database)))
+    client = as_account(database, RIDER)
     assert client.get("/api/v1/trips/bike-2:1/receipt").status_code == 409  # priced, not yet in an epoch
     assert aggregator.close_epoch() == 1
     not_sent = client.get("/api/v1/trips/bike-2:1/receipt")
@@ -86,6 +96,9 @@ def test_a_settled_trips_receipt_from_the_api_verifies_against_the_chain_alone(
     assert bytes.fromhex(receipt["root"][2:]) == chain.trips_root(1) != bytes(32)
     assert chain.trips_root(2) == bytes(32)
     assert client.get("/api/v1/trips/bike-9:1/receipt").status_code == 404
+    stranger = as_account(database, "0x" + "12" * 20)  # another wallet: as if the trip did not exist
+    assert stranger.get("/api/v1/trips/bike-2:1/receipt").status_code == 404
+    assert stranger.get("/api/v1/trips").json()["items"] == []
 
     reader = Web3Clearing(chain.sender)  # as a third party would: only the node, the receipt names the contract
     assert check_receipt(receipt, reader) is None

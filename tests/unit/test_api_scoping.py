@@ -61,6 +61,11 @@ def test_everything_with_positions_or_per_person_data_needs_a_login(path: str) -
 
 
 # --- the fleet -------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/api/v1/trips", "/api/v1/vehicles", "/api/v1/me", f"/api/v1/trips/{TRIP_OF_1}"])
+def test_what_one_signed_in_person_sees_is_kept_by_no_cache(path: str) -> None:
+    assert as_(OPERATOR).get(path).headers["cache-control"] == "private, no-store"
+
+
 @pytest.mark.parametrize("who", [OPERATOR, RESEARCHER])
 def test_staff_see_the_fleet_its_positions_and_registry(who: Principal) -> None:
     model = sample()

@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 from eth_account.messages import encode_defunct
+from fastapi import Request, Response
+from fastapi.responses import PlainTextResponse
 from fastapi.testclient import TestClient
 
 from dashboard.app import SESSION_COOKIE, create_app
 from dashboard.auth import hash_password
 from dashboard.config import DashboardConfig, Role, StaffUser
+from dashboard.deps import Who, page_guard
 from tests.unit.test_auth import KEY, OTHER
 from tests.unit.test_dashboard import RIDER_1, SECRET, assert_problem, sample
 
@@ -323,3 +326,51 @@ def test_the_configured_public_origin_may_post_though_the_host_differs_behind_a_
         follow_redirects=False,
     )  # fmt: skip
     assert response.status_code == 303
+
+
+def test_one_client_asking_for_nonces_without_end_is_told_to_wait() -> None:
+    client = client_of()
+    for _ in range(60):
+        assert client.get("/auth/siwe/nonce").status_code == 200
+    assert_problem(client.get("/auth/siwe/nonce"), 429)
+
+
+def test_a_demo_rider_tokens_session_ends_when_demo_mode_is_turned_off() -> None:
+    demo = client_of(settings(demo=True))
+    demo.post("/auth/token", data={"token": "rider-1"})
+    cookie = demo.cookies[SESSION_COOKIE]
+    production = client_of(settings(demo=False))
+    production.cookies.set(SESSION_COOKIE, cookie)
+    assert demo.get("/api/v1/me").status_code == 200 and production.get("/api/v1/me").status_code == 401
+
+
+# --- guarding pages ------------------------------------------------------------------------------------------
+def guarded_client() -> TestClient:
+    """The app with a page only operators may see, guarded as the page routes guard theirs."""
+    app = create_app(sample(), settings(demo=True), clock=Clock())
+
+    @app.get("/operators-only")
+    def operators_only(request: Request, who: Who) -> Response:
+        away = page_guard(request, who, Role.OPERATOR)
+        return away if away is not None else PlainTextResponse("welcome")
+
+    return TestClient(app)
+
+
+def test_a_guarded_page_sends_an_anonymous_visitor_to_log_in_and_back() -> None:
+    client = guarded_client()
+    away = client.get("/operators-only?tab=alerts&x=a b", follow_redirects=False)
+    assert (
+        away.status_code == 303
+        and away.headers["location"] == "/login?next=/operators-only%3Ftab%3Dalerts%26x%3Da%2520b"
+    )
+    back = log_in(client, next="/operators-only?tab=alerts")
+    assert back.headers["location"] == "/operators-only?tab=alerts"
+    assert client.get("/operators-only").text == "welcome"
+
+
+def test_a_guarded_page_sends_someone_of_another_role_to_the_overview() -> None:
+    client = guarded_client()
+    client.post("/auth/token", data={"token": "rider-1"})
+    away = client.get("/operators-only", follow_redirects=False)
+    assert (away.status_code, away.headers["location"]) == (303, "/")
