@@ -2,9 +2,9 @@
 
 Every event gets a sequence number; the stream sends it as the SSE ``id`` (with the hub's boot token), so that
 a client reconnecting with ``Last-Event-ID`` is sent what it missed: the alerts, epochs and trips kept in a
-ring, and the latest row of every vehicle changed since. A client too slow to read gets its vehicle rows (and
-trip costs, and KPIs) coalesced, latest per key, instead of growing memory; one whose queue of other events
-still overflows is dropped with a final ``status`` event. Everything runs on the event loop: no locks.
+ring, and the latest row of every vehicle changed since. A client too slow to read gets its vehicle rows, trip
+costs, alerts, epochs and KPIs coalesced, latest per key, instead of growing memory; one that still overflows
+its bounds is dropped with a final ``status`` event. Everything runs on the event loop: no locks.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 from dashboard.fleet import Row
 
-COALESCED = ("vehicles", "trip", "kpis")
+KEYED = {"trip": "trip_id", "alert": "alert_id", "epoch": "epoch_id"}
+"""Events a slow client gets only the latest of, per this key (a fleet going silent opens thousands of alerts)."""
 REPLAYED = ("alert", "epoch", "trip")
 STAFF_ONLY = ("vehicles", "kpis", "alert", "epoch")
 
@@ -49,14 +50,16 @@ class Event:
 
 @dataclass(eq=False)
 class Client:
-    """One connected stream's pending events: coalesced vehicle rows, trips and KPIs, and a bounded queue."""
+    """One connected stream's pending events: vehicle rows, trips, alerts, epochs and KPIs coalesced (the latest
+    of each), and a bounded queue of the rest; beyond either bound the client is dropped."""
 
     viewer: Viewer
     max_queue: int = 1000
+    max_keyed: int = 100_000
     queue: deque[Event] = field(default_factory=deque)
     rows: dict[str, Row] = field(default_factory=dict)
     rows_seq: int = 0
-    trips: dict[str, Event] = field(default_factory=dict)
+    keyed: dict[tuple[str, str], Event] = field(default_factory=dict)
     kpis: Event | None = None
     dropped: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -69,8 +72,11 @@ class Client:
             for r in event.data["rows"]:  # type: ignore[attr-defined]
                 self.rows[str(r[0])] = r
             self.rows_seq = event.seq or self.rows_seq
-        elif event.name == "trip":
-            self.trips[str(event.data.get("trip_id"))] = event
+        elif event.name in KEYED:
+            if len(self.keyed) >= self.max_keyed:
+                self.drop()
+                return
+            self.keyed[(event.name, str(event.data.get(KEYED[event.name])))] = event
         elif event.name == "kpis":
             self.kpis = event
         elif len(self.queue) >= self.max_queue:
@@ -84,7 +90,7 @@ class Client:
         self.dropped = True
         self.queue.clear()
         self.rows.clear()
-        self.trips.clear()
+        self.keyed.clear()
         self.kpis = None
         self.queue.append(Event("status", {"ok": False, "reason": "too_slow"}))
         self.wake.set()
@@ -96,8 +102,8 @@ class Client:
         if self.rows:
             events.append(Event("vehicles", {"rows": list(self.rows.values())}, self.rows_seq))
             self.rows = {}
-        events += self.trips.values()
-        self.trips = {}
+        events += self.keyed.values()
+        self.keyed = {}
         if self.kpis is not None:
             events.append(self.kpis)
             self.kpis = None
@@ -108,7 +114,7 @@ class Client:
 class Hub:
     """The clients of one app and what they may be replayed on reconnect."""
 
-    def __init__(self, *, ring: int = 2000, max_queue: int = 1000) -> None:
+    def __init__(self, *, ring: int = 2000, max_queue: int = 1000, max_keyed: int = 100_000) -> None:
         self.boot = secrets.token_hex(4)
         self.clients: set[Client] = set()
         self.ok = True
@@ -117,6 +123,7 @@ class Hub:
         self._evicted = 0  # the newest seq the ring no longer holds
         self._rows: dict[str, tuple[int, Row]] = {}
         self._max_queue = max_queue
+        self._max_keyed = max_keyed
 
     @property
     def seq(self) -> int:
@@ -127,7 +134,7 @@ class Hub:
         return f"{self.boot}.{seq}"
 
     def add(self, viewer: Viewer) -> Client:
-        client = Client(viewer, self._max_queue)
+        client = Client(viewer, self._max_queue, self._max_keyed)
         self.clients.add(client)
         if not self.ok:
             client.offer(Event("status", {"ok": False}))

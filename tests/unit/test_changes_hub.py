@@ -55,8 +55,17 @@ def test_events_are_taken_in_sequence_order() -> None:
     assert seqs == sorted(seqs)
 
 
-def test_a_client_whose_queue_overflows_is_dropped_with_a_last_status_event() -> None:
-    hub = Hub(max_queue=5)
+def test_a_slow_client_gets_the_latest_state_of_each_alert() -> None:
+    hub = Hub()
+    client = hub.add(STAFF)
+    hub.publish("alert", {"alert_id": 1, "acked_ms": None})
+    hub.publish("alert", {"alert_id": 2, "acked_ms": None})
+    hub.publish("alert", {"alert_id": 1, "acked_ms": 5})
+    assert [e.data for e in client.take()] == [{"alert_id": 2, "acked_ms": None}, {"alert_id": 1, "acked_ms": 5}]
+
+
+def test_a_client_hopelessly_behind_is_dropped_with_a_last_status_event() -> None:
+    hub = Hub(max_keyed=5)
     client = hub.add(STAFF)
     for alert_id in range(6):
         hub.publish("alert", {"alert_id": alert_id})

@@ -175,7 +175,7 @@ def test_a_stream_resumed_from_an_unknown_id_is_told_to_reload() -> None:
 
 
 def test_a_hopeless_stream_ends_after_its_last_status_event() -> None:
-    hub = Hub(max_queue=1)
+    hub = Hub(max_keyed=1)
 
     async def scenario() -> list[str]:
         events = stream(hub, Viewer(staff=True), None, lambda: T0)
