@@ -25,10 +25,12 @@ STAFF_ONLY = ("vehicles", "kpis", "alert", "epoch")
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who a stream is for: staff see everything; an account sees only its own trips (``rider``, lower case)."""
+    """Who a stream is for: staff see everything; an account sees only its own trips (``rider``, lower case).
+    ``principal`` names the signed-in person (streams are capped per person)."""
 
     staff: bool
     rider: str | None = None
+    principal: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -123,13 +123,14 @@ def check_capacity(request: Request, hub: Hub, who: Principal) -> None:
     limits: LiveLimits = getattr(request.app.state, "live_limits", LiveLimits())
     if len(hub.clients) >= limits.total:
         raise HTTPException(503, "too many live streams on this server; try again later", {"Retry-After": "10"})
-    mine = sum(1 for c in hub.clients if c.viewer == viewer_of(who))
+    me = viewer_of(who).principal
+    mine = sum(1 for c in hub.clients if c.viewer.principal == me)
     if mine >= limits.per_principal:
         raise HTTPException(503, "too many live streams for you; close one first", {"Retry-After": "10"})
 
 
 def viewer_of(who: Principal) -> Viewer:
-    return Viewer(staff=who.staff, rider=None if who.staff else who.subject.lower())
+    return Viewer(who.staff, None if who.staff else who.subject.lower(), f"{who.role.value}:{who.subject.lower()}")
 
 
 @router.get(

@@ -16,7 +16,7 @@ import uvicorn
 
 from dashboard import deps
 from dashboard.app import create_app
-from dashboard.changes import Timing
+from dashboard.changes import ChangeSource, Timing
 from dashboard.config import DashboardConfig, Principal, Role
 from dashboard.deps import wall_ms
 from dashboard.routes.live import LiveOptions
@@ -46,7 +46,7 @@ def store_reading(database: Database, fleet: SignedFleet, seq: int, battery_pct:
 
 
 @pytest.fixture()
-def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet]]:
+def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet, ChangeSource]]:
     from settlement.alerts import SqlAlertStore  # type: ignore[import-not-found,unused-ignore]
 
     database = Database.open(f"sqlite:///{tmp_path / 'live.db'}")
@@ -69,7 +69,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet]]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert services.wait_for_port("127.0.0.1", port, 15)
-    yield f"http://127.0.0.1:{port}", database, fleet
+    yield f"http://127.0.0.1:{port}", database, fleet, app.state.changes
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -89,16 +89,18 @@ def events(lines: Iterator[str]) -> Iterator[tuple[str, object]]:
 
 
 def test_a_stored_reading_reaches_a_connected_client_with_its_alert(
-    served: tuple[str, Database, SignedFleet],
+    served: tuple[str, Database, SignedFleet, ChangeSource],
 ) -> None:
-    base, database, fleet = served
+    base, database, fleet, changes = served
     seen: dict[str, object] = {}
     with httpx.Client(base_url=base, timeout=20) as http, http.stream("GET", "/api/v1/live") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         stream = events(response.iter_lines())
         assert next(stream)[0] == "clock"
-        time.sleep(0.3)  # the change source has taken its baseline
+        deadline = time.monotonic() + 20
+        while changes.polls < 1 and time.monotonic() < deadline:  # its baseline taken, the reading is a change
+            time.sleep(0.02)
         store_reading(database, fleet, 2, 9.5)
         for name, data in stream:
             if name == "vehicles":

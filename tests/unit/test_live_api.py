@@ -117,15 +117,19 @@ def test_without_an_alert_store_the_list_is_empty(reads: FakeReads) -> None:
 
 
 def test_streams_beyond_the_cap_get_a_503_problem(reads: FakeReads, store: FakeAlertStore) -> None:
-    http = client_as(OPERATOR, reads, store, LiveLimits(per_principal=2, total=3))
+    http = client_as(OPERATOR, reads, store, LiveLimits(per_principal=2, total=4))
     hub: Hub = http.app.state.hub  # type: ignore[attr-defined]
-    hub.add(Viewer(staff=True))
-    hub.add(Viewer(staff=True))
+    hub.add(Viewer(staff=True, principal="operator:olivia"))
+    hub.add(Viewer(staff=True, principal="operator:otto"))
+    hub.add(Viewer(staff=True, principal="operator:olivia"))
     mine = http.get("/api/v1/live")
     assert mine.status_code == 503
     assert mine.headers["content-type"] == "application/problem+json"
     assert mine.headers["retry-after"] == "10"
-    hub.add(Viewer(staff=False, rider="0x" + "99" * 20))
+    assert "for you" in mine.json()["detail"]
+    hub.remove(next(iter(hub.clients)))
+    hub.add(Viewer(staff=True, principal="researcher:rik"))
+    hub.add(Viewer(staff=False, rider="0x" + "99" * 20, principal="account:0x" + "99" * 20))
     assert "server" in http.get("/api/v1/live").json()["detail"]
 
 
