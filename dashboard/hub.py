@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import orjson
 
 from dashboard.fleet import Row
 
@@ -61,6 +63,7 @@ class Client:
     queue: deque[Event] = field(default_factory=deque)
     rows: dict[str, Row] = field(default_factory=dict)
     rows_seq: int = 0
+    rows_event: Event | None = None  # the one published event the pending rows came from, if only one
     keyed: dict[tuple[str, str], Event] = field(default_factory=dict)
     kpis: Event | None = None
     dropped: bool = False
@@ -71,6 +74,7 @@ class Client:
         if self.dropped or not event.visible_to(self.viewer):
             return
         if event.name == "vehicles":
+            self.rows_event = None if self.rows else event
             for r in event.data["rows"]:  # type: ignore[attr-defined]
                 self.rows[str(r[0])] = r
             self.rows_seq = event.seq or self.rows_seq
@@ -92,6 +96,7 @@ class Client:
         self.dropped = True
         self.queue.clear()
         self.rows.clear()
+        self.rows_event = None
         self.keyed.clear()
         self.kpis = None
         self.queue.append(Event("status", {"ok": False, "reason": "too_slow"}))
@@ -101,9 +106,11 @@ class Client:
         """Everything pending, in sequence order (unnumbered events first), and clear it."""
         events = list(self.queue)
         self.queue.clear()
-        if self.rows:
-            events.append(Event("vehicles", {"rows": list(self.rows.values())}, self.rows_seq))
+        if self.rows:  # a client keeping up gets the published event itself: encoded once for every client
+            merged = self.rows_event or Event("vehicles", {"rows": list(self.rows.values())}, self.rows_seq)
+            events.append(merged)
             self.rows = {}
+            self.rows_event = None
         events += self.keyed.values()
         self.keyed = {}
         if self.kpis is not None:
@@ -126,6 +133,7 @@ class Hub:
         self._rows: dict[str, tuple[int, Row]] = {}
         self._max_queue = max_queue
         self._max_keyed = max_keyed
+        self._wire: OrderedDict[int, tuple[Event, str]] = OrderedDict()
 
     @property
     def seq(self) -> int:
@@ -134,6 +142,19 @@ class Hub:
 
     def event_id(self, seq: int) -> str:
         return f"{self.boot}.{seq}"
+
+    def encode(self, event: Event) -> str:
+        """The event in the text/event-stream format (numbered events carry an ``id``), encoded once however
+        many clients send it (the last few events' texts are kept)."""
+        kept = self._wire.get(id(event))
+        if kept is not None and kept[0] is event:
+            return kept[1]
+        head = "" if event.seq is None else f"id: {self.event_id(event.seq)}\n"
+        text = f"{head}event: {event.name}\ndata: {orjson.dumps(event.data).decode()}\n\n"
+        self._wire[id(event)] = (event, text)
+        if len(self._wire) > 256:
+            self._wire.popitem(last=False)
+        return text
 
     def add(self, viewer: Viewer) -> Client:
         client = Client(viewer, self._max_queue, self._max_keyed)

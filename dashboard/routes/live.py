@@ -89,9 +89,8 @@ router = APIRouter(prefix="/api/v1")
 
 
 def encode(event: Event, hub: Hub) -> str:
-    """One event in the text/event-stream format (numbered events carry an ``id``)."""
-    head = "" if event.seq is None else f"id: {hub.event_id(event.seq)}\n"
-    return f"{head}event: {event.name}\ndata: {orjson.dumps(event.data).decode()}\n\n"
+    """One event in the text/event-stream format (``Hub.encode``)."""
+    return hub.encode(event)
 
 
 def clock_event(now_ms: int) -> Event:

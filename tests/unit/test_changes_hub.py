@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dashboard.hub import Event, Hub, Viewer
 
 STAFF = Viewer(staff=True)
@@ -129,3 +131,17 @@ def test_a_removed_client_gets_nothing_more() -> None:
     hub.publish("alert", {"alert_id": 1})
     assert client.take() == []
     assert hub.clients == set()
+
+
+def test_clients_that_keep_up_share_one_encoding_of_an_event() -> None:
+    hub = Hub()
+    first, second = hub.add(STAFF), hub.add(STAFF)
+    hub.publish_rows([row("s-1", 50)])
+    [a], [b] = first.take(), second.take()
+    assert a is b
+    text = hub.encode(a)
+    assert hub.encode(b) is text
+    head, name, data, *_ = text.split("\n")
+    assert (head, name) == (f"id: {hub.event_id(1)}", "event: vehicles")
+    assert json.loads(data.removeprefix("data: ")) == {"rows": [row("s-1", 50)]}
+    assert text.endswith("\n\n")
