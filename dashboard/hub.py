@@ -127,6 +127,7 @@ class Hub:
         self.boot = secrets.token_hex(4)
         self.clients: set[Client] = set()
         self.ok = True
+        self.closing = False
         self._seq = 0
         self._ring: deque[Event] = deque(maxlen=ring)
         self._evicted = 0  # the newest seq the ring no longer holds
@@ -165,6 +166,11 @@ class Hub:
 
     def remove(self, client: Client) -> None:
         self.clients.discard(client)
+
+    def close(self) -> None:
+        """Ask every stream to end (the server is stopping): safe from any thread, the streams see it within a
+        second. Without it, an open stream holds a server's graceful shutdown until the browser leaves."""
+        self.closing = True
 
     def publish(self, name: str, data: dict[str, object]) -> Event:
         """Number an event, keep it for replay where it is kept, and offer it to every client."""

@@ -21,6 +21,7 @@ from dashboard.problems import INVALID, NOT_FOUND
 
 RETRY_MS = 3000
 HEARTBEAT_S = 15.0
+TICK_S = 1.0  # how often an idle stream looks whether the server is closing
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +106,20 @@ async def stream(hub: Hub, viewer: Viewer, resume: str | None, now: Callable[[],
         if resume is not None and not hub.replay(client, resume):
             yield encode(Event("reset", {}), hub)
         yield encode(clock_event(now()), hub)
-        while True:
+        quiet = 0.0
+        while not hub.closing:
             for event in client.take():
                 yield encode(event, hub)
             if client.dropped:
                 return
             try:
-                await asyncio.wait_for(client.wake.wait(), HEARTBEAT_S)
+                await asyncio.wait_for(client.wake.wait(), TICK_S)
             except TimeoutError:
-                yield encode(clock_event(now()), hub)
+                quiet += TICK_S
+                if quiet >= HEARTBEAT_S:
+                    quiet = 0.0
+                    yield encode(clock_event(now()), hub)
+        yield encode(Event("status", {"ok": False, "reason": "closing"}), hub)
     finally:
         hub.remove(client)
 

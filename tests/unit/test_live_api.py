@@ -192,3 +192,18 @@ def test_a_hopeless_stream_ends_after_its_last_status_event() -> None:
     [last] = asyncio.run(scenario())
     assert parse(last) == {"event": "status", "data": {"ok": False, "reason": "too_slow"}}
     assert hub.clients == set()
+
+
+def test_a_closing_hub_ends_its_streams_with_a_status_event() -> None:
+    hub = Hub()
+
+    async def scenario() -> list[str]:
+        events = stream(hub, Viewer(staff=True), None, lambda: T0)
+        await anext(events)
+        await anext(events)
+        hub.close()
+        return [chunk async for chunk in events]
+
+    [last] = asyncio.run(scenario())
+    assert parse(last) == {"event": "status", "data": {"ok": False, "reason": "closing"}}
+    assert hub.clients == set()
