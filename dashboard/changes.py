@@ -82,6 +82,7 @@ class Timing:
     overlap_ms: int = 2000
     batch: int = 10_000
     max_backoff_s: float = 5.0
+    writes: int = 500  # alert opens and clears per round; the rest wait for the next rounds
 
 
 @dataclass
@@ -108,12 +109,17 @@ class ChangeSource:
     _trips: dict[str, tuple[object, ...]] = field(default_factory=dict)
     _epochs: dict[int, tuple[object, ...]] = field(default_factory=dict)
     _due: dict[str, int] = field(default_factory=dict)
+    _budget: int = 0
+    _backlog: dict[str, None] = field(default_factory=dict)  # vehicles still to judge, oldest first
 
     # --- one round ------------------------------------------------------------------------------------------
 
     def step(self) -> None:
         """One round at the clock's now; its events wait in ``drain()`` (also those made before a failure)."""
         now = self.clock()
+        self._budget = self.timing.writes
+        if self._backlog:
+            self._judge([self._mirror[v] for v in list(self._backlog) if v in self._mirror], now)
         if self._watermark is None:
             self._start(now)
         elif self._is_due("resync", now, self.timing.resync_s):
@@ -202,9 +208,15 @@ class ChangeSource:
     # --- alerts ---------------------------------------------------------------------------------------------
 
     def _judge(self, views: Sequence[VehicleLike], now: int, kinds: Sequence[str] = rules.VEHICLE_KINDS) -> None:
+        """Open and clear the vehicles' alerts; past the round's budget of writes, a vehicle waits in the backlog
+        (judged on all rules at the next round: a fleet going silent at once must not stall the live push)."""
         if self.alert_store is None:
             return
         for v in views:
+            if self._budget <= 0:
+                self._backlog[v.vehicle_id] = None
+                continue
+            self._backlog.pop(v.vehicle_id, None)
             opened = self._open.get(v.vehicle_id, set())
             decision = rules.vehicle_decision(v, now, self.thresholds, self.zone, opened, kinds)
             if decision:
@@ -218,6 +230,7 @@ class ChangeSource:
 
     def _carry_out(self, decision: Decision, now: int) -> None:
         assert self.alert_store is not None
+        self._budget -= len(decision.opens) + len(decision.clears)
         for (kind, vid, code), detail in decision.opens.items():
             self.alert_store.open(kind, vid, code, now, detail)
             self._open.setdefault(vid, set()).add((kind, vid, code))  # opened here or by another instance

@@ -2,32 +2,37 @@
 
 Every event gets a sequence number; the stream sends it as the SSE ``id`` (with the hub's boot token), so that
 a client reconnecting with ``Last-Event-ID`` is sent what it missed: the alerts, epochs and trips kept in a
-ring, and the latest row of every vehicle changed since. A client too slow to read gets its vehicle rows (and
-trip costs, and KPIs) coalesced, latest per key, instead of growing memory; one whose queue of other events
-still overflows is dropped with a final ``status`` event. Everything runs on the event loop: no locks.
+ring, and the latest row of every vehicle changed since. A client too slow to read gets its vehicle rows, trip
+costs, alerts, epochs and KPIs coalesced, latest per key, instead of growing memory; one that still overflows
+its bounds is dropped with a final ``status`` event. Everything runs on the event loop: no locks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import orjson
+
 from dashboard.fleet import Row
 
-COALESCED = ("vehicles", "trip", "kpis")
+KEYED = {"trip": "trip_id", "alert": "alert_id", "epoch": "epoch_id"}
+"""Events a slow client gets only the latest of, per this key (a fleet going silent opens thousands of alerts)."""
 REPLAYED = ("alert", "epoch", "trip")
 STAFF_ONLY = ("vehicles", "kpis", "alert", "epoch")
 
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who a stream is for: staff see everything; an account sees only its own trips (``rider``, lower case)."""
+    """Who a stream is for: staff see everything; an account sees only its own trips (``rider``, lower case).
+    ``principal`` names the signed-in person (streams are capped per person)."""
 
     staff: bool
     rider: str | None = None
+    principal: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +54,17 @@ class Event:
 
 @dataclass(eq=False)
 class Client:
-    """One connected stream's pending events: coalesced vehicle rows, trips and KPIs, and a bounded queue."""
+    """One connected stream's pending events: vehicle rows, trips, alerts, epochs and KPIs coalesced (the latest
+    of each), and a bounded queue of the rest; beyond either bound the client is dropped."""
 
     viewer: Viewer
     max_queue: int = 1000
+    max_keyed: int = 100_000
     queue: deque[Event] = field(default_factory=deque)
     rows: dict[str, Row] = field(default_factory=dict)
     rows_seq: int = 0
-    trips: dict[str, Event] = field(default_factory=dict)
+    rows_event: Event | None = None  # the one published event the pending rows came from, if only one
+    keyed: dict[tuple[str, str], Event] = field(default_factory=dict)
     kpis: Event | None = None
     dropped: bool = False
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -66,11 +74,15 @@ class Client:
         if self.dropped or not event.visible_to(self.viewer):
             return
         if event.name == "vehicles":
+            self.rows_event = None if self.rows else event
             for r in event.data["rows"]:  # type: ignore[attr-defined]
                 self.rows[str(r[0])] = r
             self.rows_seq = event.seq or self.rows_seq
-        elif event.name == "trip":
-            self.trips[str(event.data.get("trip_id"))] = event
+        elif event.name in KEYED:
+            if len(self.keyed) >= self.max_keyed:
+                self.drop()
+                return
+            self.keyed[(event.name, str(event.data.get(KEYED[event.name])))] = event
         elif event.name == "kpis":
             self.kpis = event
         elif len(self.queue) >= self.max_queue:
@@ -84,7 +96,8 @@ class Client:
         self.dropped = True
         self.queue.clear()
         self.rows.clear()
-        self.trips.clear()
+        self.rows_event = None
+        self.keyed.clear()
         self.kpis = None
         self.queue.append(Event("status", {"ok": False, "reason": "too_slow"}))
         self.wake.set()
@@ -93,11 +106,13 @@ class Client:
         """Everything pending, in sequence order (unnumbered events first), and clear it."""
         events = list(self.queue)
         self.queue.clear()
-        if self.rows:
-            events.append(Event("vehicles", {"rows": list(self.rows.values())}, self.rows_seq))
+        if self.rows:  # a client keeping up gets the published event itself: encoded once for every client
+            merged = self.rows_event or Event("vehicles", {"rows": list(self.rows.values())}, self.rows_seq)
+            events.append(merged)
             self.rows = {}
-        events += self.trips.values()
-        self.trips = {}
+            self.rows_event = None
+        events += self.keyed.values()
+        self.keyed = {}
         if self.kpis is not None:
             events.append(self.kpis)
             self.kpis = None
@@ -108,15 +123,18 @@ class Client:
 class Hub:
     """The clients of one app and what they may be replayed on reconnect."""
 
-    def __init__(self, *, ring: int = 2000, max_queue: int = 1000) -> None:
+    def __init__(self, *, ring: int = 2000, max_queue: int = 1000, max_keyed: int = 100_000) -> None:
         self.boot = secrets.token_hex(4)
         self.clients: set[Client] = set()
         self.ok = True
+        self.closing = False
         self._seq = 0
         self._ring: deque[Event] = deque(maxlen=ring)
         self._evicted = 0  # the newest seq the ring no longer holds
         self._rows: dict[str, tuple[int, Row]] = {}
         self._max_queue = max_queue
+        self._max_keyed = max_keyed
+        self._wire: OrderedDict[int, tuple[Event, str]] = OrderedDict()
 
     @property
     def seq(self) -> int:
@@ -126,8 +144,21 @@ class Hub:
     def event_id(self, seq: int) -> str:
         return f"{self.boot}.{seq}"
 
+    def encode(self, event: Event) -> str:
+        """The event in the text/event-stream format (numbered events carry an ``id``), encoded once however
+        many clients send it (the last few events' texts are kept)."""
+        kept = self._wire.get(id(event))
+        if kept is not None and kept[0] is event:
+            return kept[1]
+        head = "" if event.seq is None else f"id: {self.event_id(event.seq)}\n"
+        text = f"{head}event: {event.name}\ndata: {orjson.dumps(event.data).decode()}\n\n"
+        self._wire[id(event)] = (event, text)
+        if len(self._wire) > 256:
+            self._wire.popitem(last=False)
+        return text
+
     def add(self, viewer: Viewer) -> Client:
-        client = Client(viewer, self._max_queue)
+        client = Client(viewer, self._max_queue, self._max_keyed)
         self.clients.add(client)
         if not self.ok:
             client.offer(Event("status", {"ok": False}))
@@ -135,6 +166,11 @@ class Hub:
 
     def remove(self, client: Client) -> None:
         self.clients.discard(client)
+
+    def close(self) -> None:
+        """Ask every stream to end (the server is stopping): safe from any thread, the streams see it within a
+        second. Without it, an open stream holds a server's graceful shutdown until the browser leaves."""
+        self.closing = True
 
     def publish(self, name: str, data: dict[str, object]) -> Event:
         """Number an event, keep it for replay where it is kept, and offer it to every client."""

@@ -21,6 +21,7 @@ from dashboard.problems import INVALID, NOT_FOUND
 
 RETRY_MS = 3000
 HEARTBEAT_S = 15.0
+TICK_S = 1.0  # how often an idle stream looks whether the server is closing
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +90,8 @@ router = APIRouter(prefix="/api/v1")
 
 
 def encode(event: Event, hub: Hub) -> str:
-    """One event in the text/event-stream format (numbered events carry an ``id``)."""
-    head = "" if event.seq is None else f"id: {hub.event_id(event.seq)}\n"
-    return f"{head}event: {event.name}\ndata: {orjson.dumps(event.data).decode()}\n\n"
+    """One event in the text/event-stream format (``Hub.encode``)."""
+    return hub.encode(event)
 
 
 def clock_event(now_ms: int) -> Event:
@@ -106,15 +106,20 @@ async def stream(hub: Hub, viewer: Viewer, resume: str | None, now: Callable[[],
         if resume is not None and not hub.replay(client, resume):
             yield encode(Event("reset", {}), hub)
         yield encode(clock_event(now()), hub)
-        while True:
+        quiet = 0.0
+        while not hub.closing:
             for event in client.take():
                 yield encode(event, hub)
             if client.dropped:
                 return
             try:
-                await asyncio.wait_for(client.wake.wait(), HEARTBEAT_S)
+                await asyncio.wait_for(client.wake.wait(), TICK_S)
             except TimeoutError:
-                yield encode(clock_event(now()), hub)
+                quiet += TICK_S
+                if quiet >= HEARTBEAT_S:
+                    quiet = 0.0
+                    yield encode(clock_event(now()), hub)
+        yield encode(Event("status", {"ok": False, "reason": "closing"}), hub)
     finally:
         hub.remove(client)
 
@@ -123,13 +128,14 @@ def check_capacity(request: Request, hub: Hub, who: Principal) -> None:
     limits: LiveLimits = getattr(request.app.state, "live_limits", LiveLimits())
     if len(hub.clients) >= limits.total:
         raise HTTPException(503, "too many live streams on this server; try again later", {"Retry-After": "10"})
-    mine = sum(1 for c in hub.clients if c.viewer == viewer_of(who))
+    me = viewer_of(who).principal
+    mine = sum(1 for c in hub.clients if c.viewer.principal == me)
     if mine >= limits.per_principal:
         raise HTTPException(503, "too many live streams for you; close one first", {"Retry-After": "10"})
 
 
 def viewer_of(who: Principal) -> Viewer:
-    return Viewer(staff=who.staff, rider=None if who.staff else who.subject.lower())
+    return Viewer(who.staff, None if who.staff else who.subject.lower(), f"{who.role.value}:{who.subject.lower()}")
 
 
 @router.get(

@@ -16,9 +16,10 @@ import uvicorn
 
 from dashboard import deps
 from dashboard.app import create_app
-from dashboard.changes import Timing
+from dashboard.changes import ChangeSource, Timing
 from dashboard.config import DashboardConfig, Principal, Role
 from dashboard.deps import wall_ms
+from dashboard.hub import Hub
 from dashboard.routes.live import LiveOptions
 from sensors.messages import VehicleKind
 from settlement.db import Database
@@ -46,7 +47,7 @@ def store_reading(database: Database, fleet: SignedFleet, seq: int, battery_pct:
 
 
 @pytest.fixture()
-def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet]]:
+def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet, ChangeSource, Hub]]:
     from settlement.alerts import SqlAlertStore  # type: ignore[import-not-found,unused-ignore]
 
     database = Database.open(f"sqlite:///{tmp_path / 'live.db'}")
@@ -69,7 +70,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet]]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     assert services.wait_for_port("127.0.0.1", port, 15)
-    yield f"http://127.0.0.1:{port}", database, fleet
+    yield f"http://127.0.0.1:{port}", database, fleet, app.state.changes, app.state.hub
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -89,16 +90,18 @@ def events(lines: Iterator[str]) -> Iterator[tuple[str, object]]:
 
 
 def test_a_stored_reading_reaches_a_connected_client_with_its_alert(
-    served: tuple[str, Database, SignedFleet],
+    served: tuple[str, Database, SignedFleet, ChangeSource, Hub],
 ) -> None:
-    base, database, fleet = served
+    base, database, fleet, changes, _ = served
     seen: dict[str, object] = {}
     with httpx.Client(base_url=base, timeout=20) as http, http.stream("GET", "/api/v1/live") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         stream = events(response.iter_lines())
         assert next(stream)[0] == "clock"
-        time.sleep(0.3)  # the change source has taken its baseline
+        deadline = time.monotonic() + 20
+        while changes.polls < 1 and time.monotonic() < deadline:  # its baseline taken, the reading is a change
+            time.sleep(0.02)
         store_reading(database, fleet, 2, 9.5)
         for name, data in stream:
             if name == "vehicles":
@@ -114,3 +117,15 @@ def test_a_stored_reading_reaches_a_connected_client_with_its_alert(
     assert seen["alert"]["vehicle_id"] == VEHICLE  # type: ignore[index]
     assert seen["alert"]["detail"] == "9.5"  # type: ignore[index]
     assert [r[2] for r in snapshot["rows"] if r[0] == VEHICLE] == ["low_battery"]
+
+
+def test_a_closing_server_ends_the_open_streams_so_that_it_can_stop(
+    served: tuple[str, Database, SignedFleet, ChangeSource, Hub],
+) -> None:
+    base, _, _, _, hub = served
+    with httpx.Client(base_url=base, timeout=20) as http, http.stream("GET", "/api/v1/live") as response:
+        stream = events(response.iter_lines())
+        assert next(stream)[0] == "clock"
+        hub.close()  # what the server's exit handler calls (smartzone wires it)
+        *_, last = stream  # the stream ends instead of holding the server's graceful shutdown
+    assert last == ("status", {"ok": False, "reason": "closing"})

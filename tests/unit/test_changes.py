@@ -274,3 +274,23 @@ async def until(condition: object, rounds: int = 2000) -> None:
             return
         await asyncio.sleep(0.002)
     raise AssertionError("the change source did not get there")
+
+
+def test_a_whole_fleet_going_silent_is_judged_a_budget_of_writes_per_round(
+    reads: FakeReads, store: FakeAlertStore, clock: Clock
+) -> None:
+    reads.put(*(Vehicle(f"x-{n:02}") for n in range(7)))
+    changes = source(reads, store, clock, writes=4)
+    changes.step()
+    changes.drain()
+    clock.now = T0 + 400_000
+    changes.step()
+    assert len(store.open_keys()) == 4
+    assert len(rows_of(changes.drain())) == 10  # the map hears of every vehicle at once
+    clock.advance(250)
+    changes.step()
+    assert len(store.open_keys()) == 8
+    clock.advance(250)
+    changes.step()
+    assert len(store.open_keys()) == 10
+    assert {k[2] for k in store.open_keys()} == {"silent"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dashboard.hub import Event, Hub, Viewer
 
 STAFF = Viewer(staff=True)
@@ -55,8 +57,17 @@ def test_events_are_taken_in_sequence_order() -> None:
     assert seqs == sorted(seqs)
 
 
-def test_a_client_whose_queue_overflows_is_dropped_with_a_last_status_event() -> None:
-    hub = Hub(max_queue=5)
+def test_a_slow_client_gets_the_latest_state_of_each_alert() -> None:
+    hub = Hub()
+    client = hub.add(STAFF)
+    hub.publish("alert", {"alert_id": 1, "acked_ms": None})
+    hub.publish("alert", {"alert_id": 2, "acked_ms": None})
+    hub.publish("alert", {"alert_id": 1, "acked_ms": 5})
+    assert [e.data for e in client.take()] == [{"alert_id": 2, "acked_ms": None}, {"alert_id": 1, "acked_ms": 5}]
+
+
+def test_a_client_hopelessly_behind_is_dropped_with_a_last_status_event() -> None:
+    hub = Hub(max_keyed=5)
     client = hub.add(STAFF)
     for alert_id in range(6):
         hub.publish("alert", {"alert_id": alert_id})
@@ -120,3 +131,17 @@ def test_a_removed_client_gets_nothing_more() -> None:
     hub.publish("alert", {"alert_id": 1})
     assert client.take() == []
     assert hub.clients == set()
+
+
+def test_clients_that_keep_up_share_one_encoding_of_an_event() -> None:
+    hub = Hub()
+    first, second = hub.add(STAFF), hub.add(STAFF)
+    hub.publish_rows([row("s-1", 50)])
+    [a], [b] = first.take(), second.take()
+    assert a is b
+    text = hub.encode(a)
+    assert hub.encode(b) is text
+    head, name, data, *_ = text.split("\n")
+    assert (head, name) == (f"id: {hub.event_id(1)}", "event: vehicles")
+    assert json.loads(data.removeprefix("data: ")) == {"rows": [row("s-1", 50)]}
+    assert text.endswith("\n\n")

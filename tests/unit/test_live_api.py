@@ -117,15 +117,19 @@ def test_without_an_alert_store_the_list_is_empty(reads: FakeReads) -> None:
 
 
 def test_streams_beyond_the_cap_get_a_503_problem(reads: FakeReads, store: FakeAlertStore) -> None:
-    http = client_as(OPERATOR, reads, store, LiveLimits(per_principal=2, total=3))
+    http = client_as(OPERATOR, reads, store, LiveLimits(per_principal=2, total=4))
     hub: Hub = http.app.state.hub  # type: ignore[attr-defined]
-    hub.add(Viewer(staff=True))
-    hub.add(Viewer(staff=True))
+    hub.add(Viewer(staff=True, principal="operator:olivia"))
+    hub.add(Viewer(staff=True, principal="operator:otto"))
+    hub.add(Viewer(staff=True, principal="operator:olivia"))
     mine = http.get("/api/v1/live")
     assert mine.status_code == 503
     assert mine.headers["content-type"] == "application/problem+json"
     assert mine.headers["retry-after"] == "10"
-    hub.add(Viewer(staff=False, rider="0x" + "99" * 20))
+    assert "for you" in mine.json()["detail"]
+    hub.remove(next(iter(hub.clients)))
+    hub.add(Viewer(staff=True, principal="researcher:rik"))
+    hub.add(Viewer(staff=False, rider="0x" + "99" * 20, principal="account:0x" + "99" * 20))
     assert "server" in http.get("/api/v1/live").json()["detail"]
 
 
@@ -175,7 +179,7 @@ def test_a_stream_resumed_from_an_unknown_id_is_told_to_reload() -> None:
 
 
 def test_a_hopeless_stream_ends_after_its_last_status_event() -> None:
-    hub = Hub(max_queue=1)
+    hub = Hub(max_keyed=1)
 
     async def scenario() -> list[str]:
         events = stream(hub, Viewer(staff=True), None, lambda: T0)
@@ -187,4 +191,19 @@ def test_a_hopeless_stream_ends_after_its_last_status_event() -> None:
 
     [last] = asyncio.run(scenario())
     assert parse(last) == {"event": "status", "data": {"ok": False, "reason": "too_slow"}}
+    assert hub.clients == set()
+
+
+def test_a_closing_hub_ends_its_streams_with_a_status_event() -> None:
+    hub = Hub()
+
+    async def scenario() -> list[str]:
+        events = stream(hub, Viewer(staff=True), None, lambda: T0)
+        await anext(events)
+        await anext(events)
+        hub.close()
+        return [chunk async for chunk in events]
+
+    [last] = asyncio.run(scenario())
+    assert parse(last) == {"event": "status", "data": {"ok": False, "reason": "closing"}}
     assert hub.clients == set()
