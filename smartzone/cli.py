@@ -219,6 +219,9 @@ def _serve_in_thread(server: Any, stack: ExitStack, sock: socket.socket) -> None
     thread.start()
 
     def stop() -> None:
+        hub = getattr(server.config.app.state, "hub", None)
+        if hub is not None:
+            hub.close()  # open live streams end within a second; else they would hold the shutdown until browsers leave
         server.should_exit = True
         thread.join(timeout=10)
 
