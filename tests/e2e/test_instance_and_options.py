@@ -67,9 +67,9 @@ def vehicles_served(port: int, proc: subprocess.Popen[str], seconds: float = 90)
         try:
             # the public counts: positions need a login
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/stats", timeout=5) as response:
-                online = int(json.load(response)["online"])
-            if online:
-                return online
+                stats = json.load(response)
+            if stats["telemetry"]:  # the fleet has reported: how many vehicles it has
+                return int(stats["vehicles"])
         except OSError:
             pass
         time.sleep(0.5)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.cookiejar
 import os
 import re
 import signal
 import subprocess
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +27,12 @@ ANVIL_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 OPERATOR_KEY = "0x" + "5eca" * 16
 CHAIN_PASSWORD = "chain/pass@7"  # needs URL-encoding: both forms must stay hidden
 DATABASE_PASSWORD = "db-pass#Secret9"  # PostgreSQL's trust authentication ignores it
-PAGES = ("/", "/api/v1/stats", "/api/v1/vehicles", "/openapi.json", "/healthz", "/readyz", "/docs")
+DASHBOARD_PASSWORD = "operator-pass-Secret11"
+SESSION_SECRET = "session-key-Secret13-0123456789abcdef"
+PAGES = (
+    "/", "/fleet", "/settlement", "/research", "/api/v1/stats", "/api/v1/vehicles", "/api/v1/chain", "/api/v1/fleet",
+    "/metrics", "/openapi.json", "/healthz", "/readyz", "/docs",
+)  # fmt: skip
 URL_PASSWORD = re.compile(r"://[^\s/:@'\"]+:([^\s@'\"]+)@")
 
 
@@ -62,9 +69,19 @@ def run(*args: str, env: dict[str, str], timeout: float = 120) -> subprocess.Com
     )
 
 
-def fetch(url: str) -> str:
+def signed_in(base: str, password: str) -> urllib.request.OpenerDirector:
+    """An opener holding the operator's session cookie, signed in through the login form."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = urllib.parse.urlencode({"name": "operator", "password": password, "next": "/fleet"}).encode()
+    request = urllib.request.Request(f"{base}/login", data=form, headers={"Origin": base})
+    with opener.open(request, timeout=10) as response:
+        assert response.url.endswith("/fleet"), response.url
+    return opener
+
+
+def fetch(url: str, opener: urllib.request.OpenerDirector | None = None) -> str:
     try:
-        with urllib.request.urlopen(url, timeout=10) as response:
+        with (opener or urllib.request.build_opener()).open(url, timeout=10) as response:
             return str(response.read().decode())
     except urllib.error.HTTPError as exc:  # a 404 (no /readyz yet) or a 503 still has a body to grep
         return str(exc.read().decode())
@@ -99,12 +116,16 @@ def test_no_secret_shows_in_any_log_error_or_page_of_a_run(
         "SMARTZONE_EPOCH_SECONDS": "2",
         "SMARTZONE_DATA_DIR": str(tmp_path),
         "SMARTZONE_AGGREGATOR_ID": f"secrets-{tmp_path.name}",
+        "SMARTZONE_OPERATOR_PASSWORD": DASHBOARD_PASSWORD,
+        "SMARTZONE_SESSION_SECRET": SESSION_SECRET,
     }
     secrets = [
         ANVIL_KEY,
         OPERATOR_KEY,
         CHAIN_PASSWORD,
         DATABASE_PASSWORD,
+        DASHBOARD_PASSWORD,
+        SESSION_SECRET,
         *(
             access.find(role, name).password
             for role, name in ((Role.AGGREGATOR, None), (Role.GATEWAY, "smartzone-demo"))
@@ -136,8 +157,9 @@ def test_no_secret_shows_in_any_log_error_or_page_of_a_run(
         captured["simulate"] = sim.stdout + sim.stderr
         assert sim.returncode == 0, sim.stderr
         assert services.wait_for_port("127.0.0.1", port, 30), "the dashboard did not start"
+        operator = signed_in(f"http://127.0.0.1:{port}", DASHBOARD_PASSWORD)
         for page in PAGES:
-            captured[f"GET {page}"] = fetch(f"http://127.0.0.1:{port}{page}")
+            captured[f"GET {page}"] = fetch(f"http://127.0.0.1:{port}{page}", operator)
         assert "vehicle_id" in captured["GET /api/v1/vehicles"]
     finally:
         captured["aggregate"] = stop(aggregator)

@@ -152,25 +152,38 @@ def test_the_research_page_draws_its_charts_for_a_researcher(up: RunningUp, brow
     assert page.errors == []  # type: ignore[attr-defined]
 
 
+def rider_with_a_final_trip(page: Page, up: RunningUp, seconds: float = 120) -> list[dict[str, object]]:
+    """Sign in with the demo tokens in turn until one rider has a trip whose epoch is final; that rider's trips."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for token in ("rider-1", "rider-2", "rider-3", "rider-4", "rider-5"):
+            page.context.clear_cookies()
+            page.goto(f"{up.url}/login?next=/rider")
+            page.fill("#login-token", token)
+            page.click("#token-form button[type=submit]")
+            page.wait_for_url(f"{up.url}/rider")
+            final: list[dict[str, object]] = page.evaluate(
+                "fetch('/api/v1/trips?status=final&limit=5').then(r => r.json()).then(j => j.items)"
+            )
+            if final:
+                return final
+        time.sleep(3)
+    raise AssertionError(f"no demo rider had a final trip within {seconds:.0f} s")
+
+
 def test_a_rider_on_a_phone_sees_only_their_trips_and_verifies_one_on_chain(up: RunningUp, browser: Browser) -> None:
     page = page_of(browser, 390, 844, "nl-BE")
-    page.goto(f"{up.url}/login?next=/rider")
-    page.fill("#login-token", "rider-1")
-    page.click("#token-form button[type=submit]")
-    page.wait_for_url(f"{up.url}/rider")
+    final = rider_with_a_final_trip(page, up)
     me = page.evaluate("fetch('/api/v1/me').then(r => r.json())")
-    deadline, final = time.monotonic() + 90, []
-    while not final and time.monotonic() < deadline:
-        final = page.evaluate("fetch('/api/v1/trips?status=final&limit=5').then(r => r.json()).then(j => j.items)")
-        time.sleep(2)
-    assert final, "no trip of rider-1 was final within 90 s"
     mine = page.evaluate("fetch('/api/v1/trips?limit=1000').then(r => r.json()).then(j => j.items)")
-    assert mine and {trip["rider"].lower() for trip in mine} == {me["subject"].lower()}
+    assert mine and {str(trip["rider"]).lower() for trip in mine} == {me["subject"].lower()}
     assert page.evaluate("fetch('/api/v1/vehicles').then(r => r.status)") == 403
+    assert page.evaluate("fetch('/api/v1/fleet').then(r => r.status)") == 403
     page.goto(f"{up.url}/rider/trips/{final[0]['trip_id']}")
+    page.wait_for_selector("#verify:not([disabled])")
     page.click("#verify")
     verdict = page.wait_for_selector("#verdict.ok", timeout=30_000)
-    assert "31337" in verdict.inner_text() or "blok" in verdict.inner_text()
+    assert "31337" in verdict.inner_text()  # read from anvil's chain, through the dashboard's /rpc
     page.screenshot(path=str(SHOTS / "up-rider-verified-nl-390.png"), full_page=True)
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
     assert page.errors == []  # type: ignore[attr-defined]
