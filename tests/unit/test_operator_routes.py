@@ -124,11 +124,14 @@ def test_a_bad_track_request_is_a_clear_problem_never_a_500(path: str, status: i
     assert response.headers["content-type"].startswith("application/problem+json")
 
 
-@pytest.mark.parametrize("path", ["/fleet", "/vehicles/ebike-0001"])
-def test_an_anonymous_visitor_is_sent_to_sign_in_and_back(path: str) -> None:
+@pytest.mark.parametrize(
+    ("path", "back"),
+    [("/fleet", "/fleet"), ("/vehicles/ebike-0001", "/vehicles/ebike-0001"), ("/fleet?kind=ebike", "/fleet%3Fkind%3Debike")],
+)
+def test_an_anonymous_visitor_is_sent_to_sign_in_and_back(path: str, back: str) -> None:
     response = client(None).get(path)
     assert response.status_code == 303
-    assert response.headers["location"] == "/login?next=" + path.replace("/", "%2F")
+    assert response.headers["location"] == "/login?next=" + back
 
 
 @pytest.mark.parametrize("path", ["/fleet", "/vehicles/ebike-0001"])
