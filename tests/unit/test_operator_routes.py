@@ -126,7 +126,11 @@ def test_a_bad_track_request_is_a_clear_problem_never_a_500(path: str, status: i
 
 @pytest.mark.parametrize(
     ("path", "back"),
-    [("/fleet", "/fleet"), ("/vehicles/ebike-0001", "/vehicles/ebike-0001"), ("/fleet?kind=ebike", "/fleet%3Fkind%3Debike")],
+    [
+        ("/fleet", "/fleet"),
+        ("/vehicles/ebike-0001", "/vehicles/ebike-0001"),
+        ("/fleet?kind=ebike", "/fleet%3Fkind%3Debike"),
+    ],
 )
 def test_an_anonymous_visitor_is_sent_to_sign_in_and_back(path: str, back: str) -> None:
     response = client(None).get(path)
