@@ -110,10 +110,14 @@ def mine_and_others() -> FakeReads:
 
 def test_an_anonymous_visitor_is_sent_to_sign_in_and_back(mine_and_others: FakeReads) -> None:
     client = client_for(mine_and_others, None)
-    for path in ("/rider", "/rider/trips/bike-1:1"):
+    for path, back in (
+        ("/rider", "/rider"),
+        ("/rider/trips/bike-1:1", "/rider/trips/bike-1%3A1"),
+        ("/rider?cursor=abc", "/rider%3Fcursor%3Dabc"),
+    ):
         response = client.get(path)
         assert response.status_code == 303
-        assert response.headers["location"] == "/login?next=" + path.replace(":", "%3A")
+        assert response.headers["location"] == "/login?next=" + back
     assert mine_and_others.asked == []
 
 
@@ -283,6 +287,8 @@ def test_only_the_trips_rider_and_staff_read_its_route(who: Principal | None, st
     if status != 200:
         assert response.headers["content-type"] == "application/problem+json"
         assert "points" not in response.text
+    else:
+        assert response.headers["cache-control"] == "private, no-store"
 
 
 def test_an_unknown_trips_route_is_404_even_for_staff() -> None:
