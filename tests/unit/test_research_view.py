@@ -252,7 +252,7 @@ def test_the_research_page_sends_nobody_to_the_login_and_refuses_accounts(
     control: FakeReplayControl, data: FakeData
 ) -> None:
     anonymous = TestClient(make_app(None, control, data), follow_redirects=False).get("/research")
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=%2Fresearch"
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=/research"
     assert TestClient(make_app(ACCOUNT, control, data)).get("/research").status_code == 403
     assert TestClient(make_app(OPERATOR, control, data)).get("/research").status_code == 200
 
