@@ -22,6 +22,7 @@ from dashboard.deps import wall_ms
 from dashboard.hub import Hub
 from dashboard.routes.live import LiveOptions
 from sensors.messages import VehicleKind
+from settlement.alerts import SqlAlertStore
 from settlement.db import Database
 from settlement.enrolment import enrol, trust_operator
 from settlement.queries import SqlReadModel
@@ -33,23 +34,18 @@ from tests.signed import OPERATOR, SignedFleet
 pytestmark = pytest.mark.services
 VEHICLE = "scooter-0001"
 
-if not hasattr(SqlReadModel, "vehicles_received_since"):  # TODO(data): remove once helper DATA's branch is merged
-    pytest.skip("the read model has no vehicles_received_since yet", allow_module_level=True)
-
 
 def store_reading(database: Database, fleet: SignedFleet, seq: int, battery_pct: float) -> None:
     """Store a reading and the vehicle's new row, stamped with the wall clock, as the aggregator does."""
     reading = replace(fleet.telemetry(VEHICLE, seq, wall_ms()), battery_pct=battery_pct)
     with SqlUnitOfWork(database) as work:
         work.readings.add_telemetry([reading])
-        work.readings.update_vehicles(latest_updates([reading], received_ms=wall_ms()))  # type: ignore[call-arg,unused-ignore]
+        work.readings.update_vehicles(latest_updates([reading], received_ms=wall_ms()))
         work.commit()
 
 
 @pytest.fixture()
 def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet, ChangeSource, Hub]]:
-    from settlement.alerts import SqlAlertStore  # type: ignore[import-not-found,unused-ignore]
-
     database = Database.open(f"sqlite:///{tmp_path / 'live.db'}")
     database.upgrade()
     fleet = SignedFleet(vehicles={VEHICLE: VehicleKind.SCOOTER})
