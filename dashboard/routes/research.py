@@ -226,10 +226,13 @@ def _svg(draw: Callable[[io.BytesIO], object]) -> bytes:
     return buffer.getvalue()
 
 
+CHART_TEXTS = {"trips": ("title", "ylabel", "legend", "empty"), "utilisation": ("title", "ylabel", "empty")}
+"""The texts each chart draws (the utilisation chart has a single line: no legend)."""
+
+
 def chart_words(lang: Language, name: str) -> dict[str, str]:
     t = catalogue(lang)
-    keys = ("title", "ylabel", "legend", "empty")
-    return {key: t(f"research.chart.{name}.{key}") for key in keys}
+    return {key: t(f"research.chart.{name}.{key}") for key in CHART_TEXTS[name]}
 
 
 def _window(now_ms: int, from_ms: int | None, to_ms: int | None) -> tuple[int | None, int | None]:

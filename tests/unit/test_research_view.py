@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from dashboard import deps
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig, Principal, Role
+from dashboard.i18n import Language
 from dashboard.replay_control import FakeReplayControl, RecordingInfo, ReplayBusy, UnknownRecording, check_name
 from dashboard.routes import research
 from settlement.analysis import READING_COLUMNS, TRIP_COLUMNS
@@ -239,6 +240,15 @@ def test_the_charts_are_svg_with_brussels_hours_and_cached(client: TestClient, d
 def test_the_charts_are_drawn_in_the_page_language(client: TestClient) -> None:
     client.cookies.set("lang", "nl")
     assert "Gestarte ritten per uur" in client.get("/research/charts/trips-per-hour.svg").text
+    assert "Aandeel van de vloot op rit per uur" in client.get("/research/charts/utilisation.svg").text
+
+
+@pytest.mark.parametrize("lang", list(Language))
+@pytest.mark.parametrize("name", sorted(research.CHART_TEXTS))
+def test_every_text_a_chart_draws_has_words_in_both_languages(lang: Language, name: str) -> None:
+    words = research.chart_words(lang, name)
+    assert set(words) == set(research.CHART_TEXTS[name]) and all(text.strip() for text in words.values())
+    assert "legend" not in research.chart_words(lang, "utilisation")
 
 
 def test_the_research_page_lists_recordings_and_offers_the_speeds(client: TestClient) -> None:
