@@ -16,7 +16,6 @@ from playwright.sync_api import Browser, Page, Request, sync_playwright
 from dashboard import deps
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig, Principal, Role
-from dashboard.routes import operator
 from sensors.messages import VehicleKind
 from settlement.db import Database
 from settlement.enrolment import enrol, trust_operator
@@ -52,8 +51,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Data
     store = Database.open(f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.db'}")
     store.upgrade()
     app = create_app(SqlReadModel(store), DashboardConfig(session_secret="s" * 32, chain_label="test chain"))
-    if not any(getattr(route, "path", None) == "/fleet" for route in app.routes):
-        app.include_router(operator.router)  # until create_app includes it
     app.dependency_overrides[deps.principal] = lambda: WHO["who"]
     port = services.free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

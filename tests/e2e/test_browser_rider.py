@@ -106,7 +106,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         session_secret="s" * 32, public_rpc_url=f"{base}/rpc", contract=chain.address, chain_id=chain.chain_id()
     )
     app = create_app(reads, config, chain_reader=EmbeddedRpc(chain.sender.w3))
-    app.include_router(rider.router)  # the lead wires it into create_app
     who: list[Principal | None] = [Principal(Role.ACCOUNT, RIDER)]
     app.dependency_overrides[deps.principal] = lambda: who[0]  # TODO(auth): sign in through AUTH's login once merged
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

@@ -15,7 +15,6 @@ from fastapi.testclient import TestClient
 from dashboard import deps
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig, Principal, Role
-from dashboard.routes import operator
 
 DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
 OPERATOR = Principal(Role.OPERATOR, "op")
@@ -61,8 +60,6 @@ class FakeModel:
 
 def app_for(model: FakeModel, who: Principal | None) -> FastAPI:
     app = create_app(model, DashboardConfig(session_secret="s" * 32))  # type: ignore[arg-type]
-    if not any(getattr(route, "path", None) == "/fleet" for route in app.routes):
-        app.include_router(operator.router)  # until create_app includes it
     app.dependency_overrides[deps.principal] = lambda: who
     return app
 

@@ -82,7 +82,6 @@ class FakeModel:
 
 def make_app(who: Principal | None, control: FakeReplayControl | None, data: FakeData | None) -> FastAPI:
     app = create_app(FakeModel(), DashboardConfig(session_secret="s" * 32), clock=lambda: T0)  # type: ignore[arg-type]
-    app.include_router(research.router)
     app.state.replay_control = control
     app.state.research_data = data
     app.dependency_overrides[deps.principal] = lambda: who

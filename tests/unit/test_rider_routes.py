@@ -90,7 +90,6 @@ class FakeReads:
 def client_for(model: FakeReads, who: Principal | None, now_ms: int = T0 + 3_600_000, **config: Any) -> TestClient:
     settings = DashboardConfig(session_secret="x" * 32, **config)
     app: FastAPI = create_app(model, settings, clock=lambda: now_ms)  # type: ignore[arg-type]
-    app.include_router(rider.router)  # the lead wires it into create_app
     app.dependency_overrides[deps.principal] = lambda: who
     return TestClient(app, follow_redirects=False)
 

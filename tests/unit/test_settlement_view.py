@@ -112,7 +112,6 @@ def model() -> FakeReadModel:
 def make_app(model: FakeReadModel, who: Principal | None, explorer: str | None = None) -> FastAPI:
     config = DashboardConfig(session_secret="s" * 32, explorer_tx_url=explorer)
     app = create_app(model, config, clock=lambda: T0)  # type: ignore[arg-type]
-    app.include_router(settlement.router)
     app.state.chain_status = FakeChainStatus(HEALTH)
     app.dependency_overrides[deps.principal] = lambda: who
     return app
