@@ -140,8 +140,6 @@ def test_a_vehicle_page_draws_the_recorded_track_and_battery_from_the_database(
     served: tuple[str, Database], browser: Browser
 ) -> None:
     base, store = served
-    if not hasattr(SqlReadModel, "track"):
-        pytest.skip("the SQL read model has no track() yet (helper DATA's branch adds it)")
     vehicle(store, "ebike-0042", VehicleKind.EBIKE, readings=12)
     WHO["who"] = Principal(Role.OPERATOR, "op")
     page = open_page(browser, base + "/vehicles/ebike-0042")
