@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import cast
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI
@@ -16,7 +15,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from dashboard import health
 from dashboard.chain_status import ChainStatus
-from dashboard.changes import AlertSink, ChangeSource, LiveReads
+from dashboard.changes import AlertSink, ChangeSource
 from dashboard.config import DashboardConfig
 from dashboard.deps import wall_ms
 from dashboard.geo import load_zone
@@ -152,7 +151,7 @@ def _wire_live(
     app.state.changes = None
     if options.enabled:
         app.state.changes = ChangeSource(
-            cast(LiveReads, read_model),  # TODO(data): a plain argument once ReadModel has the live reads
+            read_model,
             app.state.hub,
             clock or wall_ms,
             config.thresholds,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Protocol, cast
-from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict
 
-from dashboard.config import Principal, Thresholds
-from dashboard.deps import Config, Lang, Model, Who
+from dashboard.config import Role, Thresholds
+from dashboard.deps import Config, Lang, Model, Staff, Who, login_redirect, require
 from dashboard.problems import NOT_FOUND
 from dashboard.routes.pages import render
 from sensors.messages import VehicleKind
@@ -46,32 +45,8 @@ class TrackSource(Protocol):
     def track(self, vehicle_id: str, *, since_ms: int | None = None, limit: int = 500) -> Sequence[object]: ...
 
 
-def staff_only(who: Who) -> Principal:
-    """The signed-in operator or researcher; 401 for an anonymous visitor, 403 for anyone else.
-
-    TODO(auth): replace with ``dashboard.deps.Staff`` once helper AUTH's ``require`` is merged.
-    """
-    if who is None:
-        raise HTTPException(401, "sign in as an operator or researcher")
-    if not who.staff:
-        raise HTTPException(403, "only operators and researchers see the fleet")
-    return who
-
-
-Staff = Annotated[Principal, Depends(staff_only)]
-
-
-def page_guard(request: Request, who: Principal | None) -> Response | None:
-    """A redirect to the login page for an anonymous visitor, 403 for a signed-in non-staff, else None.
-
-    TODO(auth): replace with ``pages.login_redirect`` once helper AUTH's branch is merged.
-    """
-    if who is None:
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
-    if not who.staff:
-        raise HTTPException(403, "only operators and researchers see the fleet")
-    return None
+STAFF_PAGE = require(Role.OPERATOR, Role.RESEARCHER)
+"""The operator views' guard for a signed-in visitor: 403 for anyone but staff."""
 
 
 def map_config(thresholds: Thresholds) -> dict[str, object]:
@@ -91,23 +66,29 @@ router = APIRouter()
 
 
 @router.get("/fleet", response_class=HTMLResponse, response_model=None, include_in_schema=False)
-def fleet_page(request: Request, lang: Lang, who: Who, config: Config) -> Response:
+def fleet_page(request: Request, response: Response, lang: Lang, who: Who, config: Config) -> Response:
     """The live fleet: map, KPIs, alerts, vehicles and rejected readings."""
-    redirect = page_guard(request, who)
-    if redirect is not None:
-        return redirect
-    script = {"map": map_config(config.thresholds), "operator": who is not None and who.role.value == "operator"}
+    if who is None:
+        return login_redirect(request)
+    STAFF_PAGE(who, response)
+    script = {"map": map_config(config.thresholds), "operator": who.role == Role.OPERATOR}
     return render(request, "fleet.html", {"kinds": list(VehicleKind)}, lang=lang, principal=who, script_config=script)
 
 
 @router.get("/vehicles/{vehicle_id}", response_class=HTMLResponse, response_model=None, include_in_schema=False)
 def vehicle_page(
-    request: Request, vehicle_id: Annotated[str, VEHICLE_ID], model: Model, lang: Lang, who: Who, config: Config
+    request: Request,
+    response: Response,
+    vehicle_id: Annotated[str, VEHICLE_ID],
+    model: Model,
+    lang: Lang,
+    who: Who,
+    config: Config,
 ) -> Response:
     """One vehicle: its recent track, battery chart, trips and alerts."""
-    redirect = page_guard(request, who)
-    if redirect is not None:
-        return redirect
+    if who is None:
+        return login_redirect(request)
+    STAFF_PAGE(who, response)
     view = model.vehicle(vehicle_id)
     if view is None:
         raise HTTPException(404, f"no vehicle with id {vehicle_id!r}")

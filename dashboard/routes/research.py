@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from dashboard.config import Role
-from dashboard.deps import Clock, Lang, Who
+from dashboard.deps import Clock, Lang, Who, login_redirect, require
 from dashboard.i18n import Language, catalogue
 from dashboard.replay_control import (
     MAX_SPEED,
@@ -26,10 +26,10 @@ from dashboard.replay_control import (
     check_name,
 )
 from dashboard.routes import pages
-from dashboard.routes.settlement import guard, page_guard
 from settlement.exports import csv_stream, parquet_stream
 
-STAFF = (Role.OPERATOR, Role.RESEARCHER)
+STAFF = require(Role.OPERATOR, Role.RESEARCHER)
+"""Researchers and operators only: 401 for nobody, 403 for an account."""
 ZONE = "Europe/Brussels"
 CHART_TTL_MS = 10_000
 CHART_WINDOW_MS = 24 * 3600 * 1000
@@ -140,11 +140,6 @@ def chart_cache(request: Request) -> ChartCache:
     return cache
 
 
-def staff(who: Who) -> None:
-    """Researchers and operators only: 401 for nobody, 403 for an account.  # TODO(auth): deps.Staff"""
-    guard(who, *STAFF)
-
-
 Control = Annotated[ReplayControl, Depends(replay_control)]
 Data = Annotated[ResearchData, Depends(research_data)]
 Charts = Annotated[ChartCache, Depends(chart_cache)]
@@ -160,7 +155,7 @@ class ReplayRequest(BaseModel):
 
 
 router = APIRouter()
-api = APIRouter(prefix="/api/v1", tags=["research"], dependencies=[Depends(staff)])
+api = APIRouter(prefix="/api/v1", tags=["research"], dependencies=[Depends(STAFF)])
 
 
 @api.get("/recordings")
@@ -231,10 +226,13 @@ def _svg(draw: Callable[[io.BytesIO], object]) -> bytes:
     return buffer.getvalue()
 
 
+CHART_TEXTS = {"trips": ("title", "ylabel", "legend", "empty"), "utilisation": ("title", "ylabel", "empty")}
+"""The texts each chart draws (the utilisation chart has a single line: no legend)."""
+
+
 def chart_words(lang: Language, name: str) -> dict[str, str]:
     t = catalogue(lang)
-    keys = ("title", "ylabel", "legend", "empty")
-    return {key: t(f"research.chart.{name}.{key}") for key in keys}
+    return {key: t(f"research.chart.{name}.{key}") for key in CHART_TEXTS[name]}
 
 
 def _window(now_ms: int, from_ms: int | None, to_ms: int | None) -> tuple[int | None, int | None]:
@@ -246,7 +244,7 @@ def _chart_response(svg: bytes) -> Response:
     return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "private, max-age=10"})
 
 
-@router.get("/research/charts/trips-per-hour.svg", dependencies=[Depends(staff)], include_in_schema=False)
+@router.get("/research/charts/trips-per-hour.svg", dependencies=[Depends(STAFF)], include_in_schema=False)
 def trips_chart(
     data: Data, lang: Lang, clock: Clock, cache: Charts, from_ms: FromMs = None, to_ms: ToMs = None
 ) -> Response:
@@ -264,7 +262,7 @@ def trips_chart(
     return _chart_response(cache.get((f"trips:{from_ms}:{to_ms}", lang.value), now, draw))
 
 
-@router.get("/research/charts/utilisation.svg", dependencies=[Depends(staff)], include_in_schema=False)
+@router.get("/research/charts/utilisation.svg", dependencies=[Depends(STAFF)], include_in_schema=False)
 def utilisation_chart(
     data: Data, lang: Lang, clock: Clock, cache: Charts, from_ms: FromMs = None, to_ms: ToMs = None
 ) -> Response:
@@ -283,11 +281,11 @@ def utilisation_chart(
 
 
 @router.get("/research", response_class=HTMLResponse, response_model=None, include_in_schema=False)
-def research_page(request: Request, lang: Lang, who: Who) -> Response:
+def research_page(request: Request, response: Response, lang: Lang, who: Who) -> Response:
     """Recordings and replay, downloads and charts."""
-    allowed = page_guard(request, who, *STAFF)
-    if isinstance(allowed, Response):
-        return allowed
+    if who is None:
+        return login_redirect(request)
+    allowed = STAFF(who, response)
     control: ReplayControl | None = getattr(request.app.state, "replay_control", None)
     recordings = control.recordings() if control is not None else []
     status = control.status() if control is not None else None

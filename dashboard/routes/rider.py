@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any, Protocol, cast
-from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from dashboard.config import Principal, Role
-from dashboard.deps import Clock, Config, Lang, Who
+from dashboard.deps import Clock, Config, Lang, Signed, Who, login_redirect
 from dashboard.i18n import Catalogue, Language, catalogue
 from dashboard.problems import NOT_FOUND
 from dashboard.routes.pages import render
@@ -72,11 +71,6 @@ class TripRoute(BaseModel):
     truncated: bool = Field(description=f"True when the trip has more than {ROUTE_POINTS} points: its start is cut.")
 
 
-def login_redirect(path: str) -> RedirectResponse:
-    """To the sign-in page, back to ``path`` after it.  # TODO(auth): pages.login_redirect once AUTH is merged."""
-    return RedirectResponse(f"/login?next={quote(path, safe='/')}", status_code=303)
-
-
 def same_account(a: str | None, b: str) -> bool:
     """Whether two addresses are the same account (EIP-55 case aside)."""
     return a is not None and a.lower() == b.lower()
@@ -119,8 +113,8 @@ router = APIRouter()
 @router.get("/rider", response_class=HTMLResponse, response_model=None, include_in_schema=False)
 def rider_home(request: Request, model: Reads, lang: Lang, who: Who, cursor: PageCursor = None) -> Response:
     """The signed-in rider's trips, newest first, a page at a time, with the cost so far of any trip in progress."""
-    if who is None:  # TODO(auth): the shared guard once AUTH is merged
-        return login_redirect(request.url.path)
+    if who is None:
+        return login_redirect(request)
     if who.role != Role.ACCOUNT:
         return staff_page(request, lang, who)
     words = catalogue(lang)
@@ -179,8 +173,8 @@ def breakdown(view: TripView, receipt: dict[str, Any] | None) -> dict[str, Any]:
 @router.get("/rider/trips/{trip_id}", response_class=HTMLResponse, response_model=None, include_in_schema=False)
 def rider_trip(trip_id: str, request: Request, model: Reads, lang: Lang, who: Who, config: Config) -> Response:
     """One of the rider's trips: route, duration, distance, fare breakdown, settlement, receipt and verify."""
-    if who is None:  # TODO(auth): the shared guard once AUTH is merged
-        return login_redirect(request.url.path)
+    if who is None:
+        return login_redirect(request)
     if who.role != Role.ACCOUNT:
         return staff_page(request, lang, who)
     view = model.trip(trip_id)
@@ -210,10 +204,8 @@ def rider_trip(trip_id: str, request: Request, model: Reads, lang: Lang, who: Wh
 
 
 @router.get("/api/v1/trips/{trip_id}/route", tags=["trips"], responses=NOT_FOUND)
-def trip_route(trip_id: str, model: Reads, who: Who, clock: Clock) -> TripRoute:
+def trip_route(trip_id: str, model: Reads, who: Signed, clock: Clock) -> TripRoute:
     """The trip's route from its vehicle's track, for the trip's rider and for staff (to anyone else: 404)."""
-    if who is None:  # TODO(auth): Signed once AUTH is merged
-        raise HTTPException(401, "sign in to see a trip's route")
     view = model.trip(trip_id)
     if view is None or not (who.staff or same_account(view.rider, who.subject)):
         raise HTTPException(404, f"no trip with id {trip_id!r}")

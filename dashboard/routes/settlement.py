@@ -9,12 +9,12 @@ from urllib.parse import quote
 
 from babel.numbers import format_decimal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, Response
 
 from dashboard import display
 from dashboard.chain_status import ChainHealth, ChainStatus
 from dashboard.config import Principal, Role
-from dashboard.deps import Clock, Config, Lang, Model, Who
+from dashboard.deps import Clock, Config, Lang, Model, Operator, Who, login_redirect, require
 from dashboard.i18n import Language
 from dashboard.routes import pages
 from sensors.address import Address, InvalidAddress
@@ -50,21 +50,8 @@ Cursor = Annotated[str | None, Query(max_length=512)]
 Owner = Annotated[str | None, Query(max_length=64)]
 
 
-def guard(who: Principal | None, *roles: Role) -> Principal:
-    """The principal if it has one of ``roles``; 401 for nobody, 403 for another role.  # TODO(auth): deps.require"""
-    if who is None:
-        raise HTTPException(401, "sign in first", headers={"WWW-Authenticate": "Session"})
-    if who.role not in roles:
-        raise HTTPException(403, f"not for the {who.role.value} role")
-    return who
-
-
-def page_guard(request: Request, who: Principal | None, *roles: Role) -> Principal | RedirectResponse:
-    """A page's guard: nobody signed in goes to the login with the way back.  # TODO(auth): pages.login_redirect"""
-    if who is None:
-        here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"/login?next={quote(here, safe='')}", status_code=303)
-    return guard(who, *roles)
+SETTLEMENT_PAGE = require(Role.OPERATOR, Role.ACCOUNT)
+"""The settlement page's guard for a signed-in visitor: 403 for a researcher."""
 
 
 def health_json(health: ChainHealth) -> dict[str, Any]:
@@ -141,16 +128,16 @@ router = APIRouter()
 
 
 @router.get("/api/v1/chain", tags=["settlement"])
-def get_chain(who: Who, chain: Chain) -> dict[str, Any]:
+def get_chain(_: Operator, chain: Chain) -> dict[str, Any]:
     """The chain's health: the node, its latest block, the settler's balance for gas and how far settlement is behind
     (operators only)."""
-    guard(who, Role.OPERATOR)
     return health_json(chain.status())
 
 
 @router.get("/settlement", response_class=HTMLResponse, response_model=None, include_in_schema=False)
 def settlement_page(
     request: Request,
+    response: Response,
     model: Model,
     config: Config,
     lang: Lang,
@@ -161,9 +148,9 @@ def settlement_page(
     payouts_cursor: Cursor = None,
 ) -> Response:
     """Epochs, payouts and (for operators) the chain's health."""
-    allowed = page_guard(request, who, Role.OPERATOR, Role.ACCOUNT)
-    if isinstance(allowed, Response):
-        return allowed
+    if who is None:
+        return login_redirect(request)
+    allowed = SETTLEMENT_PAGE(who, response)
     scope = owner_filter(allowed, owner)
     epochs, next_epochs = page_of(model.epochs, cursor)
     payouts, next_payouts = payouts_page(model, scope, payouts_cursor)

@@ -1,5 +1,5 @@
 """The dashboard over the real SQL read model in headless Chromium: the public overview, a vehicle's page with its
-recorded track, and the API docs, all with nothing reachable beyond this machine."""
+recorded track, the API docs, all with nothing reachable beyond this machine, and the page's value formats."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Request, sync_playwright
 
-from dashboard import deps
+from dashboard import deps, display
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig, Principal, Role
-from dashboard.routes import operator
+from dashboard.i18n import Language
 from sensors.messages import VehicleKind
 from settlement.db import Database
 from settlement.enrolment import enrol, trust_operator
@@ -25,6 +25,7 @@ from settlement.sql import SqlUnitOfWork
 from settlement.vehicles import latest_updates
 from tests import services
 from tests.signed import OPERATOR, SignedFleet
+from tests.unit.test_format_js import CASES
 
 pytestmark = pytest.mark.services
 T0 = 1_795_000_000_000
@@ -52,8 +53,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Data
     store = Database.open(f"sqlite:///{tmp_path_factory.mktemp('browser') / 'browser.db'}")
     store.upgrade()
     app = create_app(SqlReadModel(store), DashboardConfig(session_secret="s" * 32, chain_label="test chain"))
-    if not any(getattr(route, "path", None) == "/fleet" for route in app.routes):
-        app.include_router(operator.router)  # until create_app includes it
     app.dependency_overrides[deps.principal] = lambda: WHO["who"]
     port = services.free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -116,12 +115,31 @@ def test_the_public_overview_counts_the_fleet_on_a_phone_in_both_languages(
     page.context.close()
 
 
+WRITE_ALL = """async (cases) => {
+  const format = await import("/static/js/format.js");
+  return Object.fromEntries(Object.entries(cases).map(([name, values]) => [name, values.map((v) => format[name](v))]));
+}"""
+
+
+@pytest.mark.parametrize("lang", ["en", "nl"])
+def test_chromium_writes_money_times_and_distances_as_the_server_does(
+    served: tuple[str, Database], browser: Browser, lang: str
+) -> None:
+    base, _ = served
+    WHO["who"] = None
+    page = open_page(browser, base + "/", lang=lang)
+    written = page.evaluate(WRITE_ALL, CASES)
+    server = {
+        name: [getattr(display, name)(value, Language(lang)) for value in values] for name, values in CASES.items()
+    }
+    assert written == server
+    page.context.close()
+
+
 def test_a_vehicle_page_draws_the_recorded_track_and_battery_from_the_database(
     served: tuple[str, Database], browser: Browser
 ) -> None:
     base, store = served
-    if not hasattr(SqlReadModel, "track"):
-        pytest.skip("the SQL read model has no track() yet (helper DATA's branch adds it)")
     vehicle(store, "ebike-0042", VehicleKind.EBIKE, readings=12)
     WHO["who"] = Principal(Role.OPERATOR, "op")
     page = open_page(browser, base + "/vehicles/ebike-0042")

@@ -30,7 +30,6 @@ from dashboard import deps, display
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig, Principal, Role
 from dashboard.i18n import Language
-from dashboard.routes import operator
 from settlement.views import Stats, TripView, cursor_key
 from tests import services
 
@@ -240,8 +239,6 @@ def fake_router(data: FakeData) -> APIRouter:
 
 def build_app(data: FakeData, who: dict[str, Principal | None]) -> FastAPI:
     app = create_app(data, DashboardConfig(session_secret="s" * 32), clock=lambda: NOW)  # type: ignore[arg-type]
-    if not any(getattr(route, "path", None) == "/fleet" for route in app.routes):
-        app.include_router(operator.router)  # until create_app includes it
     router = fake_router(data)
     app.include_router(router)
     added = len(router.routes)

@@ -22,7 +22,7 @@ from dashboard.app import create_app
 from dashboard.chain_status import ChainHealth, FakeChainStatus
 from dashboard.config import DashboardConfig, Principal, Role
 from dashboard.replay_control import FakeReplayControl, RecordingInfo
-from dashboard.routes import research, settlement
+from dashboard.routes.live import LiveOptions
 from settlement.analysis import TRIP_COLUMNS
 from settlement.views import EpochView, PayoutView, Stats
 from tests import services
@@ -100,10 +100,9 @@ def live_epoch() -> StreamingResponse:
 def served() -> Iterator[tuple[str, FakeReplayControl]]:
     config = DashboardConfig(session_secret="s" * 32, explorer_tx_url="https://explorer.example/tx/{tx}",
                              chain_label="anvil · 127.0.0.1:8545")  # fmt: skip
-    app = create_app(Model(), config)  # type: ignore[arg-type]
-    app.include_router(settlement.router)
-    app.include_router(research.router)
+    app = create_app(Model(), config, live_options=LiveOptions(enabled=False))  # type: ignore[arg-type]
     app.add_api_route("/api/v1/live", live_epoch)
+    app.router.routes.insert(0, app.router.routes.pop())  # in front of the app's own live stream
     control = FakeReplayControl(
         [RecordingInfo("weekday-morning.jsonl.gz", 8_421_376, 184_220, 7_200.0, T0, "smartzone", "weekday", 7),
          RecordingInfo("rush-hour.jsonl.gz", 1_215_488, 24_310, 1_800.0, T0, "smartzone", "rush", 11)],

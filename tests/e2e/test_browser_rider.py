@@ -25,7 +25,7 @@ from settlement.chain import Web3Clearing
 from settlement.chain.rpc import EmbeddedRpc
 from settlement.db import Database
 from settlement.queries import SqlReadModel
-from settlement.views import TripView
+from settlement.views import TrackPoint, TripView
 from smartzone.broker import free_port, wait_open
 from tests import services
 from tests.integration.test_receipts import settle_rides
@@ -38,17 +38,6 @@ PHONE, SCREEN = {"width": 390, "height": 844}, {"width": 1440, "height": 900}
 VIEWS = [("nl", PHONE), ("en", SCREEN)]
 RUNNING = "bike-1:7"
 TRIPS_ROOT = "0x" + function_signature_to_4byte_selector("trips_root(uint256)").hex()
-
-
-@dataclass(frozen=True)
-class TrackPoint:
-    """A track point as the data contract's ``settlement.views.TrackPoint``."""
-
-    timestamp_ms: int
-    lat: float
-    lon: float
-    speed_mps: float
-    battery_pct: float | None
 
 
 @dataclass
@@ -106,7 +95,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         session_secret="s" * 32, public_rpc_url=f"{base}/rpc", contract=chain.address, chain_id=chain.chain_id()
     )
     app = create_app(reads, config, chain_reader=EmbeddedRpc(chain.sender.w3))
-    app.include_router(rider.router)  # the lead wires it into create_app
     who: list[Principal | None] = [Principal(Role.ACCOUNT, RIDER)]
     app.dependency_overrides[deps.principal] = lambda: who[0]  # TODO(auth): sign in through AUTH's login once merged
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))

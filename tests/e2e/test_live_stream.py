@@ -3,6 +3,7 @@ connected client as a ``vehicles`` event, and its low battery as an ``alert``.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -14,14 +15,15 @@ import httpx
 import pytest
 import uvicorn
 
-from dashboard import deps
 from dashboard.app import create_app
+from dashboard.auth import hash_password
 from dashboard.changes import ChangeSource, Timing
-from dashboard.config import DashboardConfig, Principal, Role
+from dashboard.config import DashboardConfig, Role, StaffUser
 from dashboard.deps import wall_ms
 from dashboard.hub import Hub
 from dashboard.routes.live import LiveOptions
 from sensors.messages import VehicleKind
+from settlement.alerts import SqlAlertStore
 from settlement.db import Database
 from settlement.enrolment import enrol, trust_operator
 from settlement.queries import SqlReadModel
@@ -32,9 +34,7 @@ from tests.signed import OPERATOR, SignedFleet
 
 pytestmark = pytest.mark.services
 VEHICLE = "scooter-0001"
-
-if not hasattr(SqlReadModel, "vehicles_received_since"):  # TODO(data): remove once helper DATA's branch is merged
-    pytest.skip("the read model has no vehicles_received_since yet", allow_module_level=True)
+PASSWORD = "olivia-secret"
 
 
 def store_reading(database: Database, fleet: SignedFleet, seq: int, battery_pct: float) -> None:
@@ -42,14 +42,12 @@ def store_reading(database: Database, fleet: SignedFleet, seq: int, battery_pct:
     reading = replace(fleet.telemetry(VEHICLE, seq, wall_ms()), battery_pct=battery_pct)
     with SqlUnitOfWork(database) as work:
         work.readings.add_telemetry([reading])
-        work.readings.update_vehicles(latest_updates([reading], received_ms=wall_ms()))  # type: ignore[call-arg,unused-ignore]
+        work.readings.update_vehicles(latest_updates([reading], received_ms=wall_ms()))
         work.commit()
 
 
 @pytest.fixture()
 def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet, ChangeSource, Hub]]:
-    from settlement.alerts import SqlAlertStore  # type: ignore[import-not-found,unused-ignore]
-
     database = Database.open(f"sqlite:///{tmp_path / 'live.db'}")
     database.upgrade()
     fleet = SignedFleet(vehicles={VEHICLE: VehicleKind.SCOOTER})
@@ -58,13 +56,13 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet, ChangeS
     enrol(uow, fleet.registrations(), fleet.domain, wall_ms())
     store_reading(database, fleet, 1, 80.0)
     options = LiveOptions(timing=Timing(poll_s=0.05, sweep_s=0.2))
+    olivia = StaffUser("olivia", Role.OPERATOR, hash_password(PASSWORD, n=2**8))  # a cheap hash: a quick test
     app = create_app(
         SqlReadModel(database),
-        DashboardConfig(session_secret="s" * 32),
+        DashboardConfig(session_secret="s" * 32, users=(olivia,)),
         alert_store=SqlAlertStore(database),
         live_options=options,
     )
-    app.dependency_overrides[deps.principal] = lambda: Principal(Role.OPERATOR, "olivia")  # TODO(auth): sign in
     port = services.free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -89,12 +87,32 @@ def events(lines: Iterator[str]) -> Iterator[tuple[str, object]]:
             data = line[6:]
 
 
+@contextlib.contextmanager
+def signed_in(base: str) -> Iterator[httpx.Client]:
+    """A client signed in as the operator through the login form (its session cookie kept)."""
+    with httpx.Client(base_url=base, timeout=20) as http:
+        login = http.post("/login", data={"name": "olivia", "password": PASSWORD})
+        assert login.status_code == 303 and login.headers["location"] == "/fleet"
+        yield http
+
+
+def test_the_stream_refuses_a_visitor_who_has_not_signed_in(
+    served: tuple[str, Database, SignedFleet, ChangeSource, Hub],
+) -> None:
+    with httpx.Client(base_url=served[0], timeout=20) as http:
+        response = http.get("/api/v1/live")
+        wrong = http.post("/login", data={"name": "olivia", "password": "guessed"})
+        after = http.get("/api/v1/live")
+    assert response.status_code == after.status_code == 401
+    assert wrong.status_code != 303 and "text/event-stream" not in after.headers["content-type"]
+
+
 def test_a_stored_reading_reaches_a_connected_client_with_its_alert(
     served: tuple[str, Database, SignedFleet, ChangeSource, Hub],
 ) -> None:
     base, database, fleet, changes, _ = served
     seen: dict[str, object] = {}
-    with httpx.Client(base_url=base, timeout=20) as http, http.stream("GET", "/api/v1/live") as response:
+    with signed_in(base) as http, http.stream("GET", "/api/v1/live") as response:
         assert response.status_code == 200
         assert response.headers["content-type"].startswith("text/event-stream")
         stream = events(response.iter_lines())
@@ -123,7 +141,7 @@ def test_a_closing_server_ends_the_open_streams_so_that_it_can_stop(
     served: tuple[str, Database, SignedFleet, ChangeSource, Hub],
 ) -> None:
     base, _, _, _, hub = served
-    with httpx.Client(base_url=base, timeout=20) as http, http.stream("GET", "/api/v1/live") as response:
+    with signed_in(base) as http, http.stream("GET", "/api/v1/live") as response:
         stream = events(response.iter_lines())
         assert next(stream)[0] == "clock"
         hub.close()  # what the server's exit handler calls (smartzone wires it)

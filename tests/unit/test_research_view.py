@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from dashboard import deps
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig, Principal, Role
+from dashboard.i18n import Language
 from dashboard.replay_control import FakeReplayControl, RecordingInfo, ReplayBusy, UnknownRecording, check_name
 from dashboard.routes import research
 from settlement.analysis import READING_COLUMNS, TRIP_COLUMNS
@@ -81,7 +82,6 @@ class FakeModel:
 
 def make_app(who: Principal | None, control: FakeReplayControl | None, data: FakeData | None) -> FastAPI:
     app = create_app(FakeModel(), DashboardConfig(session_secret="s" * 32), clock=lambda: T0)  # type: ignore[arg-type]
-    app.include_router(research.router)
     app.state.replay_control = control
     app.state.research_data = data
     app.dependency_overrides[deps.principal] = lambda: who
@@ -239,6 +239,15 @@ def test_the_charts_are_svg_with_brussels_hours_and_cached(client: TestClient, d
 def test_the_charts_are_drawn_in_the_page_language(client: TestClient) -> None:
     client.cookies.set("lang", "nl")
     assert "Gestarte ritten per uur" in client.get("/research/charts/trips-per-hour.svg").text
+    assert "Aandeel van de vloot op rit per uur" in client.get("/research/charts/utilisation.svg").text
+
+
+@pytest.mark.parametrize("lang", list(Language))
+@pytest.mark.parametrize("name", sorted(research.CHART_TEXTS))
+def test_every_text_a_chart_draws_has_words_in_both_languages(lang: Language, name: str) -> None:
+    words = research.chart_words(lang, name)
+    assert set(words) == set(research.CHART_TEXTS[name]) and all(text.strip() for text in words.values())
+    assert "legend" not in research.chart_words(lang, "utilisation")
 
 
 def test_the_research_page_lists_recordings_and_offers_the_speeds(client: TestClient) -> None:
@@ -252,7 +261,7 @@ def test_the_research_page_sends_nobody_to_the_login_and_refuses_accounts(
     control: FakeReplayControl, data: FakeData
 ) -> None:
     anonymous = TestClient(make_app(None, control, data), follow_redirects=False).get("/research")
-    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=%2Fresearch"
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login?next=/research"
     assert TestClient(make_app(ACCOUNT, control, data)).get("/research").status_code == 403
     assert TestClient(make_app(OPERATOR, control, data)).get("/research").status_code == 200
 

@@ -13,7 +13,6 @@ from fastapi.testclient import TestClient
 from dashboard import deps
 from dashboard.app import create_app
 from dashboard.config import DashboardConfig, Principal, Role
-from dashboard.routes import research
 from dashboard.routes.research import AnalysisData
 from settlement.db import Database
 from settlement.schema import TripRow, table_of
@@ -47,7 +46,6 @@ def add_trips(database: Database, count: int) -> None:
 
 def client_over(database: Database, chunk_rows: int = 2) -> TestClient:
     app = create_app(NoModel(), DashboardConfig(session_secret="s" * 32), clock=lambda: T0)  # type: ignore[arg-type]
-    app.include_router(research.router)
     app.state.research_data = AnalysisData(database, chunk_rows=chunk_rows)
     app.dependency_overrides[deps.principal] = lambda: Principal(Role.RESEARCHER, "res")
     return TestClient(app)

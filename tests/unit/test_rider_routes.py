@@ -90,7 +90,6 @@ class FakeReads:
 def client_for(model: FakeReads, who: Principal | None, now_ms: int = T0 + 3_600_000, **config: Any) -> TestClient:
     settings = DashboardConfig(session_secret="x" * 32, **config)
     app: FastAPI = create_app(model, settings, clock=lambda: now_ms)  # type: ignore[arg-type]
-    app.include_router(rider.router)  # the lead wires it into create_app
     app.dependency_overrides[deps.principal] = lambda: who
     return TestClient(app, follow_redirects=False)
 
@@ -110,10 +109,14 @@ def mine_and_others() -> FakeReads:
 
 def test_an_anonymous_visitor_is_sent_to_sign_in_and_back(mine_and_others: FakeReads) -> None:
     client = client_for(mine_and_others, None)
-    for path in ("/rider", "/rider/trips/bike-1:1"):
+    for path, back in (
+        ("/rider", "/rider"),
+        ("/rider/trips/bike-1:1", "/rider/trips/bike-1%3A1"),
+        ("/rider?cursor=abc", "/rider%3Fcursor%3Dabc"),
+    ):
         response = client.get(path)
         assert response.status_code == 303
-        assert response.headers["location"] == "/login?next=" + path.replace(":", "%3A")
+        assert response.headers["location"] == "/login?next=" + back
     assert mine_and_others.asked == []
 
 
@@ -283,6 +286,8 @@ def test_only_the_trips_rider_and_staff_read_its_route(who: Principal | None, st
     if status != 200:
         assert response.headers["content-type"] == "application/problem+json"
         assert "points" not in response.text
+    else:
+        assert response.headers["cache-control"] == "private, no-store"
 
 
 def test_an_unknown_trips_route_is_404_even_for_staff() -> None:

@@ -112,7 +112,6 @@ def model() -> FakeReadModel:
 def make_app(model: FakeReadModel, who: Principal | None, explorer: str | None = None) -> FastAPI:
     config = DashboardConfig(session_secret="s" * 32, explorer_tx_url=explorer)
     app = create_app(model, config, clock=lambda: T0)  # type: ignore[arg-type]
-    app.include_router(settlement.router)
     app.state.chain_status = FakeChainStatus(HEALTH)
     app.dependency_overrides[deps.principal] = lambda: who
     return app
@@ -152,7 +151,7 @@ def test_without_a_chain_status_the_health_says_no_node_is_configured(model: Fak
 def test_an_anonymous_visitor_is_sent_to_the_login_with_the_way_back(client_for: Any) -> None:
     response = client_for(None).get("/settlement?owner=x")
     assert response.status_code == 303
-    assert response.headers["location"] == "/login?next=%2Fsettlement%3Fowner%3Dx"
+    assert response.headers["location"] == "/login?next=/settlement%3Fowner%3Dx"
 
 
 def test_a_researcher_may_not_see_the_settlement_page(client_for: Any) -> None:

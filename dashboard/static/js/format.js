@@ -1,7 +1,9 @@
 // How values are shown in the browser: the rules of dashboard/display.py, written with Intl and the same locales.
 // Every page's script imports these; the page's language and words come from <script id="sz-config"> (JSON).
 
-const config = JSON.parse(document.getElementById("sz-config")?.textContent || "{}");
+// Outside a page (Node runs this module in the tests) there is no document: the defaults, English.
+const element = typeof document === "undefined" ? null : document.getElementById("sz-config");
+const config = JSON.parse(element?.textContent || "{}");
 export const lang = config.lang || "en";
 export const locale = config.locale || "en-IE";
 export const words = config.words || {};
@@ -14,16 +16,6 @@ export function t(key, values = {}) {
   return text.replace(/\{(\w+)\}/g, (m, name) => (name in values ? String(values[name]) : m));
 }
 
-const money = new Intl.NumberFormat(locale, { style: "currency", currency: "EUR" });
-const count = new Intl.NumberFormat(locale);
-const kilometres = new Intl.NumberFormat(locale, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-const dateTime = new Intl.DateTimeFormat(locale, {
-  timeZone: ZONE, day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", hour12: false,
-});
-const timeOfDay = new Intl.DateTimeFormat(locale, {
-  timeZone: ZONE, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
-});
-
 /** Micro-euro rounded to whole cents, half a cent away from zero (integers only: BigInt-safe for large sums). */
 export function cents(micro) {
   const m = BigInt(micro);
@@ -32,15 +24,6 @@ export function cents(micro) {
   return m < 0n ? -rounded : rounded;
 }
 
-/** Micro-euro as euros in the page's language ("€ 14,26" in Dutch). */
-export function eur(micro) {
-  if (micro === null || micro === undefined) return NONE;
-  return money.format(Number(cents(micro)) / 100);
-}
-
-export function when(ms) { return ms == null ? NONE : dateTime.format(new Date(ms)); }
-export function clock(ms) { return ms == null ? NONE : timeOfDay.format(new Date(ms)); }
-export function number(n) { return n == null ? NONE : count.format(n); }
 export function battery(pct) { return pct == null ? NONE : `${Math.floor(pct + 0.5)} %`; }
 export function short(text, head = 6, tail = 4) {
   if (text == null) return NONE;
@@ -53,11 +36,42 @@ export function duration(s) {
   if (m < 60) return `${m} min ${String(sec).padStart(2, "0")} s`;
   return `${Math.floor(m / 60)} h ${String(m % 60).padStart(2, "0")} min`;
 }
-export function distance(metres) {
-  if (metres == null) return NONE;
-  if (metres < 1000) return `${metres} m`;
-  return `${kilometres.format(Math.floor(metres / 10) / 100)} km`;
+
+/** The value formats of dashboard/display.py for one locale (a BCP 47 tag): eur, when, clock, distance, number. */
+export function formatsFor(tag) {
+  const money = new Intl.NumberFormat(tag, { style: "currency", currency: "EUR" });
+  const count = new Intl.NumberFormat(tag);
+  const kilometres = new Intl.NumberFormat(tag, {
+    minimumFractionDigits: 2, maximumFractionDigits: 2, useGrouping: false,
+  });
+  const dateTime = new Intl.DateTimeFormat(tag, {
+    timeZone: ZONE, day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23",
+  });
+  const timeOfDay = new Intl.DateTimeFormat(tag, {
+    timeZone: ZONE, hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
+  return {
+    /** Micro-euro as euros in the language ("€ 14,26" in Dutch). */
+    eur: (micro) => (micro == null ? NONE : money.format(Number(cents(micro)) / 100)),
+    /** Babel's "d MMM y HH:mm" in Brussels ("18 nov 2026 12:06"): the parts in that order, no comma. */
+    when(ms) {
+      if (ms == null) return NONE;
+      const part = Object.fromEntries(dateTime.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+      return `${part.day} ${part.month} ${part.year} ${part.hour}:${part.minute}`;
+    },
+    clock: (ms) => (ms == null ? NONE : timeOfDay.format(new Date(ms))),
+    number: (n) => (n == null ? NONE : count.format(n)),
+    /** Metres below a kilometre, else kilometres to two decimals, truncated, ungrouped ("12345,67 km"). */
+    distance(metres) {
+      if (metres == null) return NONE;
+      if (metres < 1000) return `${metres} m`;
+      return `${kilometres.format(Math.floor(metres / 10) / 100)} km`;
+    },
+  };
 }
+
+export const { eur, when, clock, number, distance } = formatsFor(locale);
+
 /** How long ago, from a platform receipt time and the server-corrected clock ("12 s", "3 min"). */
 export function ago(ms, nowMs = Date.now()) {
   if (ms == null) return NONE;
