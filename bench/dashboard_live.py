@@ -92,7 +92,6 @@ class Pipeline:
 def pipeline(folder: Path, fleet_size: int, clients: int) -> Iterator[Pipeline]:
     """Broker, aggregator, dashboard server: started, then stopped when the block ends."""
     import uvicorn
-    from settlement.alerts import SqlAlertStore  # type: ignore[import-not-found,unused-ignore]
 
     from dashboard import deps
     from dashboard.app import create_app
@@ -100,6 +99,7 @@ def pipeline(folder: Path, fleet_size: int, clients: int) -> Iterator[Pipeline]:
     from dashboard.config import DashboardConfig, Principal, Role
     from dashboard.routes.live import LiveLimits, LiveOptions
     from sensors.mqtt import MqttClient
+    from settlement.alerts import SqlAlertStore  # type: ignore[import-not-found,unused-ignore]
     from smartzone.broker import amqtt_broker, free_port, mosquitto, mosquitto_binary, wait_open
     from smartzone.broker_access import Role as MqttRole
     from smartzone.broker_access import generate, url_for

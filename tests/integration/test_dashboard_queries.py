@@ -283,13 +283,17 @@ def test_kpis_count_the_last_hour_and_the_day_with_what_riders_are_charged(fille
     assert kpis.avg_fare_micro == round(revenue / 20)
     assert kpis.avg_duration_s == pytest.approx(sum(r["duration_s"] for r in today) / 20)
     assert kpis.avg_distance_m == pytest.approx(sum(r["distance_m"] for r in today) / 20)
-    empty = filled.kpis(T0 - 7_200_000, T0 - 7_200_000)
+    later = T0 + 10 * 3_600_000  # a day that starts after every trip ended
+    empty = filled.kpis(later, later)
     assert (empty.trips_today, empty.revenue_today_micro, empty.avg_fare_micro, empty.avg_duration_s) == (
         0,
         0,
         None,
         None,
     )
+    # a clock running ahead of ours (a simulation at speed 30) ends trips "after now": they count as recent
+    ahead = filled.kpis(T0 - 7_200_000, T0 - 7_200_000)
+    assert (ahead.trips_last_hour, ahead.trips_today) == (40, 40)
 
 
 def test_payouts_of_one_owner_and_what_is_claimable(filled: SqlReadModel) -> None:
