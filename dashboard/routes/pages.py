@@ -129,6 +129,8 @@ def render(
         request, template, {**base, **context}, status_code=status_code
     )
     response.headers["Content-Language"] = lang.value
+    if principal is not None:  # a signed-in person's page is theirs alone: no shared or back-button cache keeps it
+        response.headers["Cache-Control"] = "private, no-store"
     response.headers.setdefault("Vary", "Accept-Language, Cookie")
     return response
 

@@ -96,3 +96,20 @@ def test_distances_and_counts_use_the_languages_separators() -> None:
     assert display.distance(850) == "850 m"
     assert display.number(10_000, Language.NL) == "10.000"
     assert display.number(10_000, Language.EN) == "10,000"
+
+
+def test_a_signed_in_page_is_never_cached_and_says_its_language() -> None:
+    from fastapi.testclient import TestClient
+
+    from dashboard import deps
+    from dashboard.app import create_app
+    from dashboard.config import Principal, Role
+    from settlement.memory import MemoryReadModel
+
+    app = create_app(MemoryReadModel())
+    public = TestClient(app).get("/", headers={"accept-language": "nl"})
+    assert public.headers["content-language"] == "nl" and "no-store" not in public.headers.get("cache-control", "")
+    app.dependency_overrides[deps.principal] = lambda: Principal(Role.OPERATOR, "op")
+    page = TestClient(app).get("/fleet", headers={"accept-language": "en"})
+    assert page.status_code == 200 and page.headers["cache-control"] == "private, no-store"
+    assert page.headers["content-language"] == "en"
