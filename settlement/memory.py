@@ -589,8 +589,9 @@ class MemoryReadModel:
 
     def kpis(self, now_ms: int, day_start_ms: int) -> Kpis:
         ended = [t for t in self.trip_views if t.status in _PRICED_OR_LATER and t.end_ms is not None]
-        hour = [t for t in ended if now_ms - 3_600_000 <= (t.end_ms or 0) <= now_ms]
-        today = [t for t in ended if day_start_ms <= (t.end_ms or 0) <= now_ms]
+        # as the SQL read model: a trip that ended "after now" (a device clock ahead of ours) counts as recent
+        hour = [t for t in ended if now_ms - 3_600_000 <= (t.end_ms or 0)]
+        today = [t for t in ended if day_start_ms <= (t.end_ms or 0)]
         revenue = sum((t.charged_micro if t.charged_micro is not None else t.fare_micro) or 0 for t in today)
         n = len(today)
         durations = [t.duration_s for t in today if t.duration_s is not None]
