@@ -198,10 +198,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 Results = dict[str, list[tuple[list[float], list[float]]]]  # endpoint -> per round (its ms, /healthz's ms)
 
 
-def measure(url: str, args: argparse.Namespace, sizes: Sizes) -> tuple[Results, int]:
-    """Every endpoint's samples per round, and the fleet response's size in bytes."""
+def measure(url: str, args: argparse.Namespace, sizes: Sizes) -> tuple[Results, int, list[int]]:
+    """Every endpoint's samples per round, the fleet response's size in bytes, and how many vehicles the snapshot
+    showed changed after each round's churn (what proves it follows the changes)."""
     riders = [address(2, (r * 37) % sizes.riders) for r in range(args.riders)]
     results: Results = {}
+    followed: list[int] = []
     with server(url, riders) as (base, secret):
         operator = signed_in(base, "/login", {"name": OPERATOR, "password": secret})
         first, later = rider_calls(base, secret, len(riders))
@@ -217,12 +219,16 @@ def measure(url: str, args: argparse.Namespace, sizes: Sizes) -> tuple[Results, 
         for n in range(args.rounds):
             for name, call in calls.items():
                 results.setdefault(name, []).append(call())
+            since = time.time_ns() // 1_000_000
             with churn(url, sizes.vehicles, args.churn):
                 time.sleep(0.5)
                 results.setdefault("fleet snapshot, fleet changing", []).append(calls["fleet snapshot"]())
+            time.sleep(0.5)  # the change source's next polls
+            rows = operator.get("/api/v1/fleet").json()["rows"]
+            followed.append(sum(1 for r in rows if r[6] is not None and r[6] >= since))
             say(f"  round {n + 1}/{args.rounds}: " + ", ".join(
                 f"{name} p95 {percentile(r[-1][0], 0.95):.1f} ms" for name, r in results.items()))  # fmt: skip
-    return results, fleet_size
+    return results, fleet_size, followed
 
 
 def figures_of(results: Results) -> list[Figure]:
@@ -235,13 +241,16 @@ def figures_of(results: Results) -> list[Figure]:
     return found
 
 
-def notes_of(results: Results, args: argparse.Namespace, sizes: Sizes, kind: str, fleet_bytes: int) -> list[str]:
+def notes_of(
+    results: Results, args: argparse.Namespace, sizes: Sizes, kind: str, fleet_bytes: int, followed: list[int]
+) -> list[str]:
     notes = [
         f"{kind}: {sizes.vehicles:,} vehicles, {sizes.trips:,} trips, {sizes.owners:,} owners, {sizes.riders:,} "
         f"riders; {args.samples} samples per endpoint and round, {args.rounds} round(s), {len(results)} endpoints; "
         f"the fleet response is {fleet_bytes / 1e6:.2f} MB; {args.riders} riders signed in rotate; the fleet "
         f"changing: {args.churn} vehicles a second stamped as received",
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end",
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end; vehicles the snapshot showed "
+        f"changed after each round's churn: {', '.join(f'{n:,}' for n in followed)}",
     ]
     for name, rounds in results.items():
         every = [v for r in rounds for v in r[0]]
@@ -273,7 +282,7 @@ def run(args: argparse.Namespace) -> tuple[list[Figure], list[str], dict[str, di
         stamp_vehicles(url, sizes)
         freshen(url)
         say(f"  dashboard_http: filled in {time.monotonic() - began:.0f} s; serving and measuring")
-        results, fleet_bytes = measure(url, args, sizes)
+        results, fleet_bytes, followed = measure(url, args, sizes)
     latencies = {
         name: {"p50": percentile([v for r in rounds for v in r[0]], 0.5),
                "p95": percentile([v for r in rounds for v in r[0]], 0.95)}
@@ -281,7 +290,7 @@ def run(args: argparse.Namespace) -> tuple[list[Figure], list[str], dict[str, di
     }  # fmt: skip
     every_base = [v for rounds in results.values() for r in rounds for v in r[1]]
     latencies["/healthz"] = {"p50": percentile(every_base, 0.5), "p95": percentile(every_base, 0.95)}
-    return figures_of(results), notes_of(results, args, sizes, kind, fleet_bytes), latencies
+    return figures_of(results), notes_of(results, args, sizes, kind, fleet_bytes, followed), latencies
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:

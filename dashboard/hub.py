@@ -222,6 +222,10 @@ class Hub:
             self._rows_json = kept
         return kept[1], self.event_id(self._seq)
 
+    def fleet_statuses(self) -> list[str] | None:
+        """The display status of every vehicle in the snapshot; None before ``seed``."""
+        return [str(r[2]) for _, r in self._rows.values()] if self._seeded else None
+
     def set_ok(self, ok: bool) -> None:
         """Tell every client when the change source loses or regains the database."""
         if ok != self.ok:

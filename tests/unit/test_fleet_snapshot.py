@@ -217,3 +217,13 @@ def test_a_client_that_loads_the_route_snapshot_then_resumes_the_stream_misses_n
     assert [e.data["rows"] for e in client.take() if isinstance(e, Event)] == [
         [["s-1", "scooter", "on_trip", 78.0, 51.2, 4.39, T0 + 2, None]]
     ]
+
+
+def test_kpis_count_statuses_from_the_snapshot_once_there_is_one(reads: CountingReads, clock: Clock) -> None:
+    http = live_app(reads, clock, enabled=False)
+    before = http.get("/api/v1/kpis").json()["status_counts"]
+    assert (before["available"], before["low_battery"], before["offline"], reads.fleet_reads) == (1, 1, 1, 1)
+    hub: Hub = http.app.state.hub  # type: ignore[attr-defined]
+    hub.seed([[f"s-{n}", "scooter", "fault", 80.0, 51.2, 4.39, T0, None] for n in range(4)])
+    after = http.get("/api/v1/kpis").json()["status_counts"]
+    assert (after["fault"], after["available"], reads.fleet_reads) == (4, 0, 1)
