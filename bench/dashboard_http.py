@@ -41,9 +41,13 @@ from bench.read_side import DEFAULT_POSTGRES, Sizes, address, fill
 URL_VARIABLE = "SMARTZONE_BENCH_HTTP_URL"
 SECRET_VARIABLE = "SMARTZONE_BENCH_HTTP_SECRET"
 RIDERS_VARIABLE = "SMARTZONE_BENCH_HTTP_RIDERS"
+LIVE_VARIABLE = "SMARTZONE_BENCH_HTTP_LIVE"  # "0": the change source off, the fleet read from the read model
 OPERATOR = "bench-op"
 TARGETS_MS = {"fleet snapshot": 100.0, "fleet snapshot, fleet changing": 100.0, "a rider's first page": 50.0,
               "a rider's later page": 50.0, "payouts": 100.0}  # fmt: skip
+
+
+BEFORE = "fleet snapshot from the read model (change source off; one round)"
 
 
 def say(text: str) -> None:
@@ -61,6 +65,7 @@ def app_factory() -> Any:
     from dashboard.app import create_app
     from dashboard.auth import hash_password
     from dashboard.config import DashboardConfig, Role, StaffUser
+    from dashboard.routes.live import LiveOptions
     from settlement.alerts import SqlAlertStore
     from settlement.db import Database
     from settlement.queries import SqlReadModel
@@ -71,7 +76,8 @@ def app_factory() -> Any:
     user = StaffUser(OPERATOR, Role.OPERATOR, hash_password(secret))
     config = DashboardConfig(session_secret=secret, users=(user,), demo=True, rider_tokens=tokens)
     database = Database.connect(os.environ[URL_VARIABLE])
-    return create_app(SqlReadModel(database), config, alert_store=SqlAlertStore(database))
+    options = LiveOptions(enabled=os.environ.get(LIVE_VARIABLE) != "0")
+    return create_app(SqlReadModel(database), config, alert_store=SqlAlertStore(database), live_options=options)
 
 
 def serve(port: int) -> int:
@@ -85,10 +91,12 @@ def serve(port: int) -> int:
 
 
 @contextlib.contextmanager
-def server(url: str, riders: Sequence[str]) -> Iterator[tuple[str, str]]:
-    """The app under uvicorn in a subprocess; yields its base URL and the run's secret."""
+def server(url: str, riders: Sequence[str], live: bool = True) -> Iterator[tuple[str, str]]:
+    """The app under uvicorn in a subprocess (``live``: its change source on); yields its base URL and the run's
+    secret."""
     secret = secrets.token_urlsafe(24)
     env = os.environ | {URL_VARIABLE: url, SECRET_VARIABLE: secret, RIDERS_VARIABLE: ",".join(riders)}
+    env[LIVE_VARIABLE] = "1" if live else "0"
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -228,6 +236,11 @@ def measure(url: str, args: argparse.Namespace, sizes: Sizes) -> tuple[Results, 
             followed.append(sum(1 for r in rows if r[6] is not None and r[6] >= since))
             say(f"  round {n + 1}/{args.rounds}: " + ", ".join(
                 f"{name} p95 {percentile(r[-1][0], 0.95):.1f} ms" for name, r in results.items()))  # fmt: skip
+    with server(url, riders, live=False) as (base, secret):
+        operator = signed_in(base, "/login", {"name": OPERATOR, "password": secret})
+        sample([(operator, "/api/v1/fleet")], 5)
+        results[BEFORE] = [sample([(operator, "/api/v1/fleet")], args.samples)]
+        say(f"  {BEFORE}: p95 {percentile(results[BEFORE][0][0], 0.95):.1f} ms")
     return results, fleet_size, followed
 
 
