@@ -43,6 +43,7 @@ SECRET_VARIABLE = "SMARTZONE_BENCH_HTTP_SECRET"
 RIDERS_VARIABLE = "SMARTZONE_BENCH_HTTP_RIDERS"
 LIVE_VARIABLE = "SMARTZONE_BENCH_HTTP_LIVE"  # "0": the change source off, the fleet read from the read model
 OPERATOR = "bench-op"
+INSIDE = (51.2153, 4.3962)  # a point in Sint-Andries: the vehicles are placed around it
 TARGETS_MS = {"fleet snapshot": 100.0, "fleet snapshot, fleet changing": 100.0, "a rider's first page": 50.0,
               "a rider's later page": 50.0, "payouts": 100.0}  # fmt: skip
 
@@ -161,10 +162,12 @@ def rider_calls(base: str, secret: str, riders: int) -> tuple[list[tuple[httpx.C
 
 
 @contextlib.contextmanager
-def churn(url: str, vehicles: int, per_s: int) -> Iterator[None]:
-    """``per_s`` vehicles a second stamped as just received (every 250 ms a quarter), until the block ends."""
+def churn(url: str, vehicles: int, per_s: int) -> Iterator[dict[str, int]]:
+    """``per_s`` vehicles a second stamped as just received (every 250 ms a quarter), until the block ends; yields
+    what was written (vehicle id → received_ms), filled as it is."""
     stop = threading.Event()
     engine = sa.create_engine(url)
+    written: dict[str, int] = {}
 
     def run() -> None:
         n = 0
@@ -175,13 +178,15 @@ def churn(url: str, vehicles: int, per_s: int) -> Iterator[None]:
         while not stop.wait(0.25):
             ids = [f"bike-{(n + k) % vehicles:05d}" for k in range(max(1, per_s // 4))]
             n += len(ids)
+            now = time.time_ns() // 1_000_000
             with engine.begin() as conn:
-                conn.execute(statement, {"now": time.time_ns() // 1_000_000, "b": 50 + n % 40, "ids": ids})
+                conn.execute(statement, {"now": now, "b": 50 + n % 40, "ids": ids})
+            written.update(dict.fromkeys(ids, now))
 
     thread = threading.Thread(target=run, name="churn", daemon=True)
     thread.start()
     try:
-        yield
+        yield written
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -189,12 +194,31 @@ def churn(url: str, vehicles: int, per_s: int) -> Iterator[None]:
 
 
 def freshen(url: str) -> None:
-    """Stamp every vehicle as received just now (a fleet reporting, not one silent for years)."""
+    """Place the vehicles inside the zone and stamp them as received in the last minute, spread over it: a fleet at
+    work, not one silent for years nor one outside the zone (10,000 alerts at once: see ``settle``)."""
+    engine = sa.create_engine(url)
+    n = "CAST(substr(vehicle_id, 6) AS INTEGER)"  # bike-00042 → 42
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"UPDATE vehicles SET received_ms = :now - 5000 - {n} * 5, last_seen_ms = :now - 5000 - {n} * 5, "
+                f"lat = {INSIDE[0]} + ({n} % 100 - 50) / 25000.0, lon = {INSIDE[1]} + ({n} % 97 - 48) / 25000.0"
+            ),
+            {"now": time.time_ns() // 1_000_000},
+        )
+    engine.dispose()
+
+
+def settle(url: str, operator: httpx.Client) -> float:
+    """Seconds until the change source follows changes again after its first judgement of the fleet (it opens
+    the alerts of every faulted, offline or low vehicle, a few hundred writes a round): one vehicle changed, and
+    waited for in the snapshot."""
     engine = sa.create_engine(url)
     now = time.time_ns() // 1_000_000
     with engine.begin() as conn:
-        conn.execute(sa.text("UPDATE vehicles SET received_ms = :now - 1000, last_seen_ms = :now - 1000"), {"now": now})
+        conn.execute(sa.text("UPDATE vehicles SET received_ms = :now WHERE vehicle_id = 'bike-00001'"), {"now": now})
     engine.dispose()
+    return caught_up(operator, {"bike-00001": now}, within_s=300.0)
 
 
 # --- the run ---------------------------------------------------------------------------------------------------
@@ -206,16 +230,18 @@ def percentile(values: Sequence[float], q: float) -> float:
 Results = dict[str, list[tuple[list[float], list[float]]]]  # endpoint -> per round (its ms, /healthz's ms)
 
 
-def measure(url: str, args: argparse.Namespace, sizes: Sizes) -> tuple[Results, int, list[int]]:
-    """Every endpoint's samples per round, the fleet response's size in bytes, and how many vehicles the snapshot
-    showed changed after each round's churn (what proves it follows the changes)."""
+def measure(url: str, args: argparse.Namespace, sizes: Sizes) -> tuple[Results, int, list[float]]:
+    """Every endpoint's samples per round, the fleet response's size in bytes, and how long after each round's
+    churn the snapshot showed all of it (what proves it follows the changes)."""
     riders = [address(2, (r * 37) % sizes.riders) for r in range(args.riders)]
     results: Results = {}
-    followed: list[int] = []
+    followed: list[float] = []
     with server(url, riders) as (base, secret):
         operator = signed_in(base, "/login", {"name": OPERATOR, "password": secret})
         first, later = rider_calls(base, secret, len(riders))
         fleet_size = len(operator.get("/api/v1/fleet").content)  # waits for the change source's first read
+        settled = settle(url, operator)
+        say(f"  the change source follows changes {settled:.1f} s after the first fleet answer")
         calls: dict[str, Callable[[], tuple[list[float], list[float]]]] = {
             "fleet snapshot": lambda: sample([(operator, "/api/v1/fleet")], args.samples),
             "a rider's first page": lambda: sample(first, args.samples),
@@ -227,13 +253,10 @@ def measure(url: str, args: argparse.Namespace, sizes: Sizes) -> tuple[Results, 
         for n in range(args.rounds):
             for name, call in calls.items():
                 results.setdefault(name, []).append(call())
-            since = time.time_ns() // 1_000_000
-            with churn(url, sizes.vehicles, args.churn):
+            with churn(url, sizes.vehicles, args.churn) as written:
                 time.sleep(0.5)
                 results.setdefault("fleet snapshot, fleet changing", []).append(calls["fleet snapshot"]())
-            time.sleep(0.5)  # the change source's next polls
-            rows = operator.get("/api/v1/fleet").json()["rows"]
-            followed.append(sum(1 for r in rows if r[6] is not None and r[6] >= since))
+            followed.append(caught_up(operator, dict(written)))
             say(f"  round {n + 1}/{args.rounds}: " + ", ".join(
                 f"{name} p95 {percentile(r[-1][0], 0.95):.1f} ms" for name, r in results.items()))  # fmt: skip
     with server(url, riders, live=False) as (base, secret):
@@ -241,7 +264,19 @@ def measure(url: str, args: argparse.Namespace, sizes: Sizes) -> tuple[Results, 
         sample([(operator, "/api/v1/fleet")], 5)
         results[BEFORE] = [sample([(operator, "/api/v1/fleet")], args.samples)]
         say(f"  {BEFORE}: p95 {percentile(results[BEFORE][0][0], 0.95):.1f} ms")
-    return results, fleet_size, followed
+    return results, fleet_size, [settled, *followed]
+
+
+def caught_up(operator: httpx.Client, written: dict[str, int], within_s: float = 10.0) -> float:
+    """Seconds from the churn's end until the snapshot shows every change it wrote (polled every 100 ms);
+    ``nan`` if it has not within ``within_s``."""
+    began = time.monotonic()
+    while time.monotonic() - began < within_s:
+        rows = operator.get("/api/v1/fleet").json()["rows"]
+        if all((r[6] or 0) >= written.get(r[0], 0) for r in rows):
+            return time.monotonic() - began
+        time.sleep(0.1)
+    return float("nan")
 
 
 def figures_of(results: Results) -> list[Figure]:
@@ -255,15 +290,17 @@ def figures_of(results: Results) -> list[Figure]:
 
 
 def notes_of(
-    results: Results, args: argparse.Namespace, sizes: Sizes, kind: str, fleet_bytes: int, followed: list[int]
+    results: Results, args: argparse.Namespace, sizes: Sizes, kind: str, fleet_bytes: int, followed: list[float]
 ) -> list[str]:
     notes = [
         f"{kind}: {sizes.vehicles:,} vehicles, {sizes.trips:,} trips, {sizes.owners:,} owners, {sizes.riders:,} "
         f"riders; {args.samples} samples per endpoint and round, {args.rounds} round(s), {len(results)} endpoints; "
         f"the fleet response is {fleet_bytes / 1e6:.2f} MB; {args.riders} riders signed in rotate; the fleet "
         f"changing: {args.churn} vehicles a second stamped as received",
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end; vehicles the snapshot showed "
-        f"changed after each round's churn: {', '.join(f'{n:,}' for n in followed)}",
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs at the end; the change source "
+        f"followed changes {followed[0]:.1f} s after the first fleet answer (its first judgement of every vehicle's "
+        f"alerts); the snapshot showed every change of a round's churn within "
+        f"{', '.join(f'{s:.2f}' for s in followed[1:])} s of its end (nan: not within 10 s)",
     ]
     for name, rounds in results.items():
         every = [v for r in rounds for v in r[0]]
