@@ -61,6 +61,9 @@ RUNNERS: dict[str, Callable[[Options], list[Section]]] = {
     "dashboard_queries": run_module(
         "dashboard_queries", "Dashboard queries (issue #11): the read model at city scale against a SELECT 1 round trip"
     ),
+    "dashboard_http": run_module(
+        "dashboard_http", "Dashboard over HTTP (issue #11): snapshot, a rider's trips, payouts"
+    ),
     "dashboard_live": run_module(
         "dashboard_live", "Live push (issue #11): a reading published → seen by live clients, beside /healthz"
     ),

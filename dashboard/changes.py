@@ -5,6 +5,7 @@ before a read but committed after it is still seen; rows already seen are skippe
 publishes their compact rows; every ``sweep_s`` it finds vehicles gone silent, running trips' costs and new or
 changed epochs; every ``kpi_s`` the KPIs and rejected readings. The blocking reads run in a thread; a failed
 read is logged once, the clients are told (``status``), and the loop backs off and resumes from its watermark.
+The fleet it reads first seeds the hub, whose rows then answer ``/api/v1/fleet`` from memory (``Hub.seed``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ class ChangeSource:
     timing: Timing = field(default_factory=Timing)
     errors: int = 0
     polls: int = 0
+    running: bool = False
     _out: list[tuple[str, dict[str, object]]] = field(default_factory=list)
     _mirror: dict[str, VehicleLike] = field(default_factory=dict)
     _status: dict[str, str] = field(default_factory=dict)
@@ -111,6 +113,7 @@ class ChangeSource:
     _due: dict[str, int] = field(default_factory=dict)
     _budget: int = 0
     _backlog: dict[str, None] = field(default_factory=dict)  # vehicles still to judge, oldest first
+    _baseline: list[Row] | None = None  # the fleet first read, until ``publish`` seeds the hub with it
 
     # --- one round ------------------------------------------------------------------------------------------
 
@@ -156,7 +159,8 @@ class ChangeSource:
                 self._open.setdefault(alert.vehicle_id, set()).add(key_of(alert))
         self._alert_mark = now
         self._mirror = {v.vehicle_id: v for v in views}
-        self._status = {v.vehicle_id: fleet.display_status(v, now, self.thresholds) for v in views}
+        self._baseline = fleet.rows(views, now, self.thresholds)
+        self._status = {str(r[0]): str(r[2]) for r in self._baseline}
         self._watermark = max((v.received_ms or 0 for v in views), default=0)
         self._due["resync"] = now + int(self.timing.resync_s * 1000)
         self._judge(views, now)
@@ -296,6 +300,13 @@ class ChangeSource:
 
     async def run(self) -> None:
         """Round after round until cancelled; a failed round is logged in one line and retried with backoff."""
+        self.running = True
+        try:
+            await self._rounds()
+        finally:
+            self.running = False
+
+    async def _rounds(self) -> None:
         backoff = self.timing.poll_s
         while True:
             try:
@@ -305,18 +316,22 @@ class ChangeSource:
                 if self.hub.ok:
                     log.warning("live changes: read failed (%s: %s); retrying", type(error).__name__, error)
                 self.hub.set_ok(False)
-                self._publish()
+                self.publish()
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.timing.max_backoff_s)
                 continue
             if not self.hub.ok:
                 log.warning("live changes: reads work again")
             self.hub.set_ok(True)
-            self._publish()
+            self.publish()
             backoff = self.timing.poll_s
             await asyncio.sleep(self.timing.poll_s)
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
+        """Hand the rounds' events to the hub, the fleet first read before them (on the event loop, as the hub)."""
+        if self._baseline is not None:
+            self.hub.seed(self._baseline)
+            self._baseline = None
         for name, data in self.drain():
             if name == "vehicles":
                 self.hub.publish_rows(data["rows"])  # type: ignore[arg-type]

@@ -2,8 +2,10 @@
 
 Every event gets a sequence number; the stream sends it as the SSE ``id`` (with the hub's boot token), so that
 a client reconnecting with ``Last-Event-ID`` is sent what it missed: the alerts, epochs and trips kept in a
-ring, and the latest row of every vehicle changed since. A client too slow to read gets its vehicle rows, trip
-costs, alerts, epochs and KPIs coalesced, latest per key, instead of growing memory; one that still overflows
+ring, and the latest row of every vehicle changed since. Those rows, over the fleet the change source read
+first (``seed``), are also the fleet snapshot (``fleet_snapshot``): numbered by the same counter, so that a client
+that loads it and resumes after its event id misses nothing. A client too slow to read gets its vehicle rows,
+trip costs, alerts, epochs and KPIs coalesced, latest per key, instead of growing memory; one that still overflows
 its bounds is dropped with a final ``status`` event. Everything runs on the event loop: no locks.
 """
 
@@ -131,7 +133,10 @@ class Hub:
         self._seq = 0
         self._ring: deque[Event] = deque(maxlen=ring)
         self._evicted = 0  # the newest seq the ring no longer holds
-        self._rows: dict[str, tuple[int, Row]] = {}
+        self._rows: dict[str, tuple[int, Row]] = {}  # the latest row of every vehicle, and the seq it came with
+        self._seeded = False
+        self._rows_version = 0
+        self._rows_json: tuple[int, bytes] | None = None
         self._max_queue = max_queue
         self._max_keyed = max_keyed
         self._wire: OrderedDict[int, tuple[Event, str]] = OrderedDict()
@@ -179,6 +184,7 @@ class Hub:
         if name == "vehicles":
             for r in data["rows"]:  # type: ignore[attr-defined]
                 self._rows[str(r[0])] = (self._seq, r)
+            self._rows_version += 1
         elif name in REPLAYED:
             if len(self._ring) == self._ring.maxlen and self._ring[0].seq is not None:
                 self._evicted = self._ring[0].seq
@@ -190,6 +196,35 @@ class Hub:
     def publish_rows(self, rows: Sequence[Row]) -> None:
         if rows:
             self.publish("vehicles", {"rows": list(rows)})
+
+    def seed(self, rows: Sequence[Row]) -> None:
+        """The fleet as the change source first read it, before any ``vehicles`` event: the snapshot's baseline
+        (seq 0: never replayed; a row published already is newer and stays)."""
+        for r in rows:
+            self._rows.setdefault(str(r[0]), (0, r))
+        self._seeded = True
+        self._rows_version += 1
+
+    @property
+    def seeded(self) -> bool:
+        """Whether the hub holds the whole fleet (``seed``), so that ``fleet_snapshot`` can answer."""
+        return self._seeded
+
+    def fleet_snapshot(self) -> tuple[bytes, str] | None:
+        """The latest row of every vehicle as a JSON array (in the order first seen; encoded once per change) and
+        the id of the last event it includes: resuming the stream after that id sends every later change. None
+        before ``seed``."""
+        if not self._seeded:
+            return None
+        kept = self._rows_json
+        if kept is None or kept[0] != self._rows_version:
+            kept = (self._rows_version, orjson.dumps([r for _, r in self._rows.values()]))
+            self._rows_json = kept
+        return kept[1], self.event_id(self._seq)
+
+    def fleet_statuses(self) -> list[str] | None:
+        """The display status of every vehicle in the snapshot; None before ``seed``."""
+        return [str(r[2]) for _, r in self._rows.values()] if self._seeded else None
 
     def set_ok(self, ok: bool) -> None:
         """Tell every client when the change source loses or regains the database."""

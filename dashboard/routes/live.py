@@ -1,4 +1,9 @@
-"""Live push and the fleet's state now: ``/api/v1/live`` (server-sent events), the fleet snapshot, KPIs, alerts."""
+"""Live push and the fleet's state now: ``/api/v1/live`` (server-sent events), the fleet snapshot, KPIs, alerts.
+
+The fleet snapshot is answered from the hub's rows, which the change source keeps (``Hub.fleet_snapshot``): no read,
+and the rows encoded once per change; the read model answers only while the change source is off or has not read
+the fleet yet.
+"""
 
 from __future__ import annotations
 
@@ -13,15 +18,17 @@ from fastapi.responses import Response, StreamingResponse
 
 from dashboard import fleet
 from dashboard.alerts import alert_fields
-from dashboard.changes import KPI_FIELDS, AlertSink, LiveReads, Timing, day_start_ms, fields
-from dashboard.config import Principal, Role
-from dashboard.deps import Clock, Config, Who
+from dashboard.changes import KPI_FIELDS, AlertSink, ChangeSource, LiveReads, Timing, day_start_ms, fields
+from dashboard.config import Principal, Thresholds
+from dashboard.deps import Clock, Config, Operator, Signed, Staff
 from dashboard.hub import Event, Hub, Viewer
 from dashboard.problems import INVALID, NOT_FOUND
 
 RETRY_MS = 3000
 HEARTBEAT_S = 15.0
 TICK_S = 1.0  # how often an idle stream looks whether the server is closing
+SNAPSHOT_WAIT_S = 5.0  # how long a fleet request waits for a starting change source's first read of the fleet
+PRIVATE = {"Cache-Control": "private, no-store"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,24 +48,6 @@ class LiveOptions:
     timing: Timing = field(default_factory=Timing)
     limits: LiveLimits = LiveLimits()
     zone: bool = True
-
-
-def require(*roles: Role) -> Callable[[Principal | None], Principal]:
-    """TODO(auth): replaced by ``dashboard.deps.require`` once helper AUTH's branch is merged."""
-
-    def dependency(who: Who) -> Principal:
-        if who is None:
-            raise HTTPException(401, "sign in first")
-        if who.role not in roles:
-            raise HTTPException(403, "your role may not see this")
-        return who
-
-    return dependency
-
-
-Staff = Annotated[Principal, Depends(require(Role.OPERATOR, Role.RESEARCHER))]  # TODO(auth): deps.Staff
-Operator = Annotated[Principal, Depends(require(Role.OPERATOR))]  # TODO(auth): deps.Operator
-Signed = Annotated[Principal, Depends(require(Role.OPERATOR, Role.RESEARCHER, Role.ACCOUNT))]  # TODO(auth)
 
 
 def live_reads(request: Request) -> LiveReads:
@@ -83,7 +72,7 @@ Alerts = Annotated[AlertSink | None, Depends(alert_store)]
 
 
 def json_response(body: object) -> Response:
-    return Response(orjson.dumps(body), media_type="application/json")
+    return Response(orjson.dumps(body), media_type="application/json", headers=PRIVATE)
 
 
 router = APIRouter(prefix="/api/v1")
@@ -163,22 +152,54 @@ async def live(
 
 
 @router.get("/fleet", tags=["live"])
-def get_fleet(who: Staff, reads: Reads, the_hub: TheHub, config: Config, now: Clock) -> Response:
+async def get_fleet(
+    request: Request, who: Staff, reads: Reads, the_hub: TheHub, config: Config, now: Clock
+) -> Response:
     """Every vehicle as a compact row (`columns` name them) with its display status: the live map's snapshot.
     Then follow `/api/v1/live?after=<event_id>` for the changes."""
+    snapshot = await held_snapshot(request, the_hub)
     at = now()
-    event_id = the_hub.event_id(the_hub.seq)  # taken before the read: a change after it is sent again, not lost
-    rows = fleet.rows(reads.fleet(), at, config.thresholds)
-    return json_response({"now_ms": at, "event_id": event_id, "columns": fleet.COLUMNS, "rows": rows})
+    if snapshot is not None:
+        rows, event_id = snapshot
+    else:
+        event_id = the_hub.event_id(the_hub.seq)  # taken before the read: a change after it is sent again, not lost
+        rows = await asyncio.to_thread(read_rows, reads, at, config.thresholds)
+    return fleet_response(at, event_id, rows)
+
+
+async def held_snapshot(request: Request, hub: Hub) -> tuple[bytes, str] | None:
+    """The hub's fleet snapshot; while a change source that has not failed is starting, wait for its first read
+    (a snapshot read here before it would lose the changes between the two reads)."""
+    source: ChangeSource | None = getattr(request.app.state, "changes", None)
+    waited = 0.0
+    while waited < SNAPSHOT_WAIT_S and not hub.seeded and source is not None and source.running and not source.errors:
+        await asyncio.sleep(0.05)
+        waited += 0.05
+    return hub.fleet_snapshot()
+
+
+def read_rows(reads: LiveReads, now_ms: int, thresholds: Thresholds) -> bytes:
+    """The fleet's rows from the read model, as a JSON array."""
+    return orjson.dumps(fleet.rows(reads.fleet(), now_ms, thresholds))
+
+
+def fleet_response(now_ms: int, event_id: str, rows: bytes) -> Response:
+    """``{"now_ms", "event_id", "columns", "rows"}`` around rows already encoded."""
+    head = orjson.dumps({"now_ms": now_ms, "event_id": event_id, "columns": fleet.COLUMNS})
+    return Response(head[:-1] + b',"rows":' + rows + b"}", media_type="application/json", headers=PRIVATE)
 
 
 @router.get("/kpis", tags=["live"])
-def get_kpis(who: Staff, reads: Reads, config: Config, now: Clock) -> Response:
+async def get_kpis(who: Staff, reads: Reads, the_hub: TheHub, config: Config, now: Clock) -> Response:
     """Trips in the last hour and today, today's revenue and averages (days in Europe/Brussels), and how many
     vehicles have each display status."""
     at = now()
-    body = fields(reads.kpis(at, day_start_ms(at)), KPI_FIELDS)
-    body["status_counts"] = fleet.counts_of(reads.fleet(), at, config.thresholds)
+    statuses = the_hub.fleet_statuses()  # the snapshot's, when the change source keeps one: no fleet read
+    body = fields(await asyncio.to_thread(reads.kpis, at, day_start_ms(at)), KPI_FIELDS)
+    if statuses is not None:
+        body["status_counts"] = fleet.status_counts(statuses)
+    else:
+        body["status_counts"] = await asyncio.to_thread(lambda: fleet.counts_of(reads.fleet(), at, config.thresholds))
     body["now_ms"] = at
     return json_response(body)
 
