@@ -222,7 +222,8 @@ def test_without_anvil_auto_falls_back_to_py_evm_and_insisting_on_anvil_is_one_c
     monkeypatch.setattr(chain_node, "anvil_binary", lambda: None)
     with chain_node.embedded_chain("auto", data_dir=tmp_path) as running:
         assert running.url is None and "py-evm" in running.name
-    with pytest.raises(SmartZoneError, match="no anvil binary is installed"), chain_node.embedded_chain(
-        "anvil", data_dir=tmp_path
+    with (
+        pytest.raises(SmartZoneError, match="no anvil binary is installed"),
+        chain_node.embedded_chain("anvil", data_dir=tmp_path),
     ):
         pass

@@ -60,7 +60,11 @@ def aggregator_on(database: Database, clock: Callable[[], float] = lambda: T0 / 
     chain, money = fake_money()
     chain.deploy(str(money.token_address), 0, 100)  # the same address every time: a restarted one finds its contract
     aggregator = Aggregator(
-        lambda: SqlUnitOfWork(database), chain, money=money, clock=clock, **limits  # type: ignore[arg-type]
+        lambda: SqlUnitOfWork(database),
+        chain,
+        money=money,
+        clock=clock,
+        **limits,  # type: ignore[arg-type]
     )
     aggregator.attach_contract()
     return aggregator

@@ -60,9 +60,7 @@ def settled(database: Database, chain: Web3Clearing) -> tuple[Aggregator, TestCl
     return aggregator, TestClient(app)
 
 
-def test_the_api_serves_balance_proofs_the_contract_accepts_and_claims_pay_once(
-    node: Node, database: Database
-) -> None:
+def test_the_api_serves_balance_proofs_the_contract_accepts_and_claims_pay_once(node: Node, database: Database) -> None:
     chain = Web3Clearing.connect(node.url, timeout=10)
     aggregator, client = settled(database, chain)
     fares = chain.totals().spent_total
@@ -134,6 +132,8 @@ def test_smartzone_claim_and_withdraw_send_from_the_accounts_key(
     assert capsys.readouterr().out.startswith(f"withdrew {unspent} micro-EUR to {RIDER}")
     assert token.balance_of(Address.parse(RIDER)) == unspent
     totals = chain.totals()
-    assert token.balance_of(Address.parse(str(chain.address))) == totals.deposited_total - totals.claimed_total - (
-        totals.withdrawn_total
-    ) == fares - earned  # what is left is the zone's fee, still to be claimed
+    assert (
+        token.balance_of(Address.parse(str(chain.address)))
+        == totals.deposited_total - totals.claimed_total - (totals.withdrawn_total)
+        == fares - earned
+    )  # what is left is the zone's fee, still to be claimed
