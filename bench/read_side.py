@@ -71,8 +71,8 @@ def vehicle_rows(sizes: Sizes) -> list[dict[str, Any]]:
             "online": v % 5 != 0,
             "state": "available" if v % 3 else "on_trip",
             "battery_pct": float(v % 100),
-            "lat": 51.19 + (v % 100) / 10_000,
-            "lon": 4.37 + (v % 97) / 10_000,
+            "lat": 51.2124 + (v % 100) / 40_000,  # inside the Sint-Andries zone: no outside_zone alerts
+            "lon": 4.3944 + (v % 97) / 40_000,
             "last_seq": 1,
             "last_seen_ms": T0 + v,
             "state_ms": T0,
