@@ -184,6 +184,23 @@ def test_a_rider_on_a_phone_sees_only_their_trips_and_verifies_one_on_chain(up: 
     page.click("#verify")
     verdict = page.wait_for_selector("#verdict.ok", timeout=30_000)
     assert "31337" in verdict.inner_text()  # read from anvil's chain, through the dashboard's /rpc
+    page.evaluate("window.scrollTo(0, 0)")  # else the sticky header is drawn where the page was scrolled to
     page.screenshot(path=str(SHOTS / "up-rider-verified-nl-390.png"), full_page=True)
     assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(("width", "height", "locale"), [(390, 844, "nl-BE"), (1440, 900, "en-GB")])
+def test_a_visitor_without_a_login_sees_only_the_fleets_aggregates(
+    up: RunningUp, browser: Browser, width: int, height: int, locale: str
+) -> None:
+    page = page_of(browser, width, height, locale)
+    page.goto(f"{up.url}/")
+    page.wait_for_selector("#stats [data-stat=vehicles]")
+    assert page.inner_text("#stats [data-stat=vehicles]").strip() == str(VEHICLES)
+    text = page.inner_text("main")
+    assert "bike-0" not in text and "0x" not in text  # no vehicle, no wallet
+    assert page.evaluate("fetch('/api/v1/fleet').then(r => r.status)") == 401
+    assert page.evaluate("document.scrollingElement.scrollWidth <= innerWidth")
+    page.screenshot(path=str(SHOTS / f"public-{locale[:2]}-{width}.png"), full_page=True)
     assert page.errors == []  # type: ignore[attr-defined]
