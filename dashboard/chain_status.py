@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -51,13 +51,22 @@ class ChainStatus(Protocol):
 
     def status(self) -> ChainHealth: ...
 
+    def claimed(self, owners: Sequence[str]) -> dict[str, int] | None:
+        """What each owner has claimed from the clearing contract so far (micro-euro), read on chain: claims are
+        sent by the owners themselves, so no database of ours knows them. None when the chain cannot be read."""
+        ...
+
 
 class FakeChainStatus:
     """A chain status that says what a test sets in ``health``."""
 
-    def __init__(self, health: ChainHealth) -> None:
+    def __init__(self, health: ChainHealth, claims: dict[str, int] | None = None) -> None:
         self.health = health
+        self.claims = claims
         self.calls = 0
+
+    def claimed(self, owners: Sequence[str]) -> dict[str, int] | None:
+        return None if self.claims is None else {o: self.claims[o] for o in owners if o in self.claims}
 
     def status(self) -> ChainHealth:
         self.calls += 1
@@ -133,6 +142,16 @@ class LiveChainStatus:
                 return self._last
             self._last = self._read(now)
             return self._last
+
+    def claimed(self, owners: Sequence[str]) -> dict[str, int] | None:
+        read = getattr(self.probe, "claimed", None)
+        if read is None or not owners:
+            return None if read is None else {}
+        try:
+            found: dict[str, int] = read(owners)
+        except Exception:  # noqa: BLE001 - the page shows what the database knows, marked as unread
+            return None
+        return found
 
     def _read(self, now: int) -> ChainHealth:
         health = ChainHealth(self.node, True, None, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from decimal import Decimal
 from typing import Annotated, Any, Protocol, cast
@@ -37,6 +38,9 @@ class Unconfigured:
 
     def status(self) -> ChainHealth:
         return ChainHealth(None, False, "no chain node configured", self.clock())
+
+    def claimed(self, owners: Sequence[str]) -> dict[str, int] | None:
+        return None
 
 
 def chain_status(request: Request, clock: Clock) -> ChainStatus:
@@ -93,16 +97,20 @@ def payouts_page(model: ReadModel, owner: str | None, cursor: str | None) -> tup
     return page_of(lambda n, after: source.payouts(n, after, owner=owner), cursor)
 
 
-def payout_row(view: PayoutView) -> dict[str, Any]:
-    """A payout with what the owner has claimed and may still claim (0 until the read model tells)."""
+def payout_row(view: PayoutView, claims: dict[str, int] | None = None) -> dict[str, Any]:
+    """A payout with what the owner has claimed (read on chain, in ``claims``) and may still claim: what was
+    settled less what was claimed. Without ``claims`` (no chain to read) the read model's figures, marked unread."""
+    claimed = view.claimed_micro if claims is None else claims.get(view.owner, view.claimed_micro)
+    claimable = view.claimable_micro if claims is None else max(view.settled_micro - claimed, 0)
     return {
         "owner": view.owner,
         "trip_count": view.trip_count,
         "earned_micro": view.settled_micro + view.pending_micro,
         "settled_micro": view.settled_micro,
         "pending_micro": view.pending_micro,
-        "claimed_micro": int(getattr(view, "claimed_micro", 0) or 0),
-        "claimable_micro": int(getattr(view, "claimable_micro", 0) or 0),
+        "claimed_micro": claimed,
+        "claimable_micro": claimable,
+        "claims_read": claims is not None,
     }
 
 
@@ -155,11 +163,12 @@ def settlement_page(
     epochs, next_epochs = page_of(model.epochs, cursor)
     payouts, next_payouts = payouts_page(model, scope, payouts_cursor)
     health = chain.status() if allowed.role == Role.OPERATOR else None
+    claims = chain.claimed([p.owner for p in payouts])
     context = {
         "epochs": [epoch_row(e, config.explorer_tx_url) for e in epochs],
         "next_epochs": next_epochs,
         "first_page": cursor is None,
-        "payouts": [payout_row(p) for p in payouts],
+        "payouts": [payout_row(p, claims) for p in payouts],
         "next_payouts": next_payouts,
         "owner": scope if allowed.role == Role.OPERATOR else None,
         "own_only": allowed.role == Role.ACCOUNT,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from web3 import Web3
 
+from sensors.address import Address
 from settlement.chain.clearing import Web3Clearing
 from settlement.chain.sender import Sender
 from settlement.errors import ChainError
@@ -76,11 +78,24 @@ class NodeProbe:
         last = self._last_epoch(sender)
         return NodeReading(chain_id, head, self.settler, balance, last)
 
+    def claimed(self, owners: Sequence[str]) -> dict[str, int]:
+        """What each owner has claimed so far, from the clearing contract's ``claimed(account)``; {} without one."""
+        with self._lock:
+            sender = self._connect()
+            clearing = self._clearing_of(sender)
+            if clearing is None:
+                return {}
+            return {owner: clearing.claimed(Address.parse(owner)) for owner in owners}
+
     def _last_epoch(self, sender: Sender) -> int | None:
+        clearing = self._clearing_of(sender)
+        return None if clearing is None else clearing.last_epoch()
+
+    def _clearing_of(self, sender: Sender) -> Web3Clearing | None:
         if not self.contract:
             return None
         if self._clearing is None:
             clearing = Web3Clearing(sender)
             clearing.attach(self.contract)
             self._clearing = clearing
-        return self._clearing.last_epoch()
+        return self._clearing

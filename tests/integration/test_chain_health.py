@@ -44,6 +44,9 @@ def test_the_probe_reads_the_head_the_settlers_balance_and_the_last_epoch() -> N
         assert reading.contract_last_epoch == 0
         assert NodeProbe(url, idle)().settler_balance_wei == 0
         assert NodeProbe(url)().contract_last_epoch is None
+        # what owners have claimed is read from the contract (nobody has claimed on a new one); no contract: nothing
+        assert NodeProbe(url, settler, contract).claimed([idle, settler]) == {idle: 0, settler: 0}
+        assert NodeProbe(url).claimed([idle]) == {}
 
 
 def test_a_node_that_goes_away_is_an_unreachable_status_and_comes_back_with_a_new_node() -> None:

@@ -112,7 +112,7 @@ def model() -> FakeReadModel:
 def make_app(model: FakeReadModel, who: Principal | None, explorer: str | None = None) -> FastAPI:
     config = DashboardConfig(session_secret="s" * 32, explorer_tx_url=explorer)
     app = create_app(model, config, clock=lambda: T0)  # type: ignore[arg-type]
-    app.state.chain_status = FakeChainStatus(HEALTH)
+    app.state.chain_status = FakeChainStatus(HEALTH, claims={checksum(OWNER_A): 2_000_000})
     app.dependency_overrides[deps.principal] = lambda: who
     return app
 
@@ -308,3 +308,22 @@ def test_an_epoch_with_no_hash_shows_no_copy_button(model: FakeReadModel) -> Non
 def test_the_payout_view_fields_of_main_default_claims_to_zero() -> None:
     row = settlement.payout_row(PayoutView(OWNER_A, 1, 5, 6))
     assert (row["earned_micro"], row["claimed_micro"], row["claimable_micro"]) == (11, 0, 0)
+
+
+def test_claims_are_read_on_chain_and_what_is_claimable_is_settled_less_claimed() -> None:
+    from dashboard.chain_status import ChainHealth, FakeChainStatus
+    from dashboard.routes.settlement import payout_row
+    from settlement.views import PayoutView
+
+    owner = "0x" + "Ab" * 20
+    view = PayoutView(
+        owner, 3, settled_micro=5_000_000, pending_micro=250_000, claimed_micro=0, claimable_micro=5_000_000
+    )
+    chain = FakeChainStatus(ChainHealth(None, True, None, 0), claims={owner: 1_500_000})
+    row = payout_row(view, chain.claimed([owner]))
+    assert (row["claimed_micro"], row["claimable_micro"], row["earned_micro"]) == (1_500_000, 3_500_000, 5_250_000)
+    assert row["claims_read"]
+    over = payout_row(view, {owner: 9_000_000})  # never negative, whatever the chain says
+    assert over["claimable_micro"] == 0
+    unread = payout_row(view, FakeChainStatus(ChainHealth(None, False, "down", 0)).claimed([owner]))
+    assert not unread["claims_read"] and unread["claimable_micro"] == 5_000_000
