@@ -472,6 +472,46 @@ def test_an_alert_appears_with_its_reason_and_time_when_a_vehicle_faults_and_can
     page.context.close()
 
 
+def test_the_alerts_filter_by_kind_vehicle_and_acknowledgement_sort_and_page(
+    site: tuple[str, FakeData, Any], fake: FakeData, browser: Browser
+) -> None:
+    kinds = ("fault", "offline", "battery_low")
+    for n in range(30):
+        fake.alerts[100 + n] = {
+            "alert_id": 100 + n,
+            "kind": kinds[n % 3],
+            "vehicle_id": f"bike-{n:05d}",
+            "code": "E1" if n % 3 == 0 else "",
+            "detail": None,
+            "opened_ms": NOW - 60_000 + n * 1000,
+            "cleared_ms": None,
+            "acked_ms": NOW if n % 2 else None,
+            "acked_by": "op" if n % 2 else None,
+        }
+    page, _ = open_page(browser, site[0], "/fleet")
+    rows = page.locator("#alerts tbody tr")
+    wait_for(page, "() => document.querySelectorAll('#alerts tbody tr').length === 20")
+    assert page.locator("#alert-count").inner_text() == "30"
+    assert rows.first.get_attribute("data-alert") == "129"  # newest first
+    page.click("#alerts-more")
+    wait_for(page, "() => document.querySelectorAll('#alerts tbody tr').length === 30")
+    page.select_option("#a-kind", "offline")
+    wait_for(page, "() => document.querySelectorAll('#alerts tbody tr').length === 10")
+    assert {rows.nth(i).get_attribute("data-kind") for i in range(10)} == {"offline"}
+    page.check("#a-open")  # not acknowledged only: the even ones
+    wait_for(page, "() => document.querySelectorAll('#alerts tbody tr').length === 5")
+    page.select_option("#a-sort", "oldest")
+    wait_for(page, "() => document.querySelector('#alerts tbody tr').dataset.alert === '104'")
+    page.select_option("#a-kind", "")
+    page.uncheck("#a-open")
+    page.fill("#a-q", "bike-00007")
+    wait_for(page, "() => document.querySelectorAll('#alerts tbody tr').length === 1")
+    assert rows.first.get_attribute("data-alert") == "107"
+    for n in range(30):
+        fake.alerts.pop(100 + n)
+    page.context.close()
+
+
 def test_the_vehicles_table_filters_searches_sorts_and_pages(
     site: tuple[str, FakeData, Any], fake: FakeData, browser: Browser
 ) -> None:

@@ -15,6 +15,7 @@ const kindLabel = (kind) => t(`fleet.kind.${kind}`);
 const counter = $("#map-count");
 let layer = null;
 let early = [];                                   // `vehicles` events that arrive before the snapshot is drawn
+const ALERTS_PAGE = 20;                         // alerts shown at first, and added by "More"
 
 function showCounts({ drawn, total }) {
   counter.dataset.drawn = String(drawn);
@@ -128,15 +129,43 @@ function alertRow(a) {
   return tr;
 }
 
+const alertView = { kind: "", q: "", sort: "newest", unacked: false, shown: ALERTS_PAGE };
+
+/** The open alerts the panel's filter lets through, in its order: kind, a part of the vehicle id, unacknowledged. */
+function visibleAlerts() {
+  const q = alertView.q.trim().toLowerCase();
+  const rows = [...alerts.values()].filter((a) => (!alertView.kind || a.kind === alertView.kind)
+    && (!q || (a.vehicle_id || "").toLowerCase().includes(q)) && (!alertView.unacked || a.acked_ms == null));
+  const sign = alertView.sort === "oldest" ? 1 : -1;
+  return rows.sort((a, b) => sign * (a.opened_ms - b.opened_ms) || sign * (a.alert_id - b.alert_id));
+}
+
 function renderAlerts() {
-  const rows = [...alerts.values()].sort((a, b) => b.opened_ms - a.opened_ms);
-  $("#alerts tbody").replaceChildren(...rows.map(alertRow));
+  const rows = visibleAlerts();
+  $("#alerts tbody").replaceChildren(...rows.slice(0, alertView.shown).map(alertRow));
   $("#alerts").hidden = rows.length === 0;
   $("#alerts-empty").hidden = rows.length > 0;
-  $("#alert-count").textContent = number(rows.length);
+  $("#alerts-more").hidden = rows.length <= alertView.shown;
+  $("#alert-count").textContent = number(alerts.size);
+}
+
+function startAlertFilter() {
+  const form = $("#alert-filter");
+  const apply = () => {
+    alertView.kind = $("#a-kind").value;
+    alertView.q = $("#a-q").value;
+    alertView.sort = $("#a-sort").value;
+    alertView.unacked = $("#a-open").checked;
+    alertView.shown = ALERTS_PAGE;
+    renderAlerts();
+  };
+  form.addEventListener("input", apply);
+  form.addEventListener("submit", (event) => { event.preventDefault(); apply(); });
+  $("#alerts-more").addEventListener("click", () => { alertView.shown += ALERTS_PAGE; renderAlerts(); });
 }
 
 async function loadAlerts() {
+  startAlertFilter();
   const answer = await api("/api/v1/alerts");
   const list = Array.isArray(answer) ? answer : answer.items || [];
   for (const alert of list) if (!alerts.has(alert.alert_id) && alert.cleared_ms == null) alerts.set(alert.alert_id, alert);
