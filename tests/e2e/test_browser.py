@@ -3,15 +3,12 @@ recorded track, the API docs, all with nothing reachable beyond this machine, an
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, Request, sync_playwright
+from playwright.sync_api import Browser, Page, Request
 
 from dashboard import deps, display
 from dashboard.app import create_app
@@ -23,7 +20,7 @@ from settlement.enrolment import enrol, trust_operator
 from settlement.queries import SqlReadModel
 from settlement.sql import SqlUnitOfWork
 from settlement.vehicles import latest_updates
-from tests import services
+from tests.e2e.browsing import chromium, serving
 from tests.signed import OPERATOR, SignedFleet
 from tests.unit.test_format_js import CASES
 
@@ -54,29 +51,14 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Data
     store.upgrade()
     app = create_app(SqlReadModel(store), DashboardConfig(session_secret="s" * 32, chain_label="test chain"))
     app.dependency_overrides[deps.principal] = lambda: WHO["who"]
-    port = services.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert services.wait_for_port("127.0.0.1", port, 15)
-    yield f"http://127.0.0.1:{port}", store
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url, store
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = "/usr/bin/chromium"
-    if not Path(executable).exists():
-        services.unavailable("no chromium at /usr/bin/chromium (Debian package chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable,
-            # no host name resolves: nothing leaves this machine whatever a page asks for
-            args=["--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def open_page(browser: Browser, url: str, *, width: int = 1440, height: int = 900, lang: str = "en") -> Page:

@@ -4,8 +4,6 @@ the form, a wallet signs in with Sign-In with Ethereum; screenshots of the login
 from __future__ import annotations
 
 import json
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,14 +11,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from eth_account.messages import encode_defunct
-from playwright.sync_api import Browser, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Page, Route
 
 from dashboard.app import create_app
 from dashboard.auth import hash_password
 from dashboard.config import DashboardConfig, Role, StaffUser
-from tests import services
+from tests.e2e.browsing import chromium, serving
 from tests.unit.test_auth import KEY
 from tests.unit.test_dashboard import SECRET, sample
 
@@ -36,40 +33,16 @@ CONFIG = DashboardConfig(
 )
 
 
-def chromium() -> str:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        services.unavailable("no chromium (Debian package chromium)")
-        raise AssertionError("unreachable")
-    return binary
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=chromium(), args=["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium(offline=False) as launched:  # the tests watch every request themselves (``offline``)
+        yield launched
 
 
 def serve(config: DashboardConfig = CONFIG) -> Iterator[str]:
     """The app over a fake read model, served by uvicorn on a free port; yields its base URL (no trailing /)."""
-    port = services.free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(sample(), config), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert services.wait_for_port("127.0.0.1", port, 15)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(sample(), config)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import json
 import queue
 import random
 import statistics
-import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -20,10 +19,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import StreamingResponse
-from playwright.sync_api import Browser, FloatRect, Page, ViewportSize, sync_playwright
+from playwright.sync_api import Browser, FloatRect, Page, ViewportSize
 from playwright.sync_api import Request as BrowserRequest
 
 from dashboard import deps, display
@@ -31,7 +29,7 @@ from dashboard.app import create_app
 from dashboard.config import DashboardConfig, Principal, Role
 from dashboard.i18n import Language
 from settlement.views import Stats, TripView, cursor_key
-from tests import services
+from tests.e2e.browsing import chromium, serving
 
 pytestmark = pytest.mark.services
 ROOT = Path(__file__).resolve().parents[2]
@@ -252,18 +250,9 @@ def build_app(data: FakeData, who: dict[str, Principal | None]) -> FastAPI:
 def site() -> Iterator[tuple[str, FakeData, dict[str, Principal | None]]]:
     data = FakeData(vehicles=fleet_of(60))
     who: dict[str, Principal | None] = {"who": OPERATOR}
-    port = services.free_port()
-    config = uvicorn.Config(
-        build_app(data, who), host="127.0.0.1", port=port, log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert services.wait_for_port("127.0.0.1", port, 15)
-    yield f"http://127.0.0.1:{port}", data, who
-    data.closed = True
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(build_app(data, who), timeout_graceful_shutdown=1) as url:
+        yield url, data, who
+        data.closed = True  # the scripted streams end before the server waits for them
 
 
 @pytest.fixture()
@@ -296,17 +285,8 @@ def trip(vehicle_id: str, n: int) -> TripView:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    executable = "/usr/bin/chromium"
-    if not Path(executable).exists():
-        services.unavailable("no chromium at /usr/bin/chromium (Debian package chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=executable,
-            # no host name resolves: nothing leaves this machine whatever a page asks for (cheaper than routing all)
-            args=["--no-sandbox", "--disable-gpu", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"],
-        )
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def open_page(

@@ -4,8 +4,6 @@ stopped, the charts drawn; screenshots of both pages at the lab's screen and a p
 from __future__ import annotations
 
 import json
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -13,9 +11,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-import uvicorn
 from fastapi.responses import StreamingResponse
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from dashboard import deps
 from dashboard.app import create_app
@@ -25,7 +22,7 @@ from dashboard.replay_control import FakeReplayControl, RecordingInfo
 from dashboard.routes.live import LiveOptions
 from settlement.analysis import TRIP_COLUMNS
 from settlement.views import EpochView, PayoutView, Stats
-from tests import services
+from tests.e2e.browsing import chromium, serving
 
 pytestmark = pytest.mark.services
 T0 = 1_795_000_000_000
@@ -116,25 +113,14 @@ def served() -> Iterator[tuple[str, FakeReplayControl]]:
     )  # fmt: skip
     app.state.chain_status = FakeChainStatus(health)
     app.dependency_overrides[deps.principal] = lambda: Principal(Role.OPERATOR, "operator")
-    port = services.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert services.wait_for_port("127.0.0.1", port, 15)
-    yield f"http://127.0.0.1:{port}", control
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url, control
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    binary = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(binary).exists():
-        services.unavailable("no chromium (Debian package chromium)")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=binary, args=["--no-sandbox", "--disable-gpu"])
+    with chromium(offline=False) as launched:
         yield launched
-        launched.close()
 
 
 def page_at(browser: Browser, width: int, height: int, lang: str, base: str) -> Page:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import uvicorn
 from eth_utils import function_signature_to_4byte_selector
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Route, expect
 
 from dashboard import deps
 from dashboard.app import create_app
@@ -27,7 +27,7 @@ from settlement.db import Database
 from settlement.queries import SqlReadModel
 from settlement.views import TrackPoint, TripView
 from smartzone.broker import free_port, wait_open
-from tests import services
+from tests.e2e.browsing import chromium
 from tests.integration.test_receipts import settle_rides
 from tests.signed import RIDER, rider_key
 
@@ -109,14 +109,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        try:
-            launched = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
-        except Exception as exc:  # noqa: BLE001 - any launch failure means no browser here
-            services.unavailable(f"no Chromium to drive: {exc}")
-            raise
+    with chromium(offline=False) as launched:  # the tests fail on any request leaving the machine themselves
         yield launched
-        launched.close()
 
 
 @pytest.fixture()

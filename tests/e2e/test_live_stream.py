@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from dashboard.app import create_app
 from dashboard.auth import hash_password
@@ -29,7 +27,7 @@ from settlement.enrolment import enrol, trust_operator
 from settlement.queries import SqlReadModel
 from settlement.sql import SqlUnitOfWork
 from settlement.vehicles import latest_updates
-from tests import services
+from tests.e2e.browsing import serving
 from tests.signed import OPERATOR, SignedFleet
 
 pytestmark = pytest.mark.services
@@ -63,14 +61,8 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Database, SignedFleet, ChangeS
         alert_store=SqlAlertStore(database),
         live_options=options,
     )
-    port = services.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    assert services.wait_for_port("127.0.0.1", port, 15)
-    yield f"http://127.0.0.1:{port}", database, fleet, app.state.changes, app.state.hub
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(app) as url:
+        yield url, database, fleet, app.state.changes, app.state.hub
 
 
 def events(lines: Iterator[str]) -> Iterator[tuple[str, object]]:

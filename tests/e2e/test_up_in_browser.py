@@ -15,7 +15,7 @@ from pathlib import Path
 
 import paho.mqtt.publish as publish
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from sensors.codec import encode
 from sensors.messages import Event, EventType, Position, VehicleKind
@@ -23,6 +23,7 @@ from sensors.signing import Domain, sign
 from sensors.topics import Channel, topic_for
 from simulator.keys import device_key
 from tests import services
+from tests.e2e.browsing import chromium
 from tests.e2e.running_up import RunningUp, running_up
 
 pytestmark = pytest.mark.services
@@ -44,10 +45,8 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningUp]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=shutil.which("chromium") or "/usr/bin/chromium")
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def page_of(browser: Browser, width: int, height: int, locale: str) -> Page:
