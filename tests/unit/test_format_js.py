@@ -3,19 +3,13 @@ same values in English and Dutch: a row pushed live reads like one rendered on t
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from dashboard import display
 from dashboard.i18n import Language
-from tests import services
-
-ROOT_DIR = Path(__file__).resolve().parents[2]
-TEST = ROOT_DIR / "tests" / "js" / "format.test.mjs"
+from tests.node_tests import run_node_test
 
 
 def ms(year: int, month: int, day: int, hour: int, minute: int, second: int = 0) -> int:
@@ -72,20 +66,5 @@ def test_the_server_writes_dates_without_a_comma_and_dutch_with_its_own_words() 
 
 
 def test_the_browsers_formats_write_what_the_server_writes_in_both_languages(tmp_path: Path) -> None:
-    binary = shutil.which("node")
-    if binary is None:
-        services.unavailable("no node to run the browser's formats in")
-        return
-    path = tmp_path / "formats.json"
-    path.write_text(json.dumps(expectations(), ensure_ascii=False), encoding="utf-8")
-    result = subprocess.run(
-        [binary, "--test", str(TEST)],
-        cwd=ROOT_DIR,
-        env={"PATH": "/usr/bin:/bin", "SZ_FORMATS": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert "# fail 0" in result.stdout and "# pass 5" in result.stdout, result.stdout[-2000:]
+    output = run_node_test("format.test.mjs", "SZ_FORMATS", expectations(), tmp_path)
+    assert "# pass 5" in output, output[-2000:]

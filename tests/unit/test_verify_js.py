@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,19 +15,8 @@ from eth_utils import function_signature_to_4byte_selector
 from settlement.epochs import LEAF_TYPES, priced
 from settlement.merkle import leaf_hash
 from settlement.receipts import build_receipt, verify_receipt
-from tests import services
+from tests.node_tests import ROOT_DIR, node, run_node_test
 from tests.unit.test_receipts import CONTEXT, EPOCH, ROOT, consent, receipt, root_of
-
-ROOT_DIR = Path(__file__).resolve().parents[2]
-TEST = ROOT_DIR / "tests" / "js" / "verify.test.mjs"
-
-
-def node() -> str:
-    binary = shutil.which("node")
-    if binary is None:
-        services.unavailable("no node to run the browser's verify in")
-        raise AssertionError("unreachable")
-    return binary
 
 
 def genuine() -> list[dict[str, Any]]:
@@ -100,7 +88,6 @@ def capped() -> dict[str, Any]:
 
 
 def test_the_browsers_verify_agrees_with_settlement_on_leaves_roots_and_refusals(tmp_path: Path) -> None:
-    binary = node()
     fixture = {
         "chain_id": CONTEXT.chain_id,
         "genuine": genuine(),
@@ -111,19 +98,8 @@ def test_the_browsers_verify_agrees_with_settlement_on_leaves_roots_and_refusals
             for name in ("trips_root", "commit_block")
         },
     }
-    path = tmp_path / "receipts.json"
-    path.write_text(json.dumps(fixture), encoding="utf-8")
-    result = subprocess.run(
-        [binary, "--test", str(TEST)],
-        cwd=ROOT_DIR,
-        env={"PATH": "/usr/bin:/bin", "SZ_RECEIPTS": str(path)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    assert "# fail 0" in result.stdout and "# pass 10" in result.stdout, result.stdout[-2000:]
+    output = run_node_test("verify.test.mjs", "SZ_RECEIPTS", fixture, tmp_path)
+    assert "# pass 10" in output, output[-2000:]
 
 
 @pytest.mark.parametrize("name", ["verify.js", "rider.js"])
