@@ -115,6 +115,10 @@ def lag_of(epochs: list[EpochView], priced_trips: int) -> Lag:
     )
 
 
+CLAIMS_KEPT = 64
+"""How many pages of owners' claims ``LiveChainStatus`` keeps at once (then it starts afresh)."""
+
+
 class LiveChainStatus:
     """The ``ChainStatus`` of a running platform: a node probe (``settlement.chain.health``) and the read model's
     epochs, kept for ``ttl_s`` seconds so that a busy page does not hammer the node."""
@@ -134,6 +138,7 @@ class LiveChainStatus:
         self.ttl_ms = int(ttl_s * 1000)
         self._lock = threading.Lock()
         self._last: ChainHealth | None = None
+        self._claims: dict[tuple[str, ...], tuple[int, dict[str, int] | None]] = {}
 
     def status(self) -> ChainHealth:
         now = self.clock()
@@ -144,13 +149,24 @@ class LiveChainStatus:
             return self._last
 
     def claimed(self, owners: Sequence[str]) -> dict[str, int] | None:
+        """Read through the probe and kept ``ttl_s`` like the status (a failure too): a page load is one round of
+        calls at most every few seconds, and a node that hangs costs its timeout once, not on every load."""
         read = getattr(self.probe, "claimed", None)
         if read is None or not owners:
             return None if read is None else {}
+        key, now = tuple(owners), self.clock()
+        with self._lock:
+            kept = self._claims.get(key)
+            if kept is not None and now - kept[0] < self.ttl_ms:
+                return kept[1]
         try:
-            found: dict[str, int] = read(owners)
+            found: dict[str, int] | None = read(owners)
         except Exception:  # noqa: BLE001 - the page shows what the database knows, marked as unread
-            return None
+            found = None
+        with self._lock:
+            if len(self._claims) >= CLAIMS_KEPT:
+                self._claims.clear()
+            self._claims[key] = (now, found)
         return found
 
     def _read(self, now: int) -> ChainHealth:

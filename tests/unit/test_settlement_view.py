@@ -327,3 +327,33 @@ def test_claims_are_read_on_chain_and_what_is_claimable_is_settled_less_claimed(
     assert over["claimable_micro"] == 0
     unread = payout_row(view, FakeChainStatus(ChainHealth(None, False, "down", 0)).claimed([owner]))
     assert not unread["claims_read"] and unread["claimable_micro"] == 5_000_000
+
+
+def test_claims_are_read_at_most_once_per_interval_and_a_failing_node_is_not_asked_on_every_load() -> None:
+    from dashboard.chain_status import LiveChainStatus
+    from settlement.memory import MemoryReadModel
+
+    class Probe:
+        def __init__(self) -> None:
+            self.asked = 0
+            self.down = False
+
+        def __call__(self) -> Any:
+            raise AssertionError("not asked here")
+
+        def claimed(self, owners: Any) -> dict[str, int]:
+            self.asked += 1
+            if self.down:
+                raise TimeoutError("node timed out")
+            return dict.fromkeys(owners, 7)
+
+    now = [0]
+    probe = Probe()
+    status = LiveChainStatus(probe, MemoryReadModel(), lambda: now[0], "node", ttl_s=5)
+    assert status.claimed(["0xA"]) == {"0xA": 7} and status.claimed(["0xA"]) == {"0xA": 7}
+    assert probe.asked == 1
+    now[0], probe.down = 6_000, True
+    assert status.claimed(["0xA"]) is None and status.claimed(["0xA"]) is None
+    assert probe.asked == 2  # the failure is kept too
+    now[0], probe.down = 12_000, False
+    assert status.claimed(["0xA"]) == {"0xA": 7} and probe.asked == 3
